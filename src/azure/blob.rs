@@ -1,0 +1,1 @@
+//! Blob upload for code snapshots (filled in by the snapshot issue).
