@@ -63,6 +63,19 @@ fn wait_terminal(record: &RunRecord) -> RunStatus {
     }
 }
 
+/// Kills a run's process group when a test ends early, so a failed assertion leaves
+/// no `sleep 300` behind.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// Live (non-zombie) processes in a process group, read independently of the executor.
 fn group_members(pgid: i32) -> Vec<i32> {
     fs::read_dir("/proc")
@@ -245,6 +258,7 @@ fn deadline_kills_the_group_and_stays_timed_out() {
     let mut req = request("run-slow", &src, RunCommand::Shell(cmd.to_string()));
     req.timeout = Some(Duration::from_secs(3600));
     let record = start_run(&dir.path().join("state"), &req).unwrap();
+    let _guard = KillOnDrop(record.pgid);
     let deadline = record.deadline.unwrap();
     assert_eq!(deadline.duration_since(record.started_at).as_secs(), 3600);
     assert_eq!(
@@ -274,6 +288,7 @@ fn cancel_kills_grandchildren_even_when_they_ignore_sigterm() {
     let mut req = request("run-cancel", &src, RunCommand::Shell(cmd.to_string()));
     req.kill_grace = Duration::from_millis(300);
     let record = start_run(&dir.path().join("state"), &req).unwrap();
+    let _guard = KillOnDrop(record.pgid);
     let grandchild: i32 = wait_for_file(&record.run_dir.join("workdir/grandchild.pid"))
         .trim()
         .parse()
@@ -325,6 +340,7 @@ fn supervisor_killed_from_outside_is_lost_and_its_children_are_reaped() {
         &request("run-lost", &src, RunCommand::Shell(cmd.into())),
     )
     .unwrap();
+    let _guard = KillOnDrop(record.pgid);
     let child: i32 = wait_for_file(&record.run_dir.join("workdir/child.pid"))
         .trim()
         .parse()
@@ -445,6 +461,7 @@ fn crash_and_resume_adopts_the_run_from_its_record() {
         .find_map(|l| Some(&l[l.find("RECORD ")? + "RECORD ".len()..]))
         .expect("child printed no record");
     let record: RunRecord = serde_json::from_str(json).unwrap();
+    let _guard = KillOnDrop(record.pgid);
     assert_eq!(
         poll_run(&record, Timestamp::now()).unwrap(),
         RunStatus::Running
