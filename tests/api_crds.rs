@@ -13,7 +13,8 @@ fn repo() -> PathBuf {
 
 fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_saphyr::from_multiple::<Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -35,7 +36,11 @@ fn committed_crds_match_the_code() {
     for (name, yaml) in api::crds_yaml().unwrap() {
         let path = repo().join("crds").join(&name);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == yaml, "{} is out of date: run `make crds`", path.display());
+        assert!(
+            committed == yaml,
+            "{} is out of date: run `make crds`",
+            path.display()
+        );
     }
 }
 
@@ -43,7 +48,9 @@ fn committed_crds_match_the_code() {
 fn walk<'a>(v: &'a Value, path: String, f: &mut dyn FnMut(&str, &'a Value)) {
     f(&path, v);
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, c)| walk(c, format!("{path}/{k}"), f)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, c)| walk(c, format!("{path}/{k}"), f)),
         Value::Array(a) => a
             .iter()
             .enumerate()
@@ -55,7 +62,12 @@ fn walk<'a>(v: &'a Value, path: String, f: &mut dyn FnMut(&str, &'a Value)) {
 #[test]
 fn every_pattern_is_re2_and_no_unsigned_formats() {
     let mut patterns = 0;
-    for kind in ["Workspace", "ComputeTarget", "RunConfiguration", "Experiment"] {
+    for kind in [
+        "Workspace",
+        "ComputeTarget",
+        "RunConfiguration",
+        "Experiment",
+    ] {
         let schema = validate::schema_for(kind).unwrap();
         walk(&schema, kind.to_string(), &mut |path, node| {
             if let Some(p) = node.get("pattern").and_then(Value::as_str) {
@@ -74,7 +86,10 @@ fn every_pattern_is_re2_and_no_unsigned_formats() {
             }
         });
     }
-    assert!(patterns > 10, "expected the CRDs to carry patterns, found {patterns}");
+    assert!(
+        patterns > 10,
+        "expected the CRDs to carry patterns, found {patterns}"
+    );
 }
 
 #[test]
@@ -106,17 +121,33 @@ fn every_cel_rule_compiles_within_the_cost_budget() {
         }
     }
     let mut rules = 0;
-    for kind in ["Workspace", "ComputeTarget", "RunConfiguration", "Experiment"] {
-        check(&compile_schema(&validate::schema_for(kind).unwrap()), kind, &mut rules);
+    for kind in [
+        "Workspace",
+        "ComputeTarget",
+        "RunConfiguration",
+        "Experiment",
+    ] {
+        check(
+            &compile_schema(&validate::schema_for(kind).unwrap()),
+            kind,
+            &mut rules,
+        );
     }
     assert!(rules >= 15, "expected at least 15 CEL rules, found {rules}");
 }
 
 #[test]
 fn conditions_merge_by_type() {
-    for kind in ["Workspace", "ComputeTarget", "RunConfiguration", "Experiment"] {
+    for kind in [
+        "Workspace",
+        "ComputeTarget",
+        "RunConfiguration",
+        "Experiment",
+    ] {
         let schema = validate::schema_for(kind).unwrap();
-        let conditions = schema.pointer("/properties/status/properties/conditions").unwrap();
+        let conditions = schema
+            .pointer("/properties/status/properties/conditions")
+            .unwrap();
         assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
         assert_eq!(
             conditions["x-kubernetes-list-map-keys"],
@@ -134,12 +165,18 @@ fn every_example_is_typed_and_admitted() {
             let kind = doc["kind"].as_str().unwrap_or_default().to_string();
             let where_ = format!("{} document {i} ({kind})", file.display());
             match kind.as_str() {
-                "Workspace" => drop(serde_json::from_value::<api::Workspace>(doc.clone()).expect(&where_)),
-                "ComputeTarget" => drop(serde_json::from_value::<api::ComputeTarget>(doc.clone()).expect(&where_)),
-                "RunConfiguration" => {
-                    drop(serde_json::from_value::<api::RunConfiguration>(doc.clone()).expect(&where_))
+                "Workspace" => {
+                    drop(serde_json::from_value::<api::Workspace>(doc.clone()).expect(&where_))
                 }
-                "Experiment" => drop(serde_json::from_value::<api::Experiment>(doc.clone()).expect(&where_)),
+                "ComputeTarget" => {
+                    drop(serde_json::from_value::<api::ComputeTarget>(doc.clone()).expect(&where_))
+                }
+                "RunConfiguration" => drop(
+                    serde_json::from_value::<api::RunConfiguration>(doc.clone()).expect(&where_),
+                ),
+                "Experiment" => {
+                    drop(serde_json::from_value::<api::Experiment>(doc.clone()).expect(&where_))
+                }
                 _ => continue,
             }
             let problems = validate::validate(&kind, &doc, None);
@@ -154,16 +191,29 @@ fn every_example_is_typed_and_admitted() {
 #[test]
 fn invalid_manifests_are_rejected_naming_the_field() {
     let files = yaml_files(&repo().join("tests/invalid"));
-    assert!(files.len() >= 10, "expected invalid manifests in tests/invalid");
+    assert!(
+        files.len() >= 10,
+        "expected invalid manifests in tests/invalid"
+    );
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
-        assert!(!expected.is_empty(), "{}: no `# expect:` line", file.display());
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{}: no `# expect:` line",
+            file.display()
+        );
         let docs = documents(&file);
         let (new, old) = match docs.as_slice() {
             [new] => (new, None),
             [old, new] => (new, Some(old)),
-            _ => panic!("{}: one document, or old + new for an update", file.display()),
+            _ => panic!(
+                "{}: one document, or old + new for an update",
+                file.display()
+            ),
         };
         let problems: Vec<String> = validate::validate(new["kind"].as_str().unwrap(), new, old)
             .iter()

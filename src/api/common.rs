@@ -32,7 +32,9 @@ pub struct SecretRef {
 }
 
 /// Priority of the virtual machines of an Azure ML compute cluster.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum VmPriority {
     /// Dedicated VMs: never preempted, full price.
     #[default]

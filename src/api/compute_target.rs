@@ -22,7 +22,11 @@ use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef, VmPriority};
     category = "amlops",
     doc = "A compute target for training runs: local, a managed Azure ML cluster, or an attached compute.",
     printcolumn(name = "Type", type_ = "string", json_path = ".status.computeType"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.provisioningState"),
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.provisioningState"
+    ),
     printcolumn(name = "Nodes", type_ = "integer", json_path = ".status.nodes.current"),
     printcolumn(
         name = "Ready",
@@ -35,8 +39,17 @@ use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef, VmPriority};
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         priority = 1
     ),
-    printcolumn(name = "Azure Name", type_ = "string", json_path = ".status.azureName", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Azure Name",
+        type_ = "string",
+        json_path = ".status.azureName",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -194,7 +207,9 @@ pub struct SshCompute {
     /// Azure ML attaches by resource ID.
     #[schemars(
         length(max = 1024),
-        regex(pattern = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/[^/]+/[^/]+$")
+        regex(
+            pattern = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/[^/]+/[^/]+$"
+        )
     )]
     pub resource_id: String,
     /// Public IP address or DNS name (of the head node, for HDInsight).
@@ -263,7 +278,9 @@ pub struct DataLakeAnalytics {
     pub resource_group: String,
     /// Subscription of the account. Default: the workspace's subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
     pub subscription_id: Option<String>,
 }
 
@@ -418,7 +435,9 @@ impl ComputeTargetSpec {
             self.hd_insight.as_ref().map(ComputeKind::HdInsight),
             self.azure_batch.as_ref().map(ComputeKind::AzureBatch),
             self.databricks.as_ref().map(ComputeKind::Databricks),
-            self.data_lake_analytics.as_ref().map(ComputeKind::DataLakeAnalytics),
+            self.data_lake_analytics
+                .as_ref()
+                .map(ComputeKind::DataLakeAnalytics),
             self.kubernetes.as_ref().map(ComputeKind::Kubernetes),
         ];
         let mut set = kinds.into_iter().flatten();

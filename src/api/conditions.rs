@@ -75,7 +75,12 @@ impl<'a> Observation<'a> {
 
 /// Upserts a condition by type. `lastTransitionTime` moves only when the status changes, so a
 /// resync that finds nothing new leaves the object byte-for-byte identical.
-pub fn set(conditions: &mut Vec<Condition>, obs: Observation<'_>, generation: Option<i64>, now: jiff::Timestamp) {
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    obs: Observation<'_>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
     let message = truncate(&obs.message, 4096);
     match conditions.iter_mut().find(|c| c.type_ == obs.type_) {
         Some(existing) => {
@@ -165,7 +170,12 @@ mod tests {
     fn long_messages_are_truncated_on_a_char_boundary() {
         let mut c = Vec::new();
         let long = "é".repeat(5000);
-        set(&mut c, Observation::new(READY, false, "X", long), None, ts(1));
+        set(
+            &mut c,
+            Observation::new(READY, false, "X", long),
+            None,
+            ts(1),
+        );
         assert!(c[0].message.len() <= 4096);
         assert!(c[0].message.ends_with("..."));
     }

@@ -21,9 +21,21 @@ use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef};
     category = "amlops",
     doc = "A training script run: source snapshot, command, and the history of its runs.",
     printcolumn(name = "Run", type_ = "string", json_path = ".status.currentRun.id"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.currentRun.state"),
-    printcolumn(name = "Started", type_ = "date", json_path = ".status.currentRun.startedAt"),
-    printcolumn(name = "Duration", type_ = "string", json_path = ".status.currentRun.duration"),
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.currentRun.state"
+    ),
+    printcolumn(
+        name = "Started",
+        type_ = "date",
+        json_path = ".status.currentRun.startedAt"
+    ),
+    printcolumn(
+        name = "Duration",
+        type_ = "string",
+        json_path = ".status.currentRun.duration"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -41,7 +53,11 @@ use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef};
         json_path = ".status.currentRun.studioUrl",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(

@@ -19,7 +19,11 @@ use super::{Condition, ObjectRef, SecretKeyRef, VmPriority};
     category = "amlops",
     doc = "Where and in which environment a training script runs.",
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
-    printcolumn(name = "Environment", type_ = "string", json_path = ".status.environment.name"),
+    printcolumn(
+        name = "Environment",
+        type_ = "string",
+        json_path = ".status.environment.name"
+    ),
     printcolumn(
         name = "Version",
         type_ = "string",
@@ -37,7 +41,11 @@ use super::{Condition, ObjectRef, SecretKeyRef, VmPriority};
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -108,7 +116,9 @@ pub struct RunBasedCompute {
     pub max_nodes: i32,
 }
 
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum Framework {
     #[default]
     Python,
@@ -117,7 +127,9 @@ pub enum Framework {
     PyTorch,
 }
 
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum Communicator {
     #[default]
     None,

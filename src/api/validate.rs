@@ -49,7 +49,9 @@ pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Problem>
     };
     let mut problems = Vec::new();
     // metadata and status are not checked here: the apiserver owns metadata, controllers own status.
-    if let (Some(spec_schema), Some(spec)) = (schema.pointer("/properties/spec"), object.get("spec")) {
+    if let (Some(spec_schema), Some(spec)) =
+        (schema.pointer("/properties/spec"), object.get("spec"))
+    {
         check_schema(spec_schema, spec, "spec", &mut problems);
     } else if object.get("spec").is_none() {
         problems.push(Problem {
@@ -60,8 +62,11 @@ pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Problem>
     if problems.is_empty() {
         let spec_only = |v: &Value| serde_json::json!({ "spec": v.get("spec").cloned().unwrap_or(Value::Null) });
         let old_spec = old.map(spec_only);
-        if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, &spec_only(object), old_spec.as_ref())
-        {
+        if let Err(errors) = kube::core::cel::Validator::new().validate(
+            &schema,
+            &spec_only(object),
+            old_spec.as_ref(),
+        ) {
             for e in errors.into_vec() {
                 let field = if e.field_path.is_empty() {
                     "spec".to_string()
@@ -103,13 +108,21 @@ fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
         _ => true,
     };
     if !type_ok {
-        fail(format!("expected {}, got {}", ty.unwrap_or("?"), json_type(value)));
+        fail(format!(
+            "expected {}, got {}",
+            ty.unwrap_or("?"),
+            json_type(value)
+        ));
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
-        let list: Vec<String> = allowed.iter().filter(|v| !v.is_null()).map(|v| v.to_string()).collect();
+        let list: Vec<String> = allowed
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| v.to_string())
+            .collect();
         fail(format!(
             "unsupported value {value}: expected one of {}",
             list.join(", ")
@@ -118,15 +131,25 @@ fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
     match value {
         Value::String(s) => {
             let len = s.chars().count() as u64;
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|m| len < *m) {
+            if let Some(min) = schema
+                .get("minLength")
+                .and_then(Value::as_u64)
+                .filter(|m| len < *m)
+            {
                 fail(format!("must be at least {min} characters"));
             }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
+            if let Some(max) = schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .filter(|m| len > *m)
+            {
                 fail(format!("must be at most {max} characters"));
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
                 match regex::Regex::new(pattern) {
-                    Ok(re) if !re.is_match(s) => fail(format!("{s:?} does not match the pattern {pattern}")),
+                    Ok(re) if !re.is_match(s) => {
+                        fail(format!("{s:?} does not match the pattern {pattern}"))
+                    }
                     Ok(_) => {}
                     Err(e) => fail(format!("schema pattern {pattern} does not compile: {e}")),
                 }
@@ -134,10 +157,18 @@ fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
         }
         Value::Number(n) => {
             let v = n.as_f64().unwrap_or_default();
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64).filter(|m| v < *m) {
+            if let Some(min) = schema
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .filter(|m| v < *m)
+            {
                 fail(format!("{n} is less than the minimum {min}"));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64).filter(|m| v > *m) {
+            if let Some(max) = schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .filter(|m| v > *m)
+            {
                 fail(format!("{n} is greater than the maximum {max}"));
             }
         }
@@ -160,7 +191,12 @@ fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
     }
 }
 
-fn check_object(schema: &Value, map: &serde_json::Map<String, Value>, path: &str, out: &mut Vec<Problem>) {
+fn check_object(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    out: &mut Vec<Problem>,
+) {
     if let Some(max) = schema
         .get("maxProperties")
         .and_then(Value::as_u64)
@@ -192,7 +228,9 @@ fn check_object(schema: &Value, map: &serde_json::Map<String, Value>, path: &str
         match (properties.and_then(|p| p.get(key)), additional) {
             (Some(s), _) => check_schema(s, v, &child, out),
             (None, Some(s)) if s.is_object() => check_schema(s, v, &child, out),
-            (None, _) if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) => {}
+            (None, _)
+                if schema.get("x-kubernetes-preserve-unknown-fields")
+                    == Some(&Value::Bool(true)) => {}
             (None, _) => {
                 let known: Vec<&str> = properties
                     .map(|p| p.keys().map(String::as_str).collect())

@@ -17,7 +17,11 @@ use super::{Condition, SecretRef};
     shortname = "amlws",
     category = "amlops",
     doc = "An Azure Machine Learning workspace and the credential amlops uses to reach it.",
-    printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspaceName"),
+    printcolumn(
+        name = "Workspace",
+        type_ = "string",
+        json_path = ".spec.workspaceName"
+    ),
     printcolumn(name = "Location", type_ = "string", json_path = ".status.location"),
     printcolumn(
         name = "Ready",
@@ -30,12 +34,18 @@ use super::{Condition, SecretRef};
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSpec {
     /// Azure subscription ID (a GUID) that holds the workspace.
-    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
     pub subscription_id: String,
     /// Resource group of the workspace.
     #[schemars(length(min = 1, max = 90), regex(pattern = r"^[-\w\._\(\)]+$"))]
