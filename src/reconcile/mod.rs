@@ -1,1 +1,94 @@
-//! placeholder: filled in by its issue
+//! Pure decisions, one module per kind: (spec, referenced objects, observed state, now) ->
+//! (actions, new status, when to look again). No I/O and no clients live here, so both
+//! frontends (controller, standalone) share the logic and the tests need neither.
+
+pub mod experiment;
+mod meta;
+pub mod run_configuration;
+
+pub use meta::ObjectInfo;
+
+use std::time::Duration;
+
+/// What a reconciler decided: the status to write, the actions to execute (in order), the
+/// events worth telling a person on call, and when to reconcile again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision<S, A> {
+    pub status: S,
+    pub actions: Vec<A>,
+    pub events: Vec<Event>,
+    /// `None`: nothing to wait for; the periodic resync is enough.
+    pub requeue_after: Option<Duration>,
+}
+
+impl<S, A> Decision<S, A> {
+    pub fn new(status: S) -> Self {
+        Self { status, actions: Vec::new(), events: Vec::new(), requeue_after: None }
+    }
+}
+
+/// A Kubernetes-style event: `Normal` or `Warning`, a PascalCase reason and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Event {
+    pub fn normal(reason: &str, message: impl Into<String>) -> Self {
+        Self { warning: false, reason: reason.to_string(), message: message.into() }
+    }
+    pub fn warning(reason: &str, message: impl Into<String>) -> Self {
+        Self { warning: true, reason: reason.to_string(), message: message.into() }
+    }
+}
+
+/// How an action failed, as far as the status is concerned: retrying may help (`Reconciling`)
+/// or a human must act (`Stalled`). `reason` is PascalCase (an Azure error code where there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionFailure {
+    pub retryable: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Writes the outcome of a failed action into a status's conditions: `Ready=False` with the
+/// reason, plus `Reconciling` (retryable) or `Stalled` (needs a human).
+pub fn record_failure(
+    conditions: &mut Vec<crate::api::Condition>,
+    failure: &ActionFailure,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
+    conditions::set(conditions, Observation::new(READY, false, &failure.reason, &failure.message), generation, now);
+    if failure.retryable {
+        conditions::set(conditions, Observation::new(RECONCILING, true, &failure.reason, &failure.message), generation, now);
+        conditions::remove(conditions, STALLED);
+    } else {
+        conditions::set(conditions, Observation::new(STALLED, true, &failure.reason, &failure.message), generation, now);
+        conditions::remove(conditions, RECONCILING);
+    }
+}
+
+/// Sets the kstatus trio for a settled, healthy object.
+pub fn mark_ready(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
+    conditions::set(conditions, Observation::new(READY, true, reason, message), generation, now);
+    conditions::remove(conditions, RECONCILING);
+    conditions::remove(conditions, STALLED);
+}
+
+/// Sets the kstatus trio for work in progress (not an error).
+pub fn mark_progressing(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
+    conditions::set(conditions, Observation::new(READY, false, reason, message), generation, now);
+    conditions::set(conditions, Observation::new(RECONCILING, true, reason, message), generation, now);
+    conditions::remove(conditions, STALLED);
+}
+
+/// Sets the kstatus trio for a problem that needs a human (no retry will fix it).
+pub fn mark_stalled(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+    record_failure(conditions, &ActionFailure { retryable: false, reason: reason.into(), message: message.into() }, generation, now);
+}
