@@ -7,8 +7,10 @@ installed: `python3 tests/deploy/check.py`. Prints every problem found and
 exits 1 if there is any.
 """
 
+import io
 import subprocess
 import sys
+import unittest
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,11 +157,24 @@ def yamllint():
     return [f"yamllint: {line}" for line in lines] or [f"yamllint exited {proc.returncode}"]
 
 
+def self_tests():
+    """The checkers' own tests (test_checks.py): a check that cannot fail
+    proves nothing."""
+    stream = io.StringIO()
+    suite = unittest.defaultTestLoader.discover(str(HERE), pattern="test_*.py")
+    result = unittest.TextTestRunner(stream=stream, verbosity=0).run(suite)
+    if result.wasSuccessful() and result.testsRun:
+        return []
+    failed = result.failures + result.errors
+    return [f"{test.id()}:\n{trace}" for test, trace in failed] or ["no self-test ran"]
+
+
 def main():
     expected_rules = yaml.safe_load((HERE / "expected-rbac.yaml").read_text())
     defaults = yaml.safe_load(Path(CHART, "values.yaml").read_text())
     version = drift.crate_version("Cargo.toml")
     sections = [
+        ("self-tests of the checkers", self_tests),
         ("chart CRDs match crds/", lambda: drift.check_crd_copies("crds", f"{CHART}/crds")),
         ("chart appVersion matches Cargo.toml",
          lambda: drift.check_app_version(f"{CHART}/Chart.yaml", "Cargo.toml")),
