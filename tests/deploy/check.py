@@ -29,8 +29,10 @@ NAMESPACE = "amlops-system"
 HERE = Path(__file__).resolve().parent
 # Custom resources kubernetes-validate has no schema for; any other missing
 # schema (a typo in kind or apiVersion) is an error.
-CUSTOM_GROUPS = ("amlops.io/", "monitoring.coreos.com/")
-YAML_FILES = [f"{CHART}/Chart.yaml", f"{CHART}/values.yaml", "manifests", "tests/deploy"]
+CUSTOM_GROUPS = ("amlops.io/", "monitoring.coreos.com/", "kustomize.toolkit.fluxcd.io/")
+GITOPS_SAMPLES = "docs/gitops"
+YAML_FILES = [f"{CHART}/Chart.yaml", f"{CHART}/values.yaml", "manifests", "tests/deploy",
+              GITOPS_SAMPLES]
 
 
 @dataclass
@@ -146,6 +148,15 @@ def check_kustomization(directory, expected_rules, version):
     return problems
 
 
+def check_gitops_samples():
+    """The Flux and Argo CD samples in the docs are valid objects."""
+    problems = []
+    for path in sorted(Path(GITOPS_SAMPLES).glob("*.yaml")):
+        objects, errs = render.parse_docs(path.read_text(), str(path))
+        problems += errs + validate_objects(objects)
+    return problems
+
+
 def yamllint():
     proc = subprocess.run(
         [sys.executable, "-m", "yamllint", "--strict", "-f", "parsable",
@@ -179,6 +190,7 @@ def main():
         ("chart appVersion matches Cargo.toml",
          lambda: drift.check_app_version(f"{CHART}/Chart.yaml", "Cargo.toml")),
         ("yamllint", yamllint),
+        ("GitOps health-check samples", check_gitops_samples),
     ]
     for s in SCENARIOS:
         sections.append((f"helm chart, {s.name}",
