@@ -186,6 +186,35 @@ class WorkloadTest(unittest.TestCase):
         self.assertTrue(any(workload.WI_CLIENT_ID in p for p in problems), problems)
 
 
+class ChartGuardrailsTest(unittest.TestCase):
+    """Values mistakes fail the render with a message naming the value."""
+
+    def render_error(self, values):
+        _, _, problems = render.helm_template(check.CHART, "amlops", "amlops-system", values)
+        self.assertEqual(len(problems), 1, problems)
+        return problems[0]
+
+    def test_misspelt_value_is_rejected_by_the_schema(self):
+        self.assertIn("'controler' not allowed", self.render_error({"controler": {}}))
+
+    def test_wrong_type_is_rejected_by_the_schema(self):
+        self.assertIn("/replicaCount", self.render_error({"replicaCount": "two"}))
+
+    def test_workload_identity_needs_a_client_id(self):
+        self.assertIn("workloadIdentity.clientId is required",
+                      self.render_error({"workloadIdentity": {"enabled": True}}))
+
+    def test_replicas_need_leader_election(self):
+        self.assertIn("needs leaderElection.enabled", self.render_error(
+            {"replicaCount": 2, "leaderElection": {"enabled": False}}))
+
+    def test_pdb_only_with_more_than_one_replica(self):
+        kinds = lambda objs: {o["kind"] for o in objs}  # noqa: E731
+        self.assertNotIn("PodDisruptionBudget", kinds(render_chart()))
+        self.assertIn("PodDisruptionBudget",
+                      kinds(render_chart("tests/deploy/values-everything.yaml")))
+
+
 class ValidateTest(unittest.TestCase):
     def test_unknown_field_and_unknown_kind_fail_custom_resources_pass(self):
         bad_field = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
