@@ -48,7 +48,8 @@ SCENARIOS = [
     Scenario("namespaced install", "tests/deploy/values-namespaced.yaml"),
     Scenario("no leader election", "tests/deploy/values-no-leader-election.yaml"),
 ]
-KUSTOMIZATIONS = ["manifests", "manifests/overlays/workload-identity"]
+# (directory, whether it configures workload identity)
+KUSTOMIZATIONS = [("manifests", False), ("manifests/overlays/workload-identity", True)]
 
 
 def deep_merge(base, override):
@@ -134,12 +135,17 @@ def check_scenario(scenario, defaults, expected_rules, version):
     return problems
 
 
-def check_kustomization(directory, expected_rules, version):
+def check_kustomization(directory, workload_identity, expected_rules, version):
     objects, problems = render.kustomize(directory)
     if not objects:
         return problems
     problems += validate_objects(objects)
-    problems += check_install(objects, expected_rules, version)[0]
+    install_problems, ctx = check_install(objects, expected_rules, version)
+    problems += install_problems
+    if ctx is not None:
+        deployment = next(o for o in objects if o.get("kind") == "Deployment")
+        if workload.workload_identity_enabled(deployment) != workload_identity:
+            problems.append(f"workload identity should be {'on' if workload_identity else 'off'}")
     crds = {o["metadata"]["name"] for o in objects if o.get("kind") == "CustomResourceDefinition"}
     generated = {yaml.safe_load(b)["metadata"]["name"]
                  for b in drift.crd_files("crds").values()}
@@ -195,9 +201,9 @@ def main():
     for s in SCENARIOS:
         sections.append((f"helm chart, {s.name}",
                          lambda s=s: check_scenario(s, defaults, expected_rules, version)))
-    for d in KUSTOMIZATIONS:
+    for d, wi in KUSTOMIZATIONS:
         sections.append((f"kubectl kustomize {d}",
-                         lambda d=d: check_kustomization(d, expected_rules, version)))
+                         lambda d=d, wi=wi: check_kustomization(d, wi, expected_rules, version)))
     failed = 0
     for name, run in sections:
         problems = run()

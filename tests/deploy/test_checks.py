@@ -209,7 +209,8 @@ class ChartGuardrailsTest(unittest.TestCase):
             {"replicaCount": 2, "leaderElection": {"enabled": False}}))
 
     def test_pdb_only_with_more_than_one_replica(self):
-        kinds = lambda objs: {o["kind"] for o in objs}  # noqa: E731
+        def kinds(objects):
+            return {o["kind"] for o in objects}
         self.assertNotIn("PodDisruptionBudget", kinds(render_chart()))
         self.assertIn("PodDisruptionBudget",
                       kinds(render_chart("tests/deploy/values-everything.yaml")))
