@@ -1,1 +1,34 @@
-//! placeholder: filled in by its issue
+//! The local executor, for `ComputeTarget` `local`: stage environments, run scripts as
+//! supervised process groups under `<state>/runs/`, logs, outputs, timeouts, cancel.
+//!
+//! It knows nothing of Kubernetes or the CRD types; callers map their specs onto
+//! [`EnvironmentSpec`] and [`RunRequest`] and store the returned [`RunRecord`].
+//! Runs are started under a `/bin/sh` supervisor in their own session, so they outlive
+//! the amlops process that started them; any later process can adopt a run from its
+//! record with [`poll_run`] / [`cancel_run`]. Linux only (`/proc`).
+
+mod copy;
+mod env_plan;
+mod environment;
+mod error;
+mod fsutil;
+mod lock;
+mod logs;
+mod outputs;
+mod pathsearch;
+mod procfs;
+mod progress;
+mod run;
+mod status;
+mod supervisor;
+mod tool;
+
+pub use environment::{
+    EnvironmentSpec, StagedEnvironment, stage_environment, stage_environment_with_path,
+};
+pub use error::LocalError;
+pub use logs::{LogFollower, LogPaths, LogStream, follow_logs, logs};
+pub use outputs::{OutputFile, list_outputs, outputs_dir};
+pub use progress::{NoProgress, Progress};
+pub use run::{RunCommand, RunRecord, RunRequest, load_run, start_run};
+pub use status::{RunStatus, cancel_run, poll_run};

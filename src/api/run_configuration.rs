@@ -1,0 +1,287 @@
+//! `RunConfiguration`: where and in which environment a script runs.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, ObjectRef, SecretKeyRef, VmPriority};
+
+/// The target and environment of training runs, shared by Experiments that reference it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "amlops.io",
+    version = "v1alpha1",
+    kind = "RunConfiguration",
+    namespaced,
+    status = "RunConfigurationStatus",
+    shortname = "runcfg",
+    category = "amlops",
+    doc = "Where and in which environment a training script runs.",
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
+    printcolumn(
+        name = "Environment",
+        type_ = "string",
+        json_path = ".status.environment.name"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.environment.version",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.targetRef) != has(self.amlCompute)")
+        .message("set exactly one of targetRef (a ComputeTarget) or amlCompute (run-based compute)"),
+    validation = kube::core::Rule::new("!has(self.amlCompute) || has(self.workspaceRef)")
+        .message("run-based amlCompute needs workspaceRef").field_path(".workspaceRef"),
+    validation = kube::core::Rule::new("self.communicator == 'None' || self.nodeCount > 1 || self.processCountPerNode > 1")
+        .message("a communicator needs more than one process: raise nodeCount or processCountPerNode, or set communicator None")
+        .field_path(".communicator"),
+)]
+pub struct RunConfigurationSpec {
+    /// The ComputeTarget (same namespace) runs go to. Exactly one of targetRef or amlCompute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<ObjectRef>,
+    /// Run-based compute: a cluster created for each run and deleted when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aml_compute: Option<RunBasedCompute>,
+    /// Workspace for run-based compute and environment registration. Default: the target's workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_ref: Option<ObjectRef>,
+    /// Training framework: `Python` (default), `PySpark`, `TensorFlow` or `PyTorch`.
+    #[serde(default)]
+    pub framework: Framework,
+    /// Distributed communicator: `None` (default), `ParameterServer`, `OpenMpi`, `IntelMpi` or `Nccl`.
+    #[serde(default)]
+    pub communicator: Communicator,
+    /// Number of nodes a run uses (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub node_count: i32,
+    /// Processes per node for distributed runs (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub process_count_per_node: i32,
+    /// A run still going after this many seconds is cancelled and marked Failed with reason `Timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2592000))]
+    pub max_run_duration_seconds: Option<i64>,
+    /// Environment variables of the run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 128))]
+    pub environment_variables: BTreeMap<String, String>,
+    /// The Python environment: exactly one of condaDependencies, userManaged or existing.
+    pub environment: EnvironmentSource,
+    /// Docker settings of the run's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<Docker>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Run-based compute created for one run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunBasedCompute {
+    /// Azure VM size, e.g. `STANDARD_D2_V2`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_]+$"))]
+    pub vm_size: String,
+    /// `Dedicated` (default) or `LowPriority`.
+    #[serde(default)]
+    pub vm_priority: VmPriority,
+    /// Maximum nodes of the temporary cluster (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_nodes: i32,
+}
+
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum Framework {
+    #[default]
+    Python,
+    PySpark,
+    TensorFlow,
+    PyTorch,
+}
+
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum Communicator {
+    #[default]
+    None,
+    ParameterServer,
+    OpenMpi,
+    IntelMpi,
+    Nccl,
+}
+
+/// Exactly one kind of environment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "(has(self.condaDependencies) ? 1 : 0) + (has(self.userManaged) ? 1 : 0) + (has(self.existing) ? 1 : 0) == 1"
+).message("exactly one of condaDependencies, userManaged or existing must be set"))]
+pub struct EnvironmentSource {
+    /// System-managed: amlops renders conda_dependencies.yml and builds (or registers) the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conda_dependencies: Option<CondaDependencies>,
+    /// User-managed: the interpreter (or image) is used as is; you install what the script needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_managed: Option<UserManaged>,
+    /// An environment that already exists in the Azure ML workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<ExistingEnvironment>,
+}
+
+/// System-managed conda dependencies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CondaDependencies {
+    /// Python version, e.g. `3.11`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+){0,2}$"))]
+    pub python_version: Option<String>,
+    /// Conda channels in priority order (default `conda-forge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub channels: Vec<String>,
+    /// Conda package specs, e.g. `numpy=1.26`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub conda_packages: Vec<String>,
+    /// pip requirement specs, e.g. `scikit-learn==1.5.0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub pip_packages: Vec<String>,
+}
+
+/// A user-managed environment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UserManaged {
+    /// Interpreter that runs the script: a path, or a name looked up on PATH (default `python3`).
+    #[serde(default = "default_interpreter")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub interpreter_path: String,
+}
+
+fn default_interpreter() -> String {
+    "python3".to_string()
+}
+
+/// A registered Azure ML environment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingEnvironment {
+    /// Environment name.
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$"))]
+    pub name: String,
+    /// Environment version.
+    #[schemars(length(min = 1, max = 64))]
+    pub version: String,
+}
+
+/// Docker settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Docker {
+    /// Run inside a container (default true on Azure compute; ignored on local).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Base image, e.g. `mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub base_image: Option<String>,
+    /// Private registry of the base image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
+    /// Mount the host's shared volumes into the container.
+    #[serde(default)]
+    pub shared_volumes: bool,
+    /// Expose GPUs to the container.
+    #[serde(default)]
+    pub gpu_support: bool,
+    /// Shared memory size, e.g. `2g`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[bkmgBKMG]?$"))]
+    pub shm_size: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A private container registry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    /// Registry host, e.g. `myregistry.azurecr.io`.
+    #[schemars(length(min = 1, max = 253))]
+    pub address: String,
+    /// Registry user name.
+    #[schemars(length(min = 1, max = 253))]
+    pub username: String,
+    /// Secret key holding the registry password.
+    pub password_secret_ref: SecretKeyRef,
+}
+
+/// Observed state of the run configuration.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunConfigurationStatus {
+    /// `Ready`, `Reconciling` and `Stalled` conditions.
+    #[serde(default)]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    #[schemars(length(max = 16))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The staged environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<StagedEnvironment>,
+    /// True when the referenced ComputeTarget is Ready (always true for run-based compute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ready: Option<bool>,
+}
+
+/// An environment version, named by content so an unchanged spec never registers again.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StagedEnvironment {
+    /// Environment name.
+    pub name: String,
+    /// Environment version (the content hash for system-managed environments).
+    pub version: String,
+    /// Hash of the rendered conda file, base image and docker settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The rendered conda_dependencies.yml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub conda_file: Option<String>,
+}
