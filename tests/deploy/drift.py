@@ -7,20 +7,22 @@ from pathlib import Path
 import yaml
 
 
+KUSTOMIZATION = "kustomization.yaml"
+
+
 def crd_files(directory):
-    """The CRD manifests in a directory, by file name (kustomization.yaml and
-    other non-CRD files are not CRDs)."""
-    found = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
-        if path.name != "kustomization.yaml":
-            found[path.name] = path.read_bytes()
-    return found
+    """The CRD manifests of the generated crds/ directory, by file name; its
+    kustomization.yaml (for manifests/base) is not a CRD."""
+    return {p.name: p.read_bytes() for p in sorted(Path(directory).glob("*.yaml"))
+            if p.name != KUSTOMIZATION}
 
 
 def check_crd_copies(generated_dir, chart_crds_dir):
+    """The chart's crds/ holds exactly the generated CRDs: Helm installs every
+    file there, so a copied kustomization.yaml would break `helm install`."""
     generated = crd_files(generated_dir)
-    copies = crd_files(chart_crds_dir)
-    hint = "run `make crds` to copy crds/*.yaml into the chart"
+    copies = {p.name: p.read_bytes() for p in sorted(Path(chart_crds_dir).glob("*"))}
+    hint = "copy them with `make crds` (cp crds/*.amlops.io.yaml charts/amlops/crds/)"
     if not generated:
         return [f"{generated_dir}: no CRDs found (run `make crds`)"]
     problems = []

@@ -240,14 +240,17 @@ class DriftTest(unittest.TestCase):
             (gen / "kustomization.yaml").write_text("resources: []\n")
             (chart / "a.yaml").write_text("a: 2\n")
             (chart / "c.yaml").write_text("c: 1\n")
+            (chart / "kustomization.yaml").write_text("resources: []\n")
             problems = drift.check_crd_copies(gen, chart)
-            self.assertEqual(len(problems), 3, problems)
+            self.assertEqual(len(problems), 4, problems)
+            self.assertTrue(any("kustomization.yaml has no source" in p for p in problems))
             self.assertTrue(any("b.yaml is missing" in p for p in problems))
             self.assertTrue(any("c.yaml has no source" in p for p in problems))
             self.assertTrue(any("a.yaml differs" in p for p in problems))
             (chart / "a.yaml").write_text("a: 1\n")
             (chart / "b.yaml").write_text("b: 1\n")
             (chart / "c.yaml").unlink()
+            (chart / "kustomization.yaml").unlink()
             self.assertEqual(drift.check_crd_copies(gen, chart), [])
 
     def test_app_version_mismatch(self):
