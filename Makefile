@@ -16,7 +16,7 @@ test: lint
 ## Regenerate crds/ (and the chart's copy) from the Rust types.
 crds:
 	$(AMLOPS) crd --out-dir crds
-	@if [ -d charts/amlops/crds ]; then cp crds/*.yaml charts/amlops/crds/; fi
+	@mkdir -p charts/amlops/crds && cp crds/*.amlops.io.yaml charts/amlops/crds/
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -26,8 +26,9 @@ lint:
 bench:
 	$(CARGO) bench --bench snapshot
 
+IMAGE ?= ghcr.io/amlops/amlops
 image:
-	docker build -t amlops:$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1) .
+	docker build -t $(IMAGE):$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1) .
 
 deploy-check:
-	@if [ -f tests/deploy/check.py ]; then python3 tests/deploy/check.py; fi
+	python3 tests/deploy/check.py
