@@ -110,7 +110,12 @@ pub fn run_id(info: &ObjectInfo) -> String {
     h.update(&info.generation.unwrap_or(0).to_le_bytes());
     h.update(info.rerun.as_deref().unwrap_or("").as_bytes());
     let digest = h.finalize().to_hex();
-    let name: String = info.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(40).collect();
+    let name: String = info
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
     format!("{name}-{}-{}", info.generation.unwrap_or(0), &digest[..10])
 }
 
@@ -120,7 +125,13 @@ pub fn poll_interval(age: Duration) -> Duration {
 }
 
 pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentAction> {
-    let Input { info, spec, status, now, .. } = input;
+    let Input {
+        info,
+        spec,
+        status,
+        now,
+        ..
+    } = input;
     let generation = info.generation;
     let old = status.cloned().unwrap_or_default();
     let mut d = Decision::new(old.clone());
@@ -128,15 +139,19 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
     let desired_id = run_id(info);
     let current_is_desired = old.current_run.as_ref().is_some_and(|r| r.id == desired_id);
 
-    let active = |r: Option<&ObservedRun>| r.and_then(|r| r.state).is_some_and(|s| !s.is_terminal());
+    let active =
+        |r: Option<&ObservedRun>| r.and_then(|r| r.state).is_some_and(|s| !s.is_terminal());
     let superseded = old.current_run.as_ref().filter(|_| !current_is_desired);
 
     if info.deleting {
         if active(input.desired) {
-            d.actions.push(ExperimentAction::Cancel { run_id: desired_id });
+            d.actions
+                .push(ExperimentAction::Cancel { run_id: desired_id });
         }
         if let Some(cur) = superseded.filter(|_| active(input.previous)) {
-            d.actions.push(ExperimentAction::Cancel { run_id: cur.id.clone() });
+            d.actions.push(ExperimentAction::Cancel {
+                run_id: cur.id.clone(),
+            });
         }
         if d.actions.is_empty() {
             d.actions.push(ExperimentAction::ReleaseFinalizer);
@@ -154,16 +169,29 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
     // A run of an older generation that is still active is cancelled before a new one starts,
     // so two generations never compete for the same compute and the history stays truthful.
     if let Some(cur) = superseded.filter(|_| active(input.previous)) {
-        d.actions.push(ExperimentAction::Cancel { run_id: cur.id.clone() });
-        let msg = format!("cancelling run {} of an older spec before starting a new one", cur.id);
-        mark_progressing(&mut d.status.conditions, "CancellingSupersededRun", &msg, generation, now);
+        d.actions.push(ExperimentAction::Cancel {
+            run_id: cur.id.clone(),
+        });
+        let msg = format!(
+            "cancelling run {} of an older spec before starting a new one",
+            cur.id
+        );
+        mark_progressing(
+            &mut d.status.conditions,
+            "CancellingSupersededRun",
+            &msg,
+            generation,
+            now,
+        );
         d.requeue_after = Some(Duration::from_secs(5));
         return d;
     }
 
     // The run of an older generation moves to the history once a new one starts.
     if let Some(cur) = superseded {
-        if input.desired.is_some() || (!spec.suspend && input.run_configuration == RunConfigurationState::Ready) {
+        if input.desired.is_some()
+            || (!spec.suspend && input.run_configuration == RunConfigurationState::Ready)
+        {
             let mut finished = cur.clone();
             if let Some(prev) = input.previous {
                 apply_observed(&mut finished, prev);
@@ -175,22 +203,53 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
 
     match input.desired {
         None if spec.suspend => {
-            mark_ready(&mut d.status.conditions, "Suspended", "spec.suspend is true: no run is started", generation, now);
-            conditions::set(&mut d.status.conditions, Observation::new(RUNNING, false, "Suspended", "suspended"), generation, now);
+            mark_ready(
+                &mut d.status.conditions,
+                "Suspended",
+                "spec.suspend is true: no run is started",
+                generation,
+                now,
+            );
+            conditions::set(
+                &mut d.status.conditions,
+                Observation::new(RUNNING, false, "Suspended", "suspended"),
+                generation,
+                now,
+            );
         }
         None => match &input.run_configuration {
             RunConfigurationState::Missing => {
-                let msg = format!("RunConfiguration {:?} not found", spec.run_configuration_ref.name);
-                mark_progressing(&mut d.status.conditions, "RunConfigurationNotFound", &msg, generation, now);
+                let msg = format!(
+                    "RunConfiguration {:?} not found",
+                    spec.run_configuration_ref.name
+                );
+                mark_progressing(
+                    &mut d.status.conditions,
+                    "RunConfigurationNotFound",
+                    &msg,
+                    generation,
+                    now,
+                );
                 d.requeue_after = Some(Duration::from_secs(30));
             }
             RunConfigurationState::NotReady { reason, message } => {
-                let msg = format!("waiting for RunConfiguration {:?}: {reason}: {message}", spec.run_configuration_ref.name);
-                mark_progressing(&mut d.status.conditions, "WaitingForRunConfiguration", &msg, generation, now);
+                let msg = format!(
+                    "waiting for RunConfiguration {:?}: {reason}: {message}",
+                    spec.run_configuration_ref.name
+                );
+                mark_progressing(
+                    &mut d.status.conditions,
+                    "WaitingForRunConfiguration",
+                    &msg,
+                    generation,
+                    now,
+                );
                 d.requeue_after = Some(Duration::from_secs(15));
             }
             RunConfigurationState::Ready => {
-                d.actions.push(ExperimentAction::Submit { run_id: desired_id.clone() });
+                d.actions.push(ExperimentAction::Submit {
+                    run_id: desired_id.clone(),
+                });
                 d.status.current_run = Some(RunStatus {
                     id: desired_id.clone(),
                     state: RunState::NotStarted.as_str().to_string(),
@@ -198,28 +257,55 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
                     submitted_at: Some(Time(now)),
                     ..RunStatus::default()
                 });
-                mark_progressing(&mut d.status.conditions, "Submitting", &format!("submitting run {desired_id}"), generation, now);
+                mark_progressing(
+                    &mut d.status.conditions,
+                    "Submitting",
+                    &format!("submitting run {desired_id}"),
+                    generation,
+                    now,
+                );
                 d.status.rerun_token = info.rerun.clone();
                 d.requeue_after = Some(Duration::from_secs(1));
             }
         },
         Some(observed) => {
-            let mut run = d.status.current_run.clone().filter(|r| r.id == desired_id).unwrap_or_else(|| RunStatus {
-                id: desired_id.clone(),
-                generation,
-                submitted_at: Some(Time(now)),
-                ..RunStatus::default()
-            });
-            let before = old.current_run.as_ref().filter(|r| r.id == desired_id).and_then(|r| RunState::parse(&r.state));
+            let mut run = d
+                .status
+                .current_run
+                .clone()
+                .filter(|r| r.id == desired_id)
+                .unwrap_or_else(|| RunStatus {
+                    id: desired_id.clone(),
+                    generation,
+                    submitted_at: Some(Time(now)),
+                    ..RunStatus::default()
+                });
+            let before = old
+                .current_run
+                .as_ref()
+                .filter(|r| r.id == desired_id)
+                .and_then(|r| RunState::parse(&r.state));
             apply_observed(&mut run, observed);
             let state = observed.state.unwrap_or(RunState::NotStarted);
-            d.events.extend(transition_events(&run.id, before, state, observed.error.as_ref()));
+            d.events.extend(transition_events(
+                &run.id,
+                before,
+                state,
+                observed.error.as_ref(),
+            ));
             if spec.suspend && !state.is_terminal() {
-                d.actions.push(ExperimentAction::Cancel { run_id: run.id.clone() });
+                d.actions.push(ExperimentAction::Cancel {
+                    run_id: run.id.clone(),
+                });
             }
             set_run_conditions(&mut d.status.conditions, &run, state, generation, now);
             d.requeue_after = (!state.is_terminal()).then(|| {
-                let since = run.started_at.as_ref().or(run.submitted_at.as_ref()).map(|t| t.0).unwrap_or(now);
+                let since = run
+                    .started_at
+                    .as_ref()
+                    .or(run.submitted_at.as_ref())
+                    .map(|t| t.0)
+                    .unwrap_or(now);
                 poll_interval(now.duration_since(since).unsigned_abs())
             });
             d.status.rerun_token = info.rerun.clone();
@@ -236,7 +322,9 @@ fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
     run.started_at = observed.started_at.map(Time).or(run.started_at.take());
     run.finished_at = observed.finished_at.map(Time).or(run.finished_at.take());
     if let (Some(start), Some(end)) = (&run.started_at, &run.finished_at) {
-        run.duration = Some(format_duration(end.0.duration_since(start.0).unsigned_abs()));
+        run.duration = Some(format_duration(
+            end.0.duration_since(start.0).unsigned_abs(),
+        ));
     }
     run.error = observed.error.clone().or(run.error.take());
     run.studio_url = observed.studio_url.clone().or(run.studio_url.take());
@@ -244,17 +332,49 @@ fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
     run.outputs = observed.outputs.clone().or(run.outputs.take());
 }
 
-fn set_run_conditions(c: &mut Vec<crate::api::Condition>, run: &RunStatus, state: RunState, generation: Option<i64>, now: Timestamp) {
+fn set_run_conditions(
+    c: &mut Vec<crate::api::Condition>,
+    run: &RunStatus,
+    state: RunState,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let id = &run.id;
-    let set = |c: &mut Vec<_>, t, v, reason, msg: String| conditions::set(c, Observation::new(t, v, reason, msg), generation, now);
-    set(c, SUBMITTED, true, "Submitted", format!("run {id} submitted"));
+    let set = |c: &mut Vec<_>, t, v, reason, msg: String| {
+        conditions::set(c, Observation::new(t, v, reason, msg), generation, now)
+    };
+    set(
+        c,
+        SUBMITTED,
+        true,
+        "Submitted",
+        format!("run {id} submitted"),
+    );
     let running = matches!(state, RunState::Running | RunState::Finalizing);
-    set(c, RUNNING, running, state.as_str(), format!("run {id} is {}", state.as_str()));
+    set(
+        c,
+        RUNNING,
+        running,
+        state.as_str(),
+        format!("run {id} is {}", state.as_str()),
+    );
     match state {
         RunState::Completed => {
-            set(c, SUCCEEDED, true, "Completed", format!("run {id} completed"));
+            set(
+                c,
+                SUCCEEDED,
+                true,
+                "Completed",
+                format!("run {id} completed"),
+            );
             set(c, FAILED, false, "Completed", format!("run {id} completed"));
-            mark_ready(c, "Succeeded", &format!("run {id} completed"), generation, now);
+            mark_ready(
+                c,
+                "Succeeded",
+                &format!("run {id} completed"),
+                generation,
+                now,
+            );
         }
         RunState::Failed | RunState::Canceled => {
             let (reason, detail) = match (&run.error, state) {
@@ -271,12 +391,23 @@ fn set_run_conditions(c: &mut Vec<crate::api::Condition>, run: &RunStatus, state
         _ => {
             conditions::remove(c, SUCCEEDED);
             conditions::remove(c, FAILED);
-            mark_progressing(c, state.as_str(), &format!("run {id} is {}", state.as_str()), generation, now);
+            mark_progressing(
+                c,
+                state.as_str(),
+                &format!("run {id} is {}", state.as_str()),
+                generation,
+                now,
+            );
         }
     }
 }
 
-fn transition_events(id: &str, before: Option<RunState>, now: RunState, error: Option<&ErrorInfo>) -> Vec<Event> {
+fn transition_events(
+    id: &str,
+    before: Option<RunState>,
+    now: RunState,
+    error: Option<&ErrorInfo>,
+) -> Vec<Event> {
     if before == Some(now) {
         return Vec::new();
     }
@@ -285,17 +416,27 @@ fn transition_events(id: &str, before: Option<RunState>, now: RunState, error: O
     if before.is_none() {
         events.push(Event::normal("Submitted", format!("run {id} submitted")));
     }
-    let started = |s: RunState| matches!(s, RunState::Running | RunState::Finalizing) || s.is_terminal();
+    let started =
+        |s: RunState| matches!(s, RunState::Running | RunState::Finalizing) || s.is_terminal();
     if started(now) && !was(started) && now != RunState::Canceled {
         events.push(Event::normal("Started", format!("run {id} started")));
     }
     match now {
-        RunState::Completed => events.push(Event::normal("Completed", format!("run {id} completed"))),
-        RunState::Failed => {
-            let detail = error.map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_else(|| "no error reported".into());
-            events.push(Event::warning("Failed", format!("run {id} failed: {detail}")));
+        RunState::Completed => {
+            events.push(Event::normal("Completed", format!("run {id} completed")))
         }
-        RunState::Canceled => events.push(Event::normal("Cancelled", format!("run {id} cancelled"))),
+        RunState::Failed => {
+            let detail = error
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_else(|| "no error reported".into());
+            events.push(Event::warning(
+                "Failed",
+                format!("run {id} failed: {detail}"),
+            ));
+        }
+        RunState::Canceled => {
+            events.push(Event::normal("Cancelled", format!("run {id} cancelled")))
+        }
         _ => {}
     }
     events
@@ -324,13 +465,22 @@ mod tests {
     use crate::api::{ObjectRef, Source};
 
     fn info(generation: i64) -> ObjectInfo {
-        ObjectInfo { name: "train".into(), namespace: "ml".into(), uid: "u-1".into(), generation: Some(generation), ..Default::default() }
+        ObjectInfo {
+            name: "train".into(),
+            namespace: "ml".into(),
+            uid: "u-1".into(),
+            generation: Some(generation),
+            ..Default::default()
+        }
     }
     fn spec() -> ExperimentSpec {
         ExperimentSpec {
             experiment_name: None,
             run_configuration_ref: ObjectRef { name: "rc".into() },
-            source: Source { local_path: Some("src".into()), ..Default::default() },
+            source: Source {
+                local_path: Some("src".into()),
+                ..Default::default()
+            },
             script: Some("train.py".into()),
             arguments: vec![],
             command: None,
@@ -344,10 +494,29 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
     fn observed(state: RunState) -> ObservedRun {
-        ObservedRun { state: Some(state), started_at: Some(t(1)), finished_at: state.is_terminal().then(|| t(73)), ..Default::default() }
+        ObservedRun {
+            state: Some(state),
+            started_at: Some(t(1)),
+            finished_at: state.is_terminal().then(|| t(73)),
+            ..Default::default()
+        }
     }
-    fn run<'a>(info: &'a ObjectInfo, spec: &'a ExperimentSpec, status: Option<&'a ExperimentStatus>, desired: Option<&'a ObservedRun>, previous: Option<&'a ObservedRun>) -> Decision<ExperimentStatus, ExperimentAction> {
-        reconcile(Input { info, spec, status, run_configuration: RunConfigurationState::Ready, desired, previous, now: t(100) })
+    fn run<'a>(
+        info: &'a ObjectInfo,
+        spec: &'a ExperimentSpec,
+        status: Option<&'a ExperimentStatus>,
+        desired: Option<&'a ObservedRun>,
+        previous: Option<&'a ObservedRun>,
+    ) -> Decision<ExperimentStatus, ExperimentAction> {
+        reconcile(Input {
+            info,
+            spec,
+            status,
+            run_configuration: RunConfigurationState::Ready,
+            desired,
+            previous,
+            now: t(100),
+        })
     }
 
     #[test]
@@ -356,7 +525,10 @@ mod tests {
         assert_eq!(a, run_id(&info(1)));
         assert!(a.starts_with("train-1-"));
         assert_ne!(a, run_id(&info(2)));
-        let rerun = ObjectInfo { rerun: Some("x".into()), ..info(1) };
+        let rerun = ObjectInfo {
+            rerun: Some("x".into()),
+            ..info(1)
+        };
         assert_ne!(a, run_id(&rerun));
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     }
@@ -365,8 +537,14 @@ mod tests {
     fn submits_once_then_adopts_the_run_it_finds() {
         let (i, s) = (info(1), spec());
         let d = run(&i, &s, None, None, None);
-        assert_eq!(d.actions, vec![ExperimentAction::Submit { run_id: run_id(&i) }]);
-        assert_eq!(find(&d.status.conditions, RECONCILING).unwrap().reason, "Submitting");
+        assert_eq!(
+            d.actions,
+            vec![ExperimentAction::Submit { run_id: run_id(&i) }]
+        );
+        assert_eq!(
+            find(&d.status.conditions, RECONCILING).unwrap().reason,
+            "Submitting"
+        );
         // A crash lost the status write: the backend already has the run, so nothing is submitted again.
         let queued = observed(RunState::Queued);
         let d = run(&i, &s, None, Some(&queued), None);
@@ -387,8 +565,17 @@ mod tests {
         assert!(is_true(&d.status.conditions, SUCCEEDED) && is_true(&d.status.conditions, READY));
         assert!(!is_true(&d.status.conditions, RUNNING));
         assert!(find(&d.status.conditions, RECONCILING).is_none());
-        assert_eq!(d.status.current_run.as_ref().unwrap().duration.as_deref(), Some("1m12s"));
-        assert_eq!(d.events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["Completed"]);
+        assert_eq!(
+            d.status.current_run.as_ref().unwrap().duration.as_deref(),
+            Some("1m12s")
+        );
+        assert_eq!(
+            d.events
+                .iter()
+                .map(|e| e.reason.as_str())
+                .collect::<Vec<_>>(),
+            ["Completed"]
+        );
         assert_eq!(d.requeue_after, None);
         // A resync of the finished run changes nothing and tells nobody anything.
         let again = run(&i, &s, Some(&d.status), Some(&done), None);
@@ -399,7 +586,13 @@ mod tests {
     #[test]
     fn failed_run_is_stalled_with_the_error_code() {
         let (i, s) = (info(1), spec());
-        let failed = ObservedRun { error: Some(ErrorInfo { code: "Timeout".into(), message: "ran longer than 300s".into() }), ..observed(RunState::Failed) };
+        let failed = ObservedRun {
+            error: Some(ErrorInfo {
+                code: "Timeout".into(),
+                message: "ran longer than 300s".into(),
+            }),
+            ..observed(RunState::Failed)
+        };
         let d = run(&i, &s, None, Some(&failed), None);
         assert!(is_true(&d.status.conditions, FAILED));
         let stalled = find(&d.status.conditions, STALLED).unwrap();
@@ -414,10 +607,32 @@ mod tests {
         let old = run(&info(1), &s, None, Some(&observed(RunState::Running)), None);
         let old_id = run_id(&info(1));
         let i2 = info(2);
-        let d = run(&i2, &s, Some(&old.status), None, Some(&observed(RunState::Running)));
-        assert_eq!(d.actions, vec![ExperimentAction::Cancel { run_id: old_id.clone() }]);
-        let d = run(&i2, &s, Some(&old.status), None, Some(&observed(RunState::Canceled)));
-        assert_eq!(d.actions, vec![ExperimentAction::Submit { run_id: run_id(&i2) }]);
+        let d = run(
+            &i2,
+            &s,
+            Some(&old.status),
+            None,
+            Some(&observed(RunState::Running)),
+        );
+        assert_eq!(
+            d.actions,
+            vec![ExperimentAction::Cancel {
+                run_id: old_id.clone()
+            }]
+        );
+        let d = run(
+            &i2,
+            &s,
+            Some(&old.status),
+            None,
+            Some(&observed(RunState::Canceled)),
+        );
+        assert_eq!(
+            d.actions,
+            vec![ExperimentAction::Submit {
+                run_id: run_id(&i2)
+            }]
+        );
         assert_eq!(d.status.runs.len(), 1);
         assert_eq!(d.status.runs[0].id, old_id);
         assert_eq!(d.status.runs[0].state, "Canceled");
@@ -441,36 +656,88 @@ mod tests {
     #[test]
     fn suspend_cancels_and_deletion_cancels_then_releases() {
         let i = info(1);
-        let s = ExperimentSpec { suspend: true, ..spec() };
+        let s = ExperimentSpec {
+            suspend: true,
+            ..spec()
+        };
         let d = run(&i, &s, None, Some(&observed(RunState::Running)), None);
-        assert_eq!(d.actions, vec![ExperimentAction::Cancel { run_id: run_id(&i) }]);
+        assert_eq!(
+            d.actions,
+            vec![ExperimentAction::Cancel { run_id: run_id(&i) }]
+        );
         let d = run(&i, &s, None, None, None);
         assert!(d.actions.is_empty());
-        assert_eq!(find(&d.status.conditions, READY).unwrap().reason, "Suspended");
+        assert_eq!(
+            find(&d.status.conditions, READY).unwrap().reason,
+            "Suspended"
+        );
 
-        let deleting = ObjectInfo { deleting: true, ..info(1) };
-        let d = run(&deleting, &spec(), None, Some(&observed(RunState::Running)), None);
-        assert_eq!(d.actions, vec![ExperimentAction::Cancel { run_id: run_id(&deleting) }]);
-        let d = run(&deleting, &spec(), None, Some(&observed(RunState::Canceled)), None);
+        let deleting = ObjectInfo {
+            deleting: true,
+            ..info(1)
+        };
+        let d = run(
+            &deleting,
+            &spec(),
+            None,
+            Some(&observed(RunState::Running)),
+            None,
+        );
+        assert_eq!(
+            d.actions,
+            vec![ExperimentAction::Cancel {
+                run_id: run_id(&deleting)
+            }]
+        );
+        let d = run(
+            &deleting,
+            &spec(),
+            None,
+            Some(&observed(RunState::Canceled)),
+            None,
+        );
         assert_eq!(d.actions, vec![ExperimentAction::ReleaseFinalizer]);
     }
 
     #[test]
     fn waits_for_the_run_configuration_and_pause_writes_nothing() {
         let (i, s) = (info(1), spec());
-        let d = reconcile(Input { info: &i, spec: &s, status: None, run_configuration: RunConfigurationState::Missing, desired: None, previous: None, now: t(0) });
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            run_configuration: RunConfigurationState::Missing,
+            desired: None,
+            previous: None,
+            now: t(0),
+        });
         assert!(d.actions.is_empty());
-        assert_eq!(find(&d.status.conditions, READY).unwrap().reason, "RunConfigurationNotFound");
-        let paused = ObjectInfo { paused: true, ..info(1) };
+        assert_eq!(
+            find(&d.status.conditions, READY).unwrap().reason,
+            "RunConfigurationNotFound"
+        );
+        let paused = ObjectInfo {
+            paused: true,
+            ..info(1)
+        };
         let d = run(&paused, &s, None, None, None);
         assert!(d.actions.is_empty());
-        assert_eq!(find(&d.status.conditions, RECONCILING).unwrap().reason, "Paused");
+        assert_eq!(
+            find(&d.status.conditions, RECONCILING).unwrap().reason,
+            "Paused"
+        );
     }
 
     #[test]
     fn poll_interval_backs_off_to_a_minute() {
         assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(10));
-        assert_eq!(poll_interval(Duration::from_secs(200)), Duration::from_secs(30));
-        assert_eq!(poll_interval(Duration::from_secs(3600)), Duration::from_secs(60));
+        assert_eq!(
+            poll_interval(Duration::from_secs(200)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
     }
 }

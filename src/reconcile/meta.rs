@@ -24,7 +24,10 @@ impl ObjectInfo {
         let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
         Self {
             name: meta.name.clone().unwrap_or_default(),
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".to_string()),
+            namespace: meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
             uid: meta.uid.clone().unwrap_or_default(),
             generation: meta.generation,
             deleting: meta.deletion_timestamp.is_some(),

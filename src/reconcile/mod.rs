@@ -23,7 +23,12 @@ pub struct Decision<S, A> {
 
 impl<S, A> Decision<S, A> {
     pub fn new(status: S) -> Self {
-        Self { status, actions: Vec::new(), events: Vec::new(), requeue_after: None }
+        Self {
+            status,
+            actions: Vec::new(),
+            events: Vec::new(),
+            requeue_after: None,
+        }
     }
 }
 
@@ -37,10 +42,18 @@ pub struct Event {
 
 impl Event {
     pub fn normal(reason: &str, message: impl Into<String>) -> Self {
-        Self { warning: false, reason: reason.to_string(), message: message.into() }
+        Self {
+            warning: false,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
     }
     pub fn warning(reason: &str, message: impl Into<String>) -> Self {
-        Self { warning: true, reason: reason.to_string(), message: message.into() }
+        Self {
+            warning: true,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -62,33 +75,90 @@ pub fn record_failure(
     now: jiff::Timestamp,
 ) {
     use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(conditions, Observation::new(READY, false, &failure.reason, &failure.message), generation, now);
+    conditions::set(
+        conditions,
+        Observation::new(READY, false, &failure.reason, &failure.message),
+        generation,
+        now,
+    );
     if failure.retryable {
-        conditions::set(conditions, Observation::new(RECONCILING, true, &failure.reason, &failure.message), generation, now);
+        conditions::set(
+            conditions,
+            Observation::new(RECONCILING, true, &failure.reason, &failure.message),
+            generation,
+            now,
+        );
         conditions::remove(conditions, STALLED);
     } else {
-        conditions::set(conditions, Observation::new(STALLED, true, &failure.reason, &failure.message), generation, now);
+        conditions::set(
+            conditions,
+            Observation::new(STALLED, true, &failure.reason, &failure.message),
+            generation,
+            now,
+        );
         conditions::remove(conditions, RECONCILING);
     }
 }
 
 /// Sets the kstatus trio for a settled, healthy object.
-pub fn mark_ready(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+pub fn mark_ready(
+    conditions: &mut Vec<crate::api::Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
     use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(conditions, Observation::new(READY, true, reason, message), generation, now);
+    conditions::set(
+        conditions,
+        Observation::new(READY, true, reason, message),
+        generation,
+        now,
+    );
     conditions::remove(conditions, RECONCILING);
     conditions::remove(conditions, STALLED);
 }
 
 /// Sets the kstatus trio for work in progress (not an error).
-pub fn mark_progressing(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+pub fn mark_progressing(
+    conditions: &mut Vec<crate::api::Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
     use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(conditions, Observation::new(READY, false, reason, message), generation, now);
-    conditions::set(conditions, Observation::new(RECONCILING, true, reason, message), generation, now);
+    conditions::set(
+        conditions,
+        Observation::new(READY, false, reason, message),
+        generation,
+        now,
+    );
+    conditions::set(
+        conditions,
+        Observation::new(RECONCILING, true, reason, message),
+        generation,
+        now,
+    );
     conditions::remove(conditions, STALLED);
 }
 
 /// Sets the kstatus trio for a problem that needs a human (no retry will fix it).
-pub fn mark_stalled(conditions: &mut Vec<crate::api::Condition>, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
-    record_failure(conditions, &ActionFailure { retryable: false, reason: reason.into(), message: message.into() }, generation, now);
+pub fn mark_stalled(
+    conditions: &mut Vec<crate::api::Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    record_failure(
+        conditions,
+        &ActionFailure {
+            retryable: false,
+            reason: reason.into(),
+            message: message.into(),
+        },
+        generation,
+        now,
+    );
 }

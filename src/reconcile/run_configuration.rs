@@ -1,1 +1,490 @@
-//! placeholder
+//! RunConfiguration: render the environment deterministically, name it by content, and say
+//! Ready once the environment is staged and the target can take runs.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Decision, ObjectInfo, mark_progressing, mark_ready, mark_stalled};
+use crate::api::{
+    Docker, EnvironmentSource, RunConfigurationSpec, RunConfigurationStatus, StagedEnvironment,
+};
+
+/// Base image of system-managed and user-managed environments on Azure when docker.baseImage is unset.
+pub const DEFAULT_BASE_IMAGE: &str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest";
+
+/// The environment a RunConfiguration asks for, fully resolved and named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvironmentPlan {
+    /// Conda dependencies rendered into `conda_file`; `version` is the content hash.
+    SystemManaged {
+        name: String,
+        version: String,
+        conda_file: String,
+        python_version: Option<String>,
+        conda_packages: Vec<String>,
+        pip_packages: Vec<String>,
+        base_image: String,
+    },
+    /// The interpreter (locally) or the image (on Azure) as is; `version` hashes the image.
+    UserManaged {
+        name: String,
+        version: String,
+        interpreter: String,
+        base_image: String,
+    },
+    /// A registered Azure ML environment.
+    Existing { name: String, version: String },
+}
+
+impl EnvironmentPlan {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::SystemManaged { name, .. }
+            | Self::UserManaged { name, .. }
+            | Self::Existing { name, .. } => name,
+        }
+    }
+    pub fn version(&self) -> &str {
+        match self {
+            Self::SystemManaged { version, .. }
+            | Self::UserManaged { version, .. }
+            | Self::Existing { version, .. } => version,
+        }
+    }
+    fn staged(&self) -> StagedEnvironment {
+        let (content_hash, conda_file) = match self {
+            Self::SystemManaged {
+                version,
+                conda_file,
+                ..
+            } => (Some(version.clone()), Some(conda_file.clone())),
+            Self::UserManaged { version, .. } => (Some(version.clone()), None),
+            Self::Existing { .. } => (None, None),
+        };
+        StagedEnvironment {
+            name: self.name().to_string(),
+            version: self.version().to_string(),
+            content_hash,
+            conda_file,
+        }
+    }
+}
+
+/// Renders conda_dependencies.yml. Same spec, same bytes, on every machine.
+pub fn render_conda_file(deps: &crate::api::CondaDependencies) -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::from("name: project_environment\nchannels:\n");
+    let channels = if deps.channels.is_empty() {
+        vec!["conda-forge".to_string()]
+    } else {
+        deps.channels.clone()
+    };
+    for c in &channels {
+        out.push_str(&format!("  - {}\n", quote(c)));
+    }
+    out.push_str("dependencies:\n");
+    if let Some(v) = &deps.python_version {
+        out.push_str(&format!("  - {}\n", quote(&format!("python={v}"))));
+    }
+    for p in &deps.conda_packages {
+        out.push_str(&format!("  - {}\n", quote(p)));
+    }
+    if !deps.pip_packages.is_empty() {
+        out.push_str("  - pip\n  - pip:\n");
+        for p in &deps.pip_packages {
+            out.push_str(&format!("      - {}\n", quote(p)));
+        }
+    }
+    out
+}
+
+/// The Azure ML environment name of a RunConfiguration: one name per object, versions by content.
+pub fn environment_name(info: &ObjectInfo) -> String {
+    let raw = format!("amlops-{}-{}", info.namespace, info.name);
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(255)
+        .collect()
+}
+
+fn content_version(parts: &[&str]) -> String {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+fn docker_fingerprint(docker: Option<&Docker>) -> String {
+    docker
+        .map(|d| {
+            format!(
+                "enabled={} shared={} gpu={} shm={:?}",
+                d.enabled, d.shared_volumes, d.gpu_support, d.shm_size
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Resolves the environment of a spec. Pure: the same spec always gives the same plan.
+pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Option<EnvironmentPlan> {
+    let base_image = spec
+        .docker
+        .as_ref()
+        .and_then(|d| d.base_image.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_IMAGE.to_string());
+    let docker = docker_fingerprint(spec.docker.as_ref());
+    let EnvironmentSource {
+        conda_dependencies,
+        user_managed,
+        existing,
+    } = &spec.environment;
+    match (conda_dependencies, user_managed, existing) {
+        (Some(deps), None, None) => {
+            let conda_file = render_conda_file(deps);
+            Some(EnvironmentPlan::SystemManaged {
+                name: environment_name(info),
+                version: content_version(&["conda", &conda_file, &base_image, &docker]),
+                conda_file,
+                python_version: deps.python_version.clone(),
+                conda_packages: deps.conda_packages.clone(),
+                pip_packages: deps.pip_packages.clone(),
+                base_image,
+            })
+        }
+        (None, Some(user), None) => Some(EnvironmentPlan::UserManaged {
+            name: environment_name(info),
+            version: content_version(&["user", &base_image, &docker]),
+            interpreter: user.interpreter_path.clone(),
+            base_image,
+        }),
+        (None, None, Some(e)) => Some(EnvironmentPlan::Existing {
+            name: e.name.clone(),
+            version: e.version.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the run target can take runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    Missing,
+    NotReady { reason: String, message: String },
+    Ready,
+}
+
+/// What the frontend found about the planned environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvironmentState {
+    /// Staged locally or registered in Azure with exactly this version.
+    Staged,
+    NotStaged,
+    /// An `existing` environment that Azure does not have.
+    Missing,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunConfigurationAction {
+    /// Stage (locally) or register (in Azure) the planned environment. Idempotent by version.
+    StageEnvironment(EnvironmentPlan),
+}
+
+pub struct Input<'a> {
+    pub info: &'a ObjectInfo,
+    pub spec: &'a RunConfigurationSpec,
+    pub status: Option<&'a RunConfigurationStatus>,
+    pub target: TargetState,
+    pub environment: EnvironmentState,
+    pub now: Timestamp,
+}
+
+pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfigurationAction> {
+    let Input {
+        info,
+        spec,
+        status,
+        now,
+        ..
+    } = input;
+    let generation = info.generation;
+    let mut d = Decision::new(status.cloned().unwrap_or_default());
+    d.status.observed_generation = generation;
+    let conditions = &mut d.status.conditions;
+    let Some(plan) = plan_environment(info, spec) else {
+        mark_stalled(
+            conditions,
+            "InvalidEnvironment",
+            "exactly one of condaDependencies, userManaged or existing must be set",
+            generation,
+            now,
+        );
+        return d;
+    };
+    if info.deleting {
+        return d;
+    }
+    if info.paused {
+        mark_progressing(
+            conditions,
+            "Paused",
+            "reconciliation is paused by the amlops.io/reconcile annotation",
+            generation,
+            now,
+        );
+        return d;
+    }
+    let target_ready = input.target == TargetState::Ready;
+    d.status.target_ready = Some(target_ready);
+    match input.environment {
+        EnvironmentState::Missing => {
+            let msg = format!(
+                "environment {}:{} does not exist in the workspace",
+                plan.name(),
+                plan.version()
+            );
+            mark_stalled(conditions, "EnvironmentNotFound", &msg, generation, now);
+            return d;
+        }
+        EnvironmentState::NotStaged => {
+            let msg = format!("staging environment {}:{}", plan.name(), plan.version());
+            mark_progressing(conditions, "StagingEnvironment", &msg, generation, now);
+            d.actions
+                .push(RunConfigurationAction::StageEnvironment(plan));
+            d.requeue_after = Some(Duration::from_secs(1));
+            return d;
+        }
+        EnvironmentState::Staged => d.status.environment = Some(plan.staged()),
+    }
+    let target = spec
+        .target_ref
+        .as_ref()
+        .map(|r| r.name.as_str())
+        .unwrap_or("run-based amlCompute");
+    match input.target {
+        TargetState::Ready => mark_ready(
+            conditions,
+            "Ready",
+            &format!(
+                "environment {} staged; target {target} is ready",
+                plan.version()
+            ),
+            generation,
+            now,
+        ),
+        TargetState::Missing => {
+            mark_progressing(
+                conditions,
+                "ComputeTargetNotFound",
+                &format!("ComputeTarget {target:?} not found"),
+                generation,
+                now,
+            );
+            d.requeue_after = Some(Duration::from_secs(30));
+        }
+        TargetState::NotReady { reason, message } => {
+            let msg = format!("waiting for ComputeTarget {target:?}: {reason}: {message}");
+            mark_progressing(conditions, "WaitingForComputeTarget", &msg, generation, now);
+            d.requeue_after = Some(Duration::from_secs(15));
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::{READY, STALLED, find, is_true};
+    use crate::api::{CondaDependencies, ExistingEnvironment, ObjectRef, UserManaged};
+
+    fn info() -> ObjectInfo {
+        ObjectInfo {
+            name: "sk".into(),
+            namespace: "ml".into(),
+            uid: "u".into(),
+            generation: Some(3),
+            ..Default::default()
+        }
+    }
+    fn spec(env: EnvironmentSource) -> RunConfigurationSpec {
+        serde_json::from_value(
+            serde_json::json!({"targetRef": {"name": "cpu"}, "environment": env}),
+        )
+        .unwrap()
+    }
+    fn conda() -> EnvironmentSource {
+        EnvironmentSource {
+            conda_dependencies: Some(CondaDependencies {
+                python_version: Some("3.11".into()),
+                channels: vec![],
+                conda_packages: vec!["numpy".into()],
+                pip_packages: vec!["scikit-learn==1.5.2".into()],
+            }),
+            ..Default::default()
+        }
+    }
+    fn t() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn conda_file_is_deterministic_yaml_with_a_pip_section() {
+        let EnvironmentSource {
+            conda_dependencies: Some(deps),
+            ..
+        } = conda()
+        else {
+            unreachable!()
+        };
+        let file = render_conda_file(&deps);
+        assert_eq!(
+            file,
+            "name: project_environment\nchannels:\n  - \"conda-forge\"\ndependencies:\n  - \"python=3.11\"\n  - \"numpy\"\n  - pip\n  - pip:\n      - \"scikit-learn==1.5.2\"\n"
+        );
+        let parsed: serde_json::Value = serde_saphyr::from_str(&file).unwrap();
+        assert_eq!(parsed["dependencies"][3]["pip"][0], "scikit-learn==1.5.2");
+    }
+
+    #[test]
+    fn version_changes_with_content_only() {
+        let a = plan_environment(&info(), &spec(conda())).unwrap();
+        let b = plan_environment(
+            &ObjectInfo {
+                generation: Some(9),
+                ..info()
+            },
+            &spec(conda()),
+        )
+        .unwrap();
+        assert_eq!(
+            a.version(),
+            b.version(),
+            "a new generation with the same content keeps the version"
+        );
+        let mut other = conda();
+        other
+            .conda_dependencies
+            .as_mut()
+            .unwrap()
+            .pip_packages
+            .push("pandas".into());
+        assert_ne!(
+            a.version(),
+            plan_environment(&info(), &spec(other)).unwrap().version()
+        );
+        let mut with_image = spec(conda());
+        with_image.docker = Some(Docker {
+            base_image: Some("my/image:1".into()),
+            enabled: true,
+            ..Default::default()
+        });
+        assert_ne!(
+            a.version(),
+            plan_environment(&info(), &with_image).unwrap().version()
+        );
+        assert_eq!(a.name(), "amlops-ml-sk");
+    }
+
+    #[test]
+    fn stages_once_then_ready_when_target_is_ready() {
+        let (i, s) = (info(), spec(conda()));
+        let input = |env, target| Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target,
+            environment: env,
+            now: t(),
+        };
+        let d = reconcile(input(EnvironmentState::NotStaged, TargetState::Ready));
+        assert!(matches!(
+            d.actions.as_slice(),
+            [RunConfigurationAction::StageEnvironment(
+                EnvironmentPlan::SystemManaged { .. }
+            )]
+        ));
+        let d = reconcile(input(EnvironmentState::Staged, TargetState::Ready));
+        assert!(d.actions.is_empty());
+        assert!(is_true(&d.status.conditions, READY));
+        assert_eq!(
+            d.status
+                .environment
+                .as_ref()
+                .unwrap()
+                .conda_file
+                .as_deref()
+                .map(|f| f.contains("numpy")),
+            Some(true)
+        );
+        let d = reconcile(input(
+            EnvironmentState::Staged,
+            TargetState::NotReady {
+                reason: "Creating".into(),
+                message: "LRO".into(),
+            },
+        ));
+        assert_eq!(
+            find(&d.status.conditions, READY).unwrap().reason,
+            "WaitingForComputeTarget"
+        );
+        assert_eq!(d.status.target_ready, Some(false));
+        assert!(find(&d.status.conditions, STALLED).is_none());
+    }
+
+    #[test]
+    fn missing_existing_environment_is_stalled() {
+        let env = EnvironmentSource {
+            existing: Some(ExistingEnvironment {
+                name: "e".into(),
+                version: "1".into(),
+            }),
+            ..Default::default()
+        };
+        let (i, s) = (info(), spec(env));
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target: TargetState::Ready,
+            environment: EnvironmentState::Missing,
+            now: t(),
+        });
+        assert_eq!(
+            find(&d.status.conditions, STALLED).unwrap().reason,
+            "EnvironmentNotFound"
+        );
+    }
+
+    #[test]
+    fn user_managed_keeps_the_interpreter() {
+        let env = EnvironmentSource {
+            user_managed: Some(UserManaged {
+                interpreter_path: "/opt/py/bin/python".into(),
+            }),
+            ..Default::default()
+        };
+        let mut s = spec(env);
+        s.target_ref = Some(ObjectRef {
+            name: "local".into(),
+        });
+        match plan_environment(&info(), &s).unwrap() {
+            EnvironmentPlan::UserManaged {
+                interpreter,
+                base_image,
+                ..
+            } => {
+                assert_eq!(interpreter, "/opt/py/bin/python");
+                assert_eq!(base_image, DEFAULT_BASE_IMAGE);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
