@@ -118,7 +118,9 @@ fn clone(src: &GitSource, repo_dir: &Path, overrides: Vec<String>, shallow: bool
 fn fetch(repo: &gix::Repository, auth: &GitAuth, shallow: bool) -> Result<(), BoxError> {
     let remote = repo
         .find_default_remote(gix::remote::Direction::Fetch)
-        .ok_or("the cached clone has no remote")??;
+        .ok_or("the cached clone has no remote")??
+        // A bare clone mirrors branches and tags and records no fetch refspec: say it here.
+        .with_refspecs(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], gix::remote::Direction::Fetch)?;
     let mut connection = remote.connect(gix::remote::Direction::Fetch)?;
     if let GitAuth::Token(token) = auth {
         let token = token.clone();
@@ -193,8 +195,8 @@ fn resolve(repo: &gix::Repository, revision: Option<&str>) -> Option<(gix::Objec
         return Some((head.id, branch));
     };
     for (name, is_branch) in [
-        (format!("refs/remotes/origin/{rev}"), true),
         (format!("refs/heads/{rev}"), true),
+        (format!("refs/remotes/origin/{rev}"), true),
         (format!("refs/tags/{rev}"), false),
     ] {
         if let Ok(mut reference) = repo.find_reference(name.as_str()) {
