@@ -160,7 +160,12 @@ impl BlobContainer {
     /// Whether the blob exists (HEAD).
     pub async fn exists(&self, name: &str) -> Result<bool, BlobError> {
         let url = self.blob_url(name);
-        match self.send(Op::Head, name, 0, || self.request(Method::HEAD, url.clone())).await {
+        match self
+            .send(Op::Head, name, 0, || {
+                self.request(Method::HEAD, url.clone())
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
@@ -170,13 +175,19 @@ impl BlobContainer {
     /// Downloads a blob; `None` when it does not exist.
     pub async fn get_blob(&self, name: &str) -> Result<Option<Downloaded>, BlobError> {
         let url = self.blob_url(name);
-        let response = match self.send(Op::Get, name, 0, || self.request(Method::GET, url.clone())).await {
+        let response = match self
+            .send(Op::Get, name, 0, || self.request(Method::GET, url.clone()))
+            .await
+        {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
         let etag = header(&response, "etag");
-        let bytes = response.bytes().await.map_err(|e| transport(Op::Get, name, e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport(Op::Get, name, e))?;
         Ok(Some(Downloaded { bytes, etag }))
     }
 
@@ -194,9 +205,12 @@ impl BlobContainer {
         condition: WriteCondition,
     ) -> Result<String, BlobError> {
         match self.put_blob_with(name, bytes, Some(&condition)).await {
-            Err(BlobError::Status { status: 409 | 412, .. }) => {
-                Err(BlobError::ConditionNotMet { op: "put", blob: name.to_string() })
-            }
+            Err(BlobError::Status {
+                status: 409 | 412, ..
+            }) => Err(BlobError::ConditionNotMet {
+                op: "put",
+                blob: name.to_string(),
+            }),
             other => other,
         }
     }
@@ -230,7 +244,10 @@ impl BlobContainer {
     /// Uploads a file: one Put Blob when small, else Put Block per `block_size` chunk read
     /// from disk (one chunk in memory at a time) and a final Put Block List.
     pub async fn upload_file(&self, name: &str, path: &Path) -> Result<(), BlobError> {
-        let io = |source| BlobError::Io { path: path.to_path_buf(), source };
+        let io = |source| BlobError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let size = tokio::fs::metadata(path).await.map_err(io)?.len();
         if size <= self.options.single_put_max {
             let bytes = tokio::fs::read(path).await.map_err(io)?;
@@ -256,12 +273,22 @@ impl BlobContainer {
     }
 
     /// Stages one block of a block blob.
-    pub async fn put_block(&self, name: &str, block_id: &str, bytes: Bytes) -> Result<(), BlobError> {
+    pub async fn put_block(
+        &self,
+        name: &str,
+        block_id: &str,
+        bytes: Bytes,
+    ) -> Result<(), BlobError> {
         let mut url = self.blob_url(name);
-        url.query_pairs_mut().append_pair("comp", "block").append_pair("blockid", block_id);
+        url.query_pairs_mut()
+            .append_pair("comp", "block")
+            .append_pair("blockid", block_id);
         let len = bytes.len() as u64;
         self.send(Op::PutBlock, name, len, || async {
-            Ok(self.request(Method::PUT, url.clone()).await?.body(bytes.clone()))
+            Ok(self
+                .request(Method::PUT, url.clone())
+                .await?
+                .body(bytes.clone()))
         })
         .await
         .map(|_| ())
@@ -295,12 +322,17 @@ impl BlobContainer {
                     .await?
                     .header("x-ms-requires-sync", "true")
                     .header("content-length", "0");
-                self.auth.authorize_copy_source(request, source.clone()).await
+                self.auth
+                    .authorize_copy_source(request, source.clone())
+                    .await
             })
             .await?;
         match header(&response, "x-ms-copy-status").as_str() {
             "success" => Ok(()),
-            other => Err(BlobError::Copy { blob: dst.to_string(), status: other.to_string() }),
+            other => Err(BlobError::Copy {
+                blob: dst.to_string(),
+                status: other.to_string(),
+            }),
         }
     }
 
@@ -317,14 +349,22 @@ impl BlobContainer {
             let mut url = self.container_url.clone();
             {
                 let mut q = url.query_pairs_mut();
-                q.append_pair("restype", "container").append_pair("comp", "list");
+                q.append_pair("restype", "container")
+                    .append_pair("comp", "list");
                 q.append_pair("prefix", prefix);
                 if let Some(m) = &marker {
                     q.append_pair("marker", m);
                 }
             }
-            let response = self.send(Op::List, prefix, 0, || self.request(Method::GET, url.clone())).await?;
-            let text = response.text().await.map_err(|e| transport(Op::List, prefix, e))?;
+            let response = self
+                .send(Op::List, prefix, 0, || {
+                    self.request(Method::GET, url.clone())
+                })
+                .await?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| transport(Op::List, prefix, e))?;
             let (page, next) = list::parse_page(&text);
             items.extend(page);
             match next {
@@ -344,7 +384,13 @@ impl BlobContainer {
 
     /// Sends the request `make` builds, retrying retryable failures with jittered backoff
     /// (honouring `Retry-After`); non-2xx answers become [`BlobError::Status`].
-    async fn send<F, Fut>(&self, op: Op, blob: &str, body_len: u64, make: F) -> Result<Response, BlobError>
+    async fn send<F, Fut>(
+        &self,
+        op: Op,
+        blob: &str,
+        body_len: u64,
+        make: F,
+    ) -> Result<Response, BlobError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, BlobError>>,
@@ -370,7 +416,10 @@ impl BlobContainer {
                 return Err(error);
             }
             tracing::debug!(blob, attempt, error = %error, "retrying blob request");
-            tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(self.options.base_delay, attempt))).await;
+            tokio::time::sleep(
+                retry_after.unwrap_or_else(|| backoff(self.options.base_delay, attempt)),
+            )
+            .await;
             attempt += 1;
         }
     }
@@ -380,14 +429,21 @@ impl BlobContainer {
 fn split_container_url(url: &Url) -> Result<(Url, String), BlobError> {
     let path_style = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
         || url.host_str() == Some("localhost");
-    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
     let skip = if path_style { 2 } else { 1 };
     if segments.len() < skip {
         return Err(BlobError::InvalidUrl {
             reason: format!(
                 "'{}' names no container (expected {}/<container>[/<folder>])",
                 redact(url.as_str()),
-                if path_style { "http(s)://host/<account>" } else { "https://<account>.blob.core.windows.net" }
+                if path_style {
+                    "http(s)://host/<account>"
+                } else {
+                    "https://<account>.blob.core.windows.net"
+                }
             ),
         });
     }
@@ -427,7 +483,9 @@ fn block_list_xml(ids: &[String]) -> String {
 }
 
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(Duration::from_secs(10));
+    let exp = base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(Duration::from_secs(10));
     let jitter = rand::random_range(0.5..1.0);
     exp.mul_f64(jitter)
 }
@@ -454,7 +512,11 @@ fn op_name(op: Op) -> &'static str {
 }
 
 fn transport(op: Op, blob: &str, e: reqwest::Error) -> BlobError {
-    BlobError::Transport { op: op_name(op), blob: blob.to_string(), source: e.without_url() }
+    BlobError::Transport {
+        op: op_name(op),
+        blob: blob.to_string(),
+        source: e.without_url(),
+    }
 }
 
 async fn status_error(op: Op, blob: &str, response: Response) -> BlobError {
@@ -462,7 +524,11 @@ async fn status_error(op: Op, blob: &str, response: Response) -> BlobError {
     let header_code = header(&response, "x-ms-error-code");
     let body = response.text().await.unwrap_or_default();
     let (body_code, message) = list::parse_error(&body);
-    let code = if header_code.is_empty() { body_code } else { header_code };
+    let code = if header_code.is_empty() {
+        body_code
+    } else {
+        header_code
+    };
     let message = if message.is_empty() {
         status.canonical_reason().unwrap_or_default().to_string()
     } else {
@@ -487,7 +553,10 @@ mod tests {
             "https://acct.blob.core.windows.net/azureml-blobstore/LocalUpload/abc?sv=2021-10-04&sr=c&sig=s%2Bx",
         )
         .unwrap();
-        assert_eq!(c.container_url().as_str(), "https://acct.blob.core.windows.net/azureml-blobstore");
+        assert_eq!(
+            c.container_url().as_str(),
+            "https://acct.blob.core.windows.net/azureml-blobstore"
+        );
         assert_eq!(c.prefix(), "LocalUpload/abc");
         assert_eq!(
             c.blob_url("a dir/b#c.py").as_str(),
@@ -497,18 +566,27 @@ mod tests {
 
     #[test]
     fn path_style_sas_url_keeps_the_account_segment() {
-        let c = BlobContainer::from_sas_url("http://127.0.0.1:10000/devstoreaccount1/code?sv=1&sig=x").unwrap();
-        assert_eq!(c.container_url().as_str(), "http://127.0.0.1:10000/devstoreaccount1/code");
+        let c =
+            BlobContainer::from_sas_url("http://127.0.0.1:10000/devstoreaccount1/code?sv=1&sig=x")
+                .unwrap();
+        assert_eq!(
+            c.container_url().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/code"
+        );
         assert_eq!(c.prefix(), "");
     }
 
     #[test]
     fn url_errors_do_not_leak_the_signature() {
-        let err = BlobContainer::from_sas_url("http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=TOPSECRET").unwrap_err();
+        let err = BlobContainer::from_sas_url(
+            "http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=TOPSECRET",
+        )
+        .unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(text.contains("names no container"), "{text}");
         assert!(!text.contains("TOPSECRET"), "{text}");
-        let no_sig = BlobContainer::from_sas_url("https://a.blob.core.windows.net/c?sv=1").unwrap_err();
+        let no_sig =
+            BlobContainer::from_sas_url("https://a.blob.core.windows.net/c?sv=1").unwrap_err();
         assert!(no_sig.to_string().contains("sig"));
     }
 

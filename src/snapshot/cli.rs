@@ -37,7 +37,12 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub max_files: Option<u64>,
     /// Upload into this blob container (SAS URL); the snapshot goes to LocalUpload/<id>/.
-    #[arg(long, env = "AMLOPS_SNAPSHOT_SAS_URL", hide_env_values = true, value_name = "SAS_URL")]
+    #[arg(
+        long,
+        env = "AMLOPS_SNAPSHOT_SAS_URL",
+        hide_env_values = true,
+        value_name = "SAS_URL"
+    )]
     pub upload_to: Option<String>,
 }
 
@@ -94,10 +99,15 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<i32> {
         let container = BlobContainer::from_sas_url(url)?;
         let bar = Arc::new(BarProgress::new());
         let progress = Arc::clone(&bar);
-        let work = async move { super::upload(&snapshot, &container, &UploadOptions::default(), &*progress).await };
+        let work = async move {
+            super::upload(&snapshot, &container, &UploadOptions::default(), &*progress).await
+        };
         let outcome = match tokio::runtime::Handle::try_current() {
             Ok(handle) => tokio::task::block_in_place(|| handle.block_on(work)),
-            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(work),
         }
         .context("uploading the snapshot")?;
         bar.bar.finish_and_clear();
@@ -107,7 +117,11 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<i32> {
             human_bytes(outcome.uploaded_bytes),
             outcome.copied_files,
             outcome.present_files,
-            if outcome.already_complete { " (snapshot already complete)" } else { "" },
+            if outcome.already_complete {
+                " (snapshot already complete)"
+            } else {
+                ""
+            },
             outcome.folder_url
         );
     }
@@ -116,10 +130,20 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<i32> {
 
 fn print_explanation(query: &std::path::Path, e: &Explanation, output: OutputFormat) {
     let (included, reason, rule) = match e {
-        Explanation::Included { reincluded_by: None } => (true, "no ignore rule matches".to_string(), None),
-        Explanation::Included { reincluded_by: Some(r) } => (true, "re-included by a negated rule".to_string(), Some(r)),
-        Explanation::Excluded { path, rule } => (false, format!("'{path}' is excluded"), Some(rule)),
-        Explanation::GitDirectory { path } => (false, format!("'{path}': .git is never part of a snapshot"), None),
+        Explanation::Included {
+            reincluded_by: None,
+        } => (true, "no ignore rule matches".to_string(), None),
+        Explanation::Included {
+            reincluded_by: Some(r),
+        } => (true, "re-included by a negated rule".to_string(), Some(r)),
+        Explanation::Excluded { path, rule } => {
+            (false, format!("'{path}' is excluded"), Some(rule))
+        }
+        Explanation::GitDirectory { path } => (
+            false,
+            format!("'{path}': .git is never part of a snapshot"),
+            None,
+        ),
         Explanation::OutsideTree => (false, "outside the source directory".to_string(), None),
         Explanation::NotFound { path } => (false, format!("'{path}' does not exist"), None),
         Explanation::Refused { reason } => (false, reason.clone(), None),
@@ -181,9 +205,13 @@ impl Progress for BarProgress {
 /// `123`, `300MB`, `300MiB`, `1.5GiB` -> bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("'{text}' is not a size (e.g. 300MiB)"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 300MiB)"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -192,7 +220,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        _ => return Err(format!("unknown size unit in '{text}' (use B, KB, KiB, MB, MiB, GB, GiB)")),
+        _ => {
+            return Err(format!(
+                "unknown size unit in '{text}' (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
     };
     Ok((value * factor as f64) as u64)
 }

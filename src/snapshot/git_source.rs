@@ -37,19 +37,32 @@ pub enum GitAuth {
 }
 
 /// Writes the source's tree into `dest` (an empty directory); returns its provenance.
-pub fn checkout(src: &GitSource, cache_dir: &Path, dest: &Path) -> Result<GitProvenance, SnapshotError> {
+pub fn checkout(
+    src: &GitSource,
+    cache_dir: &Path,
+    dest: &Path,
+) -> Result<GitProvenance, SnapshotError> {
     let clean_url = strip_credentials(src.url.clone());
-    let err = |message: String| SnapshotError::Git { url: clean_url.clone(), message };
+    let err = |message: String| SnapshotError::Git {
+        url: clean_url.clone(),
+        message,
+    };
     std::fs::create_dir_all(cache_dir).map_err(SnapshotError::io(cache_dir))?;
     let key_file = write_ssh_key(&src.auth, cache_dir)?;
     let overrides = ssh_overrides(key_file.as_ref().map(|k| k.path()), cache_dir);
-    let repo_dir = cache_dir.join(format!("{}.git", &blake3::hash(clean_url.as_bytes()).to_hex()[..24]));
+    let repo_dir = cache_dir.join(format!(
+        "{}.git",
+        &blake3::hash(clean_url.as_bytes()).to_hex()[..24]
+    ));
     let full_sha = src.revision.as_deref().filter(|r| is_full_sha(r));
     let shallow = src.revision.as_deref().is_none_or(|r| !looks_like_sha(r));
 
     let repo = if repo_dir.exists() {
-        let repo = gix::open_opts(&repo_dir, gix::open::Options::isolated().config_overrides(overrides))
-            .map_err(|e| err(format!("opening cache {}: {e}", repo_dir.display())))?;
+        let repo = gix::open_opts(
+            &repo_dir,
+            gix::open::Options::isolated().config_overrides(overrides),
+        )
+        .map_err(|e| err(format!("opening cache {}: {e}", repo_dir.display())))?;
         let have_commit = full_sha.is_some_and(|sha| {
             gix::ObjectId::from_hex(sha.as_bytes()).is_ok_and(|id| repo.find_object(id).is_ok())
         });
@@ -62,17 +75,27 @@ pub fn checkout(src: &GitSource, cache_dir: &Path, dest: &Path) -> Result<GitPro
     };
 
     let (commit, branch) = resolve(&repo, src.revision.as_deref()).ok_or_else(|| {
-        err(format!("revision '{}' not found", src.revision.as_deref().unwrap_or("HEAD")))
+        err(format!(
+            "revision '{}' not found",
+            src.revision.as_deref().unwrap_or("HEAD")
+        ))
     })?;
     let commit_obj = repo.find_commit(commit).map_err(|e| err(e.to_string()))?;
     let mut tree = commit_obj.tree().map_err(|e| err(e.to_string()))?;
-    if let Some(sub) = src.sub_path.as_deref().map(|s| s.trim_matches('/')).filter(|s| !s.is_empty()) {
+    if let Some(sub) = src
+        .sub_path
+        .as_deref()
+        .map(|s| s.trim_matches('/'))
+        .filter(|s| !s.is_empty())
+    {
         let entry = tree
             .peel_to_entry_by_path(sub)
             .map_err(|e| err(e.to_string()))?
             .filter(|e| e.mode().is_tree())
             .ok_or_else(|| err(format!("sub-path '{sub}' is not a directory at {commit}")))?;
-        tree = repo.find_tree(entry.object_id()).map_err(|e| err(e.to_string()))?;
+        tree = repo
+            .find_tree(entry.object_id())
+            .map_err(|e| err(e.to_string()))?;
     }
     write_tree(&repo, &tree, dest).map_err(|e| match e {
         WriteError::Io(path, source) => SnapshotError::Io { path, source },
@@ -88,7 +111,12 @@ pub fn checkout(src: &GitSource, cache_dir: &Path, dest: &Path) -> Result<GitPro
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn clone(src: &GitSource, repo_dir: &Path, overrides: Vec<String>, shallow: bool) -> Result<gix::Repository, BoxError> {
+fn clone(
+    src: &GitSource,
+    repo_dir: &Path,
+    overrides: Vec<String>,
+    shallow: bool,
+) -> Result<gix::Repository, BoxError> {
     let tmp = repo_dir.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let mut prepare = gix::clone::PrepareFetch::new(
@@ -120,7 +148,10 @@ fn fetch(repo: &gix::Repository, auth: &GitAuth, shallow: bool) -> Result<(), Bo
         .find_default_remote(gix::remote::Direction::Fetch)
         .ok_or("the cached clone has no remote")??
         // A bare clone mirrors branches and tags and records no fetch refspec: say it here.
-        .with_refspecs(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], gix::remote::Direction::Fetch)?;
+        .with_refspecs(
+            ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+            gix::remote::Direction::Fetch,
+        )?;
     let mut connection = remote.connect(gix::remote::Direction::Fetch)?;
     if let GitAuth::Token(token) = auth {
         let token = token.clone();
@@ -138,7 +169,10 @@ fn depth_one() -> gix::remote::fetch::Shallow {
     gix::remote::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN)
 }
 
-fn token_outcome(token: &Secret, action: gix::credentials::helper::Action) -> Option<gix::credentials::protocol::Outcome> {
+fn token_outcome(
+    token: &Secret,
+    action: gix::credentials::helper::Action,
+) -> Option<gix::credentials::protocol::Outcome> {
     match action {
         gix::credentials::helper::Action::Get(ctx) => Some(gix::credentials::protocol::Outcome {
             identity: gix::sec::identity::Account {
@@ -153,8 +187,13 @@ fn token_outcome(token: &Secret, action: gix::credentials::helper::Action) -> Op
 }
 
 /// The key goes into a 0600 temp file for `ssh -i`; it is removed when the guard drops.
-fn write_ssh_key(auth: &GitAuth, cache_dir: &Path) -> Result<Option<tempfile::NamedTempFile>, SnapshotError> {
-    let GitAuth::SshKey(key) = auth else { return Ok(None) };
+fn write_ssh_key(
+    auth: &GitAuth,
+    cache_dir: &Path,
+) -> Result<Option<tempfile::NamedTempFile>, SnapshotError> {
+    let GitAuth::SshKey(key) = auth else {
+        return Ok(None);
+    };
     let mut file = tempfile::Builder::new()
         .prefix("ssh-key")
         .permissions(std::fs::Permissions::from_mode(0o600))
@@ -164,7 +203,8 @@ fn write_ssh_key(auth: &GitAuth, cache_dir: &Path) -> Result<Option<tempfile::Na
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(SnapshotError::io(file.path()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .map_err(SnapshotError::io(file.path()))?;
     Ok(Some(file))
 }
 
@@ -188,10 +228,17 @@ fn looks_like_sha(r: &str) -> bool {
 }
 
 /// The commit for `revision` and, when it named a branch, the branch name.
-fn resolve(repo: &gix::Repository, revision: Option<&str>) -> Option<(gix::ObjectId, Option<String>)> {
+fn resolve(
+    repo: &gix::Repository,
+    revision: Option<&str>,
+) -> Option<(gix::ObjectId, Option<String>)> {
     let Some(rev) = revision else {
         let head = repo.head_commit().ok()?;
-        let branch = repo.head_name().ok().flatten().map(|n| n.shorten().to_string());
+        let branch = repo
+            .head_name()
+            .ok()
+            .flatten()
+            .map(|n| n.shorten().to_string());
         return Some((head.id, branch));
     };
     for (name, is_branch) in [
@@ -225,15 +272,20 @@ fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path) -> Resul
     for entry in tree.iter() {
         let entry = entry.map_err(|e| WriteError::Git(e.to_string()))?;
         let name = entry.filename();
-        if name.is_empty() || name.contains(&b'/') || name == ".." || name == "." || name == ".git" {
-            return Err(WriteError::Git(format!("refusing tree entry name '{name}'")));
+        if name.is_empty() || name.contains(&b'/') || name == ".." || name == "." || name == ".git"
+        {
+            return Err(WriteError::Git(format!(
+                "refusing tree entry name '{name}'"
+            )));
         }
         let path = dir.join(std::ffi::OsStr::from_bytes(name));
         let kind = entry.mode().kind();
         if kind == EntryKind::Commit {
             continue;
         }
-        let object = repo.find_object(entry.oid()).map_err(|e| WriteError::Git(e.to_string()))?;
+        let object = repo
+            .find_object(entry.oid())
+            .map_err(|e| WriteError::Git(e.to_string()))?;
         match kind {
             EntryKind::Tree => {
                 std::fs::create_dir(&path).map_err(io(&path))?;
@@ -242,11 +294,13 @@ fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path) -> Resul
             EntryKind::Blob | EntryKind::BlobExecutable => {
                 std::fs::write(&path, &object.data).map_err(io(&path))?;
                 if kind == EntryKind::BlobExecutable {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io(&path))?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                        .map_err(io(&path))?;
                 }
             }
             EntryKind::Link => {
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&object.data), &path).map_err(io(&path))?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&object.data), &path)
+                    .map_err(io(&path))?;
             }
             EntryKind::Commit => {}
         }

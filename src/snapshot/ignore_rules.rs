@@ -47,11 +47,15 @@ impl IgnoreStack {
         if let Some(file) = ignore_file_of(dir) {
             let mut builder = GitignoreBuilder::new(dir);
             if let Some(err) = builder.add(&file) {
-                return Err(SnapshotError::IgnoreFile { file, message: err.to_string() });
+                return Err(SnapshotError::IgnoreFile {
+                    file,
+                    message: err.to_string(),
+                });
             }
-            let matcher = builder
-                .build()
-                .map_err(|e| SnapshotError::IgnoreFile { file: file.clone(), message: e.to_string() })?;
+            let matcher = builder.build().map_err(|e| SnapshotError::IgnoreFile {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
             next.levels.push(Arc::new(matcher));
         }
         Ok(next)
@@ -72,13 +76,20 @@ impl IgnoreStack {
 
 /// The ignore file that governs `dir`, if any.
 pub fn ignore_file_of(dir: &Path) -> Option<PathBuf> {
-    [AMLIGNORE, GITIGNORE].iter().map(|name| dir.join(name)).find(|p| p.is_file())
+    [AMLIGNORE, GITIGNORE]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 fn rule_of(glob: &ignore::gitignore::Glob) -> Rule {
     let file = glob.from().map(Path::to_path_buf).unwrap_or_default();
     let line = line_of(&file, glob.original()).unwrap_or(0);
-    Rule { file, line, pattern: glob.original().to_string() }
+    Rule {
+        file,
+        line,
+        pattern: glob.original().to_string(),
+    }
 }
 
 /// The last line of `file` holding `pattern` (the crate keeps the pattern, not its line).
@@ -102,9 +113,17 @@ mod tests {
         fs::write(d.path().join(".gitignore"), "*.log\n").unwrap();
         fs::write(d.path().join(".amlignore"), "# comment\n*.tmp\n").unwrap();
         let stack = IgnoreStack::default().enter(d.path()).unwrap();
-        assert_eq!(stack.verdict(&d.path().join("a.log"), false), Verdict::Unmatched);
-        let Verdict::Excluded(rule) = stack.verdict(&d.path().join("a.tmp"), false) else { panic!() };
-        assert_eq!((rule.file, rule.line, rule.pattern.as_str()), (d.path().join(".amlignore"), 2, "*.tmp"));
+        assert_eq!(
+            stack.verdict(&d.path().join("a.log"), false),
+            Verdict::Unmatched
+        );
+        let Verdict::Excluded(rule) = stack.verdict(&d.path().join("a.tmp"), false) else {
+            panic!()
+        };
+        assert_eq!(
+            (rule.file, rule.line, rule.pattern.as_str()),
+            (d.path().join(".amlignore"), 2, "*.tmp")
+        );
     }
 
     #[test]
@@ -116,8 +135,17 @@ mod tests {
         fs::write(sub.join(".amlignore"), "!keep.csv\n").unwrap();
         let root = IgnoreStack::default().enter(d.path()).unwrap();
         let deep = root.enter(&sub).unwrap();
-        assert!(matches!(deep.verdict(&sub.join("other.csv"), false), Verdict::Excluded(_)));
-        assert!(matches!(deep.verdict(&sub.join("keep.csv"), false), Verdict::Reincluded(_)));
-        assert!(matches!(root.verdict(&d.path().join("keep.csv"), false), Verdict::Excluded(_)));
+        assert!(matches!(
+            deep.verdict(&sub.join("other.csv"), false),
+            Verdict::Excluded(_)
+        ));
+        assert!(matches!(
+            deep.verdict(&sub.join("keep.csv"), false),
+            Verdict::Reincluded(_)
+        ));
+        assert!(matches!(
+            root.verdict(&d.path().join("keep.csv"), false),
+            Verdict::Excluded(_)
+        ));
     }
 }

@@ -9,7 +9,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 300 * 1024 * 1024, max_files: 2000 }
+        Limits {
+            max_bytes: 300 * 1024 * 1024,
+            max_files: 2000,
+        }
     }
 }
 
@@ -20,7 +23,10 @@ pub fn check(files: &[(&str, u64)], limits: &Limits) -> Result<(), String> {
     let count = files.len() as u64;
     let mut broken = Vec::new();
     if count > limits.max_files {
-        broken.push(format!("{count} files exceed the file-count limit of {} (max-files)", limits.max_files));
+        broken.push(format!(
+            "{count} files exceed the file-count limit of {} (max-files)",
+            limits.max_files
+        ));
     }
     if total_bytes > limits.max_bytes {
         broken.push(format!(
@@ -55,7 +61,11 @@ fn contributors(files: &[(&str, u64)], by_files: bool) -> Vec<String> {
     }
     let mut ranked: Vec<_> = groups.into_iter().collect();
     ranked.sort_by(|a, b| {
-        let (ka, kb) = if by_files { (a.1.0, b.1.0) } else { (a.1.1, b.1.1) };
+        let (ka, kb) = if by_files {
+            (a.1.0, b.1.0)
+        } else {
+            (a.1.1, b.1.1)
+        };
         kb.cmp(&ka).then_with(|| a.0.cmp(&b.0))
     });
     ranked
@@ -74,7 +84,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -83,16 +97,41 @@ mod tests {
 
     #[test]
     fn within_limits_is_ok() {
-        assert!(check(&[("a", 10), ("b/c", 20)], &Limits { max_bytes: 30, max_files: 2 }).is_ok());
+        assert!(
+            check(
+                &[("a", 10), ("b/c", 20)],
+                &Limits {
+                    max_bytes: 30,
+                    max_files: 2
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn size_limit_names_limit_total_and_biggest_directory() {
-        let files = [("data/x.bin", 900), ("data/y.bin", 900), ("src/a.py", 10), ("README", 5)];
-        let err = check(&files, &Limits { max_bytes: 1000, max_files: 100 }).unwrap_err();
+        let files = [
+            ("data/x.bin", 900),
+            ("data/y.bin", 900),
+            ("src/a.py", 10),
+            ("README", 5),
+        ];
+        let err = check(
+            &files,
+            &Limits {
+                max_bytes: 1000,
+                max_files: 100,
+            },
+        )
+        .unwrap_err();
         assert!(err.contains("size limit of 1000 B (max-bytes)"), "{err}");
         assert!(err.contains("1.8 KiB exceed"), "{err}");
-        assert!(err.starts_with("snapshot too large") && err.contains("contributors: data/ (2 files, 1.8 KiB)"), "{err}");
+        assert!(
+            err.starts_with("snapshot too large")
+                && err.contains("contributors: data/ (2 files, 1.8 KiB)"),
+            "{err}"
+        );
         assert!(!err.contains("file-count"), "{err}");
     }
 
@@ -100,8 +139,18 @@ mod tests {
     fn count_limit_ranks_by_file_count() {
         let mut files = vec![("big.bin", 500)];
         files.extend(std::iter::repeat_n(("node_modules/x", 1), 3));
-        let err = check(&files, &Limits { max_bytes: 10_000, max_files: 3 }).unwrap_err();
-        assert!(err.contains("4 files exceed the file-count limit of 3 (max-files)"), "{err}");
+        let err = check(
+            &files,
+            &Limits {
+                max_bytes: 10_000,
+                max_files: 3,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("4 files exceed the file-count limit of 3 (max-files)"),
+            "{err}"
+        );
         let first = err.split("contributors: ").nth(1).unwrap();
         assert!(first.starts_with("node_modules/ (3 files"), "{err}");
     }

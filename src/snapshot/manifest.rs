@@ -45,7 +45,10 @@ impl Manifest {
     /// Builds a manifest from already-hashed entries (sorted here).
     pub fn from_entries(mut files: Vec<ManifestEntry>) -> Manifest {
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest { hash_version: HASH_VERSION.to_string(), files }
+        Manifest {
+            hash_version: HASH_VERSION.to_string(),
+            files,
+        }
     }
 
     /// The snapshot id: hex BLAKE3 over `path NUL size NUL mode NUL hash LF` per file.
@@ -85,7 +88,10 @@ pub fn hash_candidates(candidates: &[Candidate]) -> Result<Manifest, SnapshotErr
 /// Hex BLAKE3 and byte count of a file, read in chunks (constant memory).
 pub fn hash_file(path: &std::path::Path) -> Result<(String, u64), SnapshotError> {
     let mut file = std::fs::File::open(path).map_err(SnapshotError::io(path))?;
-    let large = file.metadata().map(|m| m.len() >= LARGE_FILE).unwrap_or(false);
+    let large = file
+        .metadata()
+        .map(|m| m.len() >= LARGE_FILE)
+        .unwrap_or(false);
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut size = 0u64;
@@ -109,7 +115,12 @@ mod tests {
     use super::*;
 
     fn entry(path: &str, hash: &str) -> ManifestEntry {
-        ManifestEntry { path: path.into(), size: 1, mode: 0o644, hash: hash.into() }
+        ManifestEntry {
+            path: path.into(),
+            size: 1,
+            mode: 0o644,
+            hash: hash.into(),
+        }
     }
 
     #[test]

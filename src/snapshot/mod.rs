@@ -49,7 +49,10 @@ impl Default for SnapshotOptions {
         let cache_dir = std::env::var_os("AMLOPS_CACHE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("amlops-cache"));
-        SnapshotOptions { limits: Limits::default(), cache_dir }
+        SnapshotOptions {
+            limits: Limits::default(),
+            cache_dir,
+        }
     }
 }
 
@@ -78,7 +81,10 @@ pub fn take(source: &Source, options: &SnapshotOptions) -> Result<Snapshot, Snap
 /// Selects, checks limits and hashes the tree at `root` (no provenance lookup).
 pub fn take_dir(root: &std::path::Path, limits: &Limits) -> Result<Snapshot, SnapshotError> {
     let candidates = walk::collect(root)?;
-    let sizes: Vec<(&str, u64)> = candidates.iter().map(|c| (c.path.as_str(), c.size)).collect();
+    let sizes: Vec<(&str, u64)> = candidates
+        .iter()
+        .map(|c| (c.path.as_str(), c.size))
+        .collect();
     limits::check(&sizes, limits).map_err(SnapshotError::LimitExceeded)?;
     let manifest = manifest::hash_candidates(&candidates)?;
     Ok(Snapshot {

@@ -11,7 +11,10 @@ pub const COPY_MAX: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step<'a> {
     Upload(&'a ManifestEntry),
-    Copy { entry: &'a ManifestEntry, from: String },
+    Copy {
+        entry: &'a ManifestEntry,
+        from: String,
+    },
     Present(&'a ManifestEntry),
 }
 
@@ -29,7 +32,12 @@ pub fn blob_name(folder: &str, path: &str) -> String {
 
 /// Plans the upload of `manifest` into `folder`, given the content index and the blobs
 /// already present in the folder.
-pub fn plan<'a>(manifest: &'a Manifest, folder: &str, index: &ContentIndex, present: &HashSet<String>) -> Plan<'a> {
+pub fn plan<'a>(
+    manifest: &'a Manifest,
+    folder: &str,
+    index: &ContentIndex,
+    present: &HashSet<String>,
+) -> Plan<'a> {
     let mut plan = Plan::default();
     let mut uploading: HashMap<&str, String> = HashMap::new();
     for entry in &manifest.files {
@@ -39,9 +47,18 @@ pub fn plan<'a>(manifest: &'a Manifest, folder: &str, index: &ContentIndex, pres
             continue;
         }
         let copyable = entry.size <= COPY_MAX;
-        match (index.blobs.get(&entry.hash), uploading.get(entry.hash.as_str())) {
-            (Some(from), _) if copyable => plan.first.push(Step::Copy { entry, from: from.clone() }),
-            (_, Some(from)) if copyable => plan.second.push(Step::Copy { entry, from: from.clone() }),
+        match (
+            index.blobs.get(&entry.hash),
+            uploading.get(entry.hash.as_str()),
+        ) {
+            (Some(from), _) if copyable => plan.first.push(Step::Copy {
+                entry,
+                from: from.clone(),
+            }),
+            (_, Some(from)) if copyable => plan.second.push(Step::Copy {
+                entry,
+                from: from.clone(),
+            }),
             _ => {
                 uploading.entry(&entry.hash).or_insert(name);
                 plan.first.push(Step::Upload(entry));
@@ -56,12 +73,18 @@ mod tests {
     use super::*;
 
     fn e(path: &str, hash: &str) -> ManifestEntry {
-        ManifestEntry { path: path.into(), size: 3, mode: 0o644, hash: hash.into() }
+        ManifestEntry {
+            path: path.into(),
+            size: 3,
+            mode: 0o644,
+            hash: hash.into(),
+        }
     }
 
     #[test]
     fn known_content_is_copied_new_content_uploaded_once_present_skipped() {
-        let m = Manifest::from_entries(vec![e("a", "h1"), e("b", "h2"), e("c", "h2"), e("d", "h3")]);
+        let m =
+            Manifest::from_entries(vec![e("a", "h1"), e("b", "h2"), e("c", "h2"), e("d", "h3")]);
         let mut index = ContentIndex::default();
         index.blobs.insert("h1".into(), "LocalUpload/old/a".into());
         let present: HashSet<_> = ["F/d".to_string()].into();
@@ -69,12 +92,21 @@ mod tests {
         assert_eq!(
             p.first,
             vec![
-                Step::Copy { entry: &m.files[0], from: "LocalUpload/old/a".into() },
+                Step::Copy {
+                    entry: &m.files[0],
+                    from: "LocalUpload/old/a".into()
+                },
                 Step::Upload(&m.files[1]),
                 Step::Present(&m.files[3]),
             ]
         );
-        assert_eq!(p.second, vec![Step::Copy { entry: &m.files[2], from: "F/b".into() }]);
+        assert_eq!(
+            p.second,
+            vec![Step::Copy {
+                entry: &m.files[2],
+                from: "F/b".into()
+            }]
+        );
     }
 
     #[test]
@@ -84,6 +116,9 @@ mod tests {
         let m = Manifest::from_entries(vec![big]);
         let mut index = ContentIndex::default();
         index.blobs.insert("h".into(), "x".into());
-        assert_eq!(plan(&m, "F", &index, &HashSet::new()).first, vec![Step::Upload(&m.files[0])]);
+        assert_eq!(
+            plan(&m, "F", &index, &HashSet::new()).first,
+            vec![Step::Upload(&m.files[0])]
+        );
     }
 }

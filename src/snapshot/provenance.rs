@@ -38,11 +38,24 @@ pub fn detect(dir: &Path) -> Option<GitProvenance> {
     let repository_uri = repo
         .find_default_remote(gix::remote::Direction::Fetch)
         .and_then(Result::ok)
-        .and_then(|remote| remote.url(gix::remote::Direction::Fetch).map(|u| strip_credentials(u.to_bstring().to_string())));
-    let branch = repo.head_name().ok().flatten().map(|n| n.shorten().to_string());
+        .and_then(|remote| {
+            remote
+                .url(gix::remote::Direction::Fetch)
+                .map(|u| strip_credentials(u.to_bstring().to_string()))
+        });
+    let branch = repo
+        .head_name()
+        .ok()
+        .flatten()
+        .map(|n| n.shorten().to_string());
     let commit = repo.head_id().ok().map(|id| id.to_string());
     let dirty = is_dirty(&repo).unwrap_or(true);
-    Some(GitProvenance { repository_uri, branch, commit, dirty })
+    Some(GitProvenance {
+        repository_uri,
+        branch,
+        commit,
+        dirty,
+    })
 }
 
 fn is_dirty(repo: &gix::Repository) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
@@ -72,10 +85,22 @@ mod tests {
 
     #[test]
     fn credentials_are_stripped_from_urls() {
-        assert_eq!(strip_credentials("https://bob:s3cret@dev.azure.com/org/repo".into()), "https://dev.azure.com/org/repo");
-        assert_eq!(strip_credentials("https://x-access-token:ghp_1@github.com/o/r.git".into()), "https://github.com/o/r.git");
-        assert_eq!(strip_credentials("git@github.com:o/r.git".into()), "git@github.com:o/r.git");
-        assert_eq!(strip_credentials("/srv/repos/r.git".into()), "/srv/repos/r.git");
+        assert_eq!(
+            strip_credentials("https://bob:s3cret@dev.azure.com/org/repo".into()),
+            "https://dev.azure.com/org/repo"
+        );
+        assert_eq!(
+            strip_credentials("https://x-access-token:ghp_1@github.com/o/r.git".into()),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            strip_credentials("git@github.com:o/r.git".into()),
+            "git@github.com:o/r.git"
+        );
+        assert_eq!(
+            strip_credentials("/srv/repos/r.git".into()),
+            "/srv/repos/r.git"
+        );
     }
 
     #[test]
@@ -87,9 +112,18 @@ mod tests {
             dirty: true,
         };
         let props = p.to_properties();
-        assert_eq!(props.get("azureml.git.repository_uri").map(String::as_str), Some("https://h/r"));
-        assert_eq!(props.get("azureml.git.commit").map(String::as_str), Some("abc"));
-        assert_eq!(props.get("azureml.git.dirty").map(String::as_str), Some("true"));
+        assert_eq!(
+            props.get("azureml.git.repository_uri").map(String::as_str),
+            Some("https://h/r")
+        );
+        assert_eq!(
+            props.get("azureml.git.commit").map(String::as_str),
+            Some("abc")
+        );
+        assert_eq!(
+            props.get("azureml.git.dirty").map(String::as_str),
+            Some("true")
+        );
         assert!(!props.contains_key("azureml.git.branch"));
     }
 }

@@ -58,12 +58,20 @@ pub fn resolve(source: &Source, cache_dir: &Path) -> Result<ResolvedSource, Snap
             if !dir.is_dir() {
                 return Err(SnapshotError::NotADirectory { path: dir.clone() });
             }
-            Ok(ResolvedSource { root: dir.clone(), provenance: provenance::detect(dir), _temp: None })
+            Ok(ResolvedSource {
+                root: dir.clone(),
+                provenance: provenance::detect(dir),
+                _temp: None,
+            })
         }
         Source::Git(git) => {
             let temp = temp_dir(cache_dir)?;
             let provenance = git_source::checkout(git, &cache_dir.join("git"), temp.path())?;
-            Ok(ResolvedSource { root: temp.path().to_path_buf(), provenance: Some(provenance), _temp: Some(temp) })
+            Ok(ResolvedSource {
+                root: temp.path().to_path_buf(),
+                provenance: Some(provenance),
+                _temp: Some(temp),
+            })
         }
         Source::ConfigMap { data, binary_data } => {
             let files = data
@@ -72,7 +80,11 @@ pub fn resolve(source: &Source, cache_dir: &Path) -> Result<ResolvedSource, Snap
                 .chain(binary_data.iter().map(|(k, v)| (k, v.as_slice())));
             write_files("ConfigMap", files, cache_dir)
         }
-        Source::Inline(files) => write_files("inline files", files.iter().map(|(k, v)| (k, v.as_bytes())), cache_dir),
+        Source::Inline(files) => write_files(
+            "inline files",
+            files.iter().map(|(k, v)| (k, v.as_bytes())),
+            cache_dir,
+        ),
     }
 }
 
@@ -97,16 +109,30 @@ fn write_files<'a>(
             std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
         }
         if path.exists() {
-            return Err(SnapshotError::InvalidFileName { source_kind: kind, name: name.clone(), reason: "given twice" });
+            return Err(SnapshotError::InvalidFileName {
+                source_kind: kind,
+                name: name.clone(),
+                reason: "given twice",
+            });
         }
         std::fs::write(&path, content).map_err(SnapshotError::io(&path))?;
     }
-    Ok(ResolvedSource { root: temp.path().to_path_buf(), provenance: None, _temp: Some(temp) })
+    Ok(ResolvedSource {
+        root: temp.path().to_path_buf(),
+        provenance: None,
+        _temp: Some(temp),
+    })
 }
 
 /// File names from specs must be plain relative paths that stay inside the tree.
 fn validate_relative(kind: &'static str, name: &str) -> Result<(), SnapshotError> {
-    let bad = |reason| Err(SnapshotError::InvalidFileName { source_kind: kind, name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(SnapshotError::InvalidFileName {
+            source_kind: kind,
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() || name.ends_with('/') {
         return bad("must name a file");
     }
@@ -126,7 +152,14 @@ mod tests {
 
     #[test]
     fn unsafe_names_are_refused() {
-        for name in ["../x", "/etc/passwd", "a/../../b", "", ".git/config", "dir/"] {
+        for name in [
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            ".git/config",
+            "dir/",
+        ] {
             assert!(validate_relative("inline files", name).is_err(), "{name}");
         }
         assert!(validate_relative("inline files", "src/train.py").is_ok());

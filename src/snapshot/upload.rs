@@ -31,7 +31,10 @@ pub struct UploadOptions {
 
 impl Default for UploadOptions {
     fn default() -> Self {
-        UploadOptions { concurrency: 8, folder_root: "LocalUpload".to_string() }
+        UploadOptions {
+            concurrency: 8,
+            folder_root: "LocalUpload".to_string(),
+        }
     }
 }
 
@@ -113,8 +116,13 @@ pub async fn upload(
     if index.lacks_any(&new_locations) {
         write_index(container, index, etag, &new_locations).await?;
     }
-    let body = serde_json::to_vec(manifest).map_err(|e| SnapshotError::Index { blob: manifest_name.clone(), message: e.to_string() })?;
-    container.put_blob(&manifest_name, Bytes::from(body)).await?;
+    let body = serde_json::to_vec(manifest).map_err(|e| SnapshotError::Index {
+        blob: manifest_name.clone(),
+        message: e.to_string(),
+    })?;
+    container
+        .put_blob(&manifest_name, Bytes::from(body))
+        .await?;
     Ok(outcome)
 }
 
@@ -140,7 +148,9 @@ async fn run_step<'a>(
     };
     let name = blob_name(folder, &entry.path);
     if how == Transfer::Uploaded {
-        container.upload_file(&name, &root.join(&entry.path)).await?;
+        container
+            .upload_file(&name, &root.join(&entry.path))
+            .await?;
     }
     progress.file_done(&entry.path, entry.size, how);
     Ok((how, entry.hash.as_str(), entry.size, name))
@@ -151,12 +161,16 @@ fn is_missing_source(e: &BlobError) -> bool {
         || matches!(e, BlobError::Status { code, .. } if code == "CannotVerifyCopySource")
 }
 
-async fn read_index(container: &BlobContainer) -> Result<(ContentIndex, Option<String>), SnapshotError> {
+async fn read_index(
+    container: &BlobContainer,
+) -> Result<(ContentIndex, Option<String>), SnapshotError> {
     match container.get_blob(INDEX_BLOB).await? {
         None => Ok((ContentIndex::default(), None)),
         Some(d) => {
-            let index = serde_json::from_slice(&d.bytes)
-                .map_err(|e| SnapshotError::Index { blob: INDEX_BLOB.into(), message: e.to_string() })?;
+            let index = serde_json::from_slice(&d.bytes).map_err(|e| SnapshotError::Index {
+                blob: INDEX_BLOB.into(),
+                message: e.to_string(),
+            })?;
             Ok((index, Some(d.etag)))
         }
     }
@@ -173,13 +187,18 @@ async fn write_index(
     let mut attempts = 0;
     loop {
         let merged = index.merged(additions);
-        let body = serde_json::to_vec(&merged)
-            .map_err(|e| SnapshotError::Index { blob: INDEX_BLOB.into(), message: e.to_string() })?;
+        let body = serde_json::to_vec(&merged).map_err(|e| SnapshotError::Index {
+            blob: INDEX_BLOB.into(),
+            message: e.to_string(),
+        })?;
         let condition = match &etag {
             Some(tag) => WriteCondition::IfMatch(tag.clone()),
             None => WriteCondition::IfNoneExists,
         };
-        match container.put_blob_conditional(INDEX_BLOB, Bytes::from(body), condition).await {
+        match container
+            .put_blob_conditional(INDEX_BLOB, Bytes::from(body), condition)
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(BlobError::ConditionNotMet { .. }) if attempts < 5 => {
                 attempts += 1;

@@ -22,16 +22,27 @@ pub struct Candidate {
 /// Why a path is or is not part of the snapshot (`amlops snapshot --explain`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Explanation {
-    Included { reincluded_by: Option<Rule> },
+    Included {
+        reincluded_by: Option<Rule>,
+    },
     /// `path` (the path itself or a parent directory) is excluded by `rule`.
-    Excluded { path: String, rule: Rule },
+    Excluded {
+        path: String,
+        rule: Rule,
+    },
     /// `.git` is never part of a snapshot.
-    GitDirectory { path: String },
+    GitDirectory {
+        path: String,
+    },
     /// The path is outside the source tree.
     OutsideTree,
-    NotFound { path: String },
+    NotFound {
+        path: String,
+    },
     /// Including it fails (e.g. a symlink leaving the tree).
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 struct Dir {
@@ -60,21 +71,34 @@ pub fn collect(root: &Path) -> Result<Vec<Candidate>, SnapshotError> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let abs = entry.path();
-            let name = entry.file_name().into_string().map_err(|_| SnapshotError::NonUtf8Path { path: abs.clone() })?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| SnapshotError::NonUtf8Path { path: abs.clone() })?;
             if name == ".git" {
                 continue;
             }
-            let rel = if dir.rel.is_empty() { name.clone() } else { format!("{}/{name}", dir.rel) };
+            let rel = if dir.rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{}/{name}", dir.rel)
+            };
             let followed = fs::metadata(&abs);
             let is_dir = followed.as_ref().is_ok_and(|m| m.is_dir());
             if matches!(dir.rules.verdict(&abs, is_dir), Verdict::Excluded(_)) {
                 continue;
             }
-            let is_link = entry.file_type().map_err(SnapshotError::io(&abs))?.is_symlink();
+            let is_link = entry
+                .file_type()
+                .map_err(SnapshotError::io(&abs))?
+                .is_symlink();
             let canonical = if is_link {
                 resolve_link(&root, &abs, &rel)?
             } else {
-                dir.ancestors.last().map(|p| p.join(&name)).unwrap_or_else(|| abs.clone())
+                dir.ancestors
+                    .last()
+                    .map(|p| p.join(&name))
+                    .unwrap_or_else(|| abs.clone())
             };
             let meta = followed.map_err(SnapshotError::io(&abs))?;
             if meta.is_dir() {
@@ -83,10 +107,20 @@ pub fn collect(root: &Path) -> Result<Vec<Candidate>, SnapshotError> {
                 }
                 let mut ancestors = dir.ancestors.clone();
                 ancestors.push(canonical);
-                pending.push(Dir { rules: dir.rules.enter(&abs)?, abs, rel, ancestors });
+                pending.push(Dir {
+                    rules: dir.rules.enter(&abs)?,
+                    abs,
+                    rel,
+                    ancestors,
+                });
             } else if meta.is_file() {
                 let executable = meta.permissions().mode() & 0o111 != 0;
-                out.push(Candidate { path: rel, abs, size: meta.len(), executable });
+                out.push(Candidate {
+                    path: rel,
+                    abs,
+                    size: meta.len(),
+                    executable,
+                });
             }
         }
     }
@@ -119,7 +153,11 @@ pub fn explain(root: &Path, query: &Path) -> Result<Explanation, SnapshotError> 
     let mut reincluded_by = None;
     for (i, part) in parts.iter().enumerate() {
         let abs = cur.join(part);
-        rel = if rel.is_empty() { part.clone() } else { format!("{rel}/{part}") };
+        rel = if rel.is_empty() {
+            part.clone()
+        } else {
+            format!("{rel}/{part}")
+        };
         if part == ".git" {
             return Ok(Explanation::GitDirectory { path: rel });
         }
@@ -132,10 +170,12 @@ pub fn explain(root: &Path, query: &Path) -> Result<Explanation, SnapshotError> 
             Verdict::Reincluded(rule) => reincluded_by = Some(rule),
             Verdict::Unmatched => {}
         }
-        if link_meta.file_type().is_symlink() {
-            if let Err(e) = resolve_link(&root, &abs, &rel) {
-                return Ok(Explanation::Refused { reason: e.to_string() });
-            }
+        if link_meta.file_type().is_symlink()
+            && let Err(e) = resolve_link(&root, &abs, &rel)
+        {
+            return Ok(Explanation::Refused {
+                reason: e.to_string(),
+            });
         }
         if i + 1 < parts.len() {
             rules = rules.enter(&abs)?;
@@ -148,7 +188,9 @@ pub fn explain(root: &Path, query: &Path) -> Result<Explanation, SnapshotError> 
 fn canonical_root(root: &Path) -> Result<PathBuf, SnapshotError> {
     match root.canonicalize() {
         Ok(p) if p.is_dir() => Ok(p),
-        _ => Err(SnapshotError::NotADirectory { path: root.to_path_buf() }),
+        _ => Err(SnapshotError::NotADirectory {
+            path: root.to_path_buf(),
+        }),
     }
 }
 
@@ -156,9 +198,15 @@ fn canonical_root(root: &Path) -> Result<PathBuf, SnapshotError> {
 fn resolve_link(root: &Path, abs: &Path, rel: &str) -> Result<PathBuf, SnapshotError> {
     let target = abs
         .canonicalize()
-        .map_err(|source| SnapshotError::SymlinkBroken { link: rel.to_string(), source })?;
+        .map_err(|source| SnapshotError::SymlinkBroken {
+            link: rel.to_string(),
+            source,
+        })?;
     if !target.starts_with(root) {
-        return Err(SnapshotError::SymlinkEscape { link: rel.to_string(), target });
+        return Err(SnapshotError::SymlinkEscape {
+            link: rel.to_string(),
+            target,
+        });
     }
     Ok(target)
 }

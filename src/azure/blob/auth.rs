@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn redact_hides_every_signature_and_keeps_the_rest() {
         let text = "GET http://h/c/b?sv=2021&sig=abc%2Bdef&se=x then sig=zzz end";
-        assert_eq!(redact(text), "GET http://h/c/b?sv=2021&sig=REDACTED&se=x then sig=REDACTED end");
+        assert_eq!(
+            redact(text),
+            "GET http://h/c/b?sv=2021&sig=REDACTED&se=x then sig=REDACTED end"
+        );
         assert_eq!(redact("xsig=keep"), "xsig=keep");
     }
 

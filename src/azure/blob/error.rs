@@ -42,7 +42,10 @@ impl BlobError {
         match self {
             BlobError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
             BlobError::Transport { source, .. } => {
-                source.is_connect() || source.is_timeout() || source.is_request() || source.is_body()
+                source.is_connect()
+                    || source.is_timeout()
+                    || source.is_request()
+                    || source.is_body()
             }
             _ => false,
         }
@@ -59,7 +62,13 @@ mod tests {
     use super::*;
 
     fn status(status: u16) -> BlobError {
-        BlobError::Status { op: "put", blob: "b".into(), status, code: String::new(), message: String::new() }
+        BlobError::Status {
+            op: "put",
+            blob: "b".into(),
+            status,
+            code: String::new(),
+            message: String::new(),
+        }
     }
 
     #[test]

@@ -45,7 +45,9 @@ fn unescape(text: &str) -> String {
 
 /// `<Error><Code>..</Code><Message>..</Message></Error>` -> (code, message).
 pub(super) fn parse_error(xml: &str) -> (String, String) {
-    let code = element(xml, "Code").map(|(c, _)| unescape(c)).unwrap_or_default();
+    let code = element(xml, "Code")
+        .map(|(c, _)| unescape(c))
+        .unwrap_or_default();
     let message = element(xml, "Message")
         .map(|(m, _)| unescape(m).lines().next().unwrap_or_default().to_string())
         .unwrap_or_default();
@@ -66,19 +68,27 @@ mod tests {
         assert_eq!(
             items,
             vec![
-                BlobItem { name: "a&b.txt".into(), size: 12 },
-                BlobItem { name: "dir/c".into(), size: 0 }
+                BlobItem {
+                    name: "a&b.txt".into(),
+                    size: 12
+                },
+                BlobItem {
+                    name: "dir/c".into(),
+                    size: 0
+                }
             ]
         );
         assert_eq!(marker.as_deref(), Some("m2"));
-        let (_, none) = parse_page("<EnumerationResults><Blobs/><NextMarker /></EnumerationResults>");
+        let (_, none) =
+            parse_page("<EnumerationResults><Blobs/><NextMarker /></EnumerationResults>");
         assert_eq!(none, None);
     }
 
     #[test]
     fn parses_storage_error_body() {
-        let (code, message) =
-            parse_error("<Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:1</Message></Error>");
+        let (code, message) = parse_error(
+            "<Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:1</Message></Error>",
+        );
         assert_eq!(code, "BlobNotFound");
         assert_eq!(message, "The specified blob does not exist.");
     }

@@ -38,7 +38,13 @@ pub struct BlobStats {
 
 impl BlobStats {
     pub fn total_requests(&self) -> u64 {
-        self.head + self.get + self.list + self.put_blob + self.put_block + self.put_block_list + self.copy
+        self.head
+            + self.get
+            + self.list
+            + self.put_blob
+            + self.put_block
+            + self.put_block_list
+            + self.copy
     }
 }
 

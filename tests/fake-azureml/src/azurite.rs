@@ -54,7 +54,13 @@ impl Azurite {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("access.log")).expect("azurite log file");
         let child = Command::new(&bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
             .arg(dir.path().join("data"))
             .args(["--disableTelemetry", "--skipApiVersionCheck"])
             .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
@@ -77,7 +83,11 @@ impl Azurite {
                 panic!("azurite exited early ({status}); log:\n{}", self.log_text());
             }
             if Instant::now() > deadline {
-                panic!("azurite did not listen on port {} within 30 s; log:\n{}", self.port, self.log_text());
+                panic!(
+                    "azurite did not listen on port {} within 30 s; log:\n{}",
+                    self.port,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -94,12 +104,20 @@ impl Azurite {
 
     /// A container-level service SAS URL (read, add, create, write, delete, list) valid for `ttl`.
     pub fn container_sas_url(&self, container: &str, ttl: Duration) -> String {
-        format!("{}/{container}?{}", self.account_url(), container_sas(container, ttl))
+        format!(
+            "{}/{container}?{}",
+            self.account_url(),
+            container_sas(container, ttl)
+        )
     }
 
     /// Creates a container (idempotent: an existing container is fine).
     pub fn create_container(&self, container: &str) {
-        let url = format!("{}/{container}?restype=container&{}", self.account_url(), account_sas_create());
+        let url = format!(
+            "{}/{container}?restype=container&{}",
+            self.account_url(),
+            account_sas_create()
+        );
         let status = http_put_empty(self.port, &url);
         assert!(
             status == 201 || status == 409,
@@ -107,9 +125,18 @@ impl Azurite {
         );
     }
 
-    /// The access log so far (Azurite writes one line per request).
+    /// The access log so far (Azurite writes one line per request, shortly after answering,
+    /// so this waits until the log has been quiet for 150 ms).
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.log_text().lines().filter_map(parse_access_line).collect()
+        let mut last = self.log_text();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.log_text();
+            if now == last {
+                return now.lines().filter_map(parse_access_line).collect();
+            }
+            last = now;
+        }
     }
 
     fn log_text(&self) -> String {
@@ -135,7 +162,12 @@ fn parse_access_line(line: &str) -> Option<LoggedRequest> {
     let target = request.next()?;
     let status = rest[end + 1..].split_whitespace().next()?.parse().ok()?;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Some(LoggedRequest { method, path: path.to_string(), query: query.to_string(), status })
+    Some(LoggedRequest {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        status,
+    })
 }
 
 fn find_binary() -> Option<PathBuf> {
@@ -151,7 +183,9 @@ fn find_binary() -> Option<PathBuf> {
         dir = d.parent();
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join("azurite-blob")).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|p| p.join("azurite-blob"))
+            .find(|p| p.is_file())
     })
 }
 
@@ -161,7 +195,9 @@ fn free_port() -> u16 {
 }
 
 fn sign(string_to_sign: &str) -> String {
-    let key = STANDARD.decode(ACCOUNT_KEY).expect("well-known key is base64");
+    let key = STANDARD
+        .decode(ACCOUNT_KEY)
+        .expect("well-known key is base64");
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac accepts any key length");
     mac.update(string_to_sign.as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
@@ -177,9 +213,32 @@ fn container_sas(container: &str, ttl: Duration) -> String {
     let permissions = "racwdl";
     let se = expiry(ttl);
     let resource = format!("/blob/{ACCOUNT}/{container}");
-    let fields = [permissions, "", &se, &resource, "", "", "", SAS_VERSION, "c", "", "", "", "", "", "", ""];
+    let fields = [
+        permissions,
+        "",
+        &se,
+        &resource,
+        "",
+        "",
+        "",
+        SAS_VERSION,
+        "c",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ];
     let sig = sign(&fields.join("\n"));
-    query(&[("sv", SAS_VERSION), ("sp", permissions), ("se", &se), ("sr", "c"), ("sig", &sig)])
+    query(&[
+        ("sv", SAS_VERSION),
+        ("sp", permissions),
+        ("se", &se),
+        ("sr", "c"),
+        ("sig", &sig),
+    ])
 }
 
 /// Account SAS allowing container creation only.
@@ -187,17 +246,29 @@ fn account_sas_create() -> String {
     let se = expiry(Duration::from_secs(600));
     let fields = [ACCOUNT, "c", "b", "c", "", &se, "", "", SAS_VERSION, "", ""];
     let sig = sign(&fields.join("\n"));
-    query(&[("sv", SAS_VERSION), ("ss", "b"), ("srt", "c"), ("sp", "c"), ("se", &se), ("sig", &sig)])
+    query(&[
+        ("sv", SAS_VERSION),
+        ("ss", "b"),
+        ("srt", "c"),
+        ("sp", "c"),
+        ("se", &se),
+        ("sig", &sig),
+    ])
 }
 
 fn query(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// A minimal blocking HTTP/1.1 PUT with an empty body; returns the status code.
 fn http_put_empty(port: u16, url: &str) -> u16 {
     use std::io::Read;
-    let target = url.split_once(&format!("127.0.0.1:{port}")).map(|(_, t)| t).expect("url on azurite");
+    let target = url
+        .split_once(&format!("127.0.0.1:{port}"))
+        .map(|(_, t)| t)
+        .expect("url on azurite");
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect azurite");
     write!(
         stream,
