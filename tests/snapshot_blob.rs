@@ -1,0 +1,201 @@
+//! The blob container client against the real Azurite emulator.
+
+use std::time::Duration;
+
+use amlops::azure::blob::{BlobContainer, BlobError, BlobOptions, WriteCondition};
+use bytes::Bytes;
+use fake_azureml::azurite::Azurite;
+
+fn container(azurite: &Azurite, name: &str) -> BlobContainer {
+    azurite.create_container(name);
+    BlobContainer::from_sas_url(&azurite.container_sas_url(name, Duration::from_secs(3600)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn put_get_exists_list_and_copy() {
+    let azurite = Azurite::start();
+    let c = container(&azurite, "code");
+    assert!(!c.exists("dir/a.txt").await.unwrap());
+    assert!(c.get_blob("dir/a.txt").await.unwrap().is_none());
+    c.put_blob("dir/a.txt", Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    c.put_blob("dir/sub dir/b#1.txt", Bytes::from_static(b"bee"))
+        .await
+        .unwrap();
+    c.put_blob("other/c.txt", Bytes::from_static(b"c"))
+        .await
+        .unwrap();
+    assert!(c.exists("dir/a.txt").await.unwrap());
+    assert_eq!(
+        &c.get_blob("dir/a.txt").await.unwrap().unwrap().bytes[..],
+        b"hello"
+    );
+
+    let mut names: Vec<_> = c
+        .list("dir/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.name, i.size))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("dir/a.txt".to_string(), 5),
+            ("dir/sub dir/b#1.txt".to_string(), 3)
+        ]
+    );
+
+    c.copy_blob("copied/a.txt", "dir/a.txt").await.unwrap();
+    assert_eq!(
+        &c.get_blob("copied/a.txt").await.unwrap().unwrap().bytes[..],
+        b"hello"
+    );
+    let copies = azurite
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/copied/a.txt") && r.method == "PUT")
+        .count();
+    assert_eq!(copies, 1, "one server-side copy request");
+    assert_eq!(c.stats().copy, 1);
+}
+
+#[tokio::test]
+async fn large_file_goes_up_as_blocks_streamed_from_disk() {
+    let azurite = Azurite::start();
+    let options = BlobOptions {
+        block_size: 256 * 1024,
+        single_put_max: 256 * 1024,
+        ..BlobOptions::default()
+    };
+    let c = container(&azurite, "big").with_options(options);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.bin");
+    let content: Vec<u8> = (0..(1024 * 1024 + 1000))
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    std::fs::write(&path, &content).unwrap();
+
+    c.upload_file("m/model.bin", &path).await.unwrap();
+
+    let got = c.get_blob("m/model.bin").await.unwrap().unwrap();
+    assert_eq!(got.bytes.len(), content.len());
+    assert!(got.bytes[..] == content[..], "content round-trips");
+    let log = azurite.requests();
+    let blocks = log
+        .iter()
+        .filter(|r| r.query.contains("comp=block&"))
+        .count();
+    let lists = log
+        .iter()
+        .filter(|r| r.query.contains("comp=blocklist"))
+        .count();
+    assert_eq!(blocks, 5, "4 full 256 KiB blocks + 1 partial");
+    assert_eq!(lists, 1);
+    assert_eq!(
+        (
+            c.stats().put_block,
+            c.stats().put_block_list,
+            c.stats().put_blob
+        ),
+        (5, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn conditional_writes_detect_concurrent_writers() {
+    let azurite = Azurite::start();
+    let c = container(&azurite, "idx");
+    let etag = c
+        .put_blob_conditional(
+            "index.json",
+            Bytes::from_static(b"{}"),
+            WriteCondition::IfNoneExists,
+        )
+        .await
+        .unwrap();
+    let again = c
+        .put_blob_conditional(
+            "index.json",
+            Bytes::from_static(b"{}"),
+            WriteCondition::IfNoneExists,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(BlobError::ConditionNotMet { .. })),
+        "{again:?}"
+    );
+    let newer = c
+        .put_blob_conditional(
+            "index.json",
+            Bytes::from_static(b"{\"a\":1}"),
+            WriteCondition::IfMatch(etag.clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(newer, etag);
+    let stale = c
+        .put_blob_conditional(
+            "index.json",
+            Bytes::from_static(b"x"),
+            WriteCondition::IfMatch(etag),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(BlobError::ConditionNotMet { .. })),
+        "{stale:?}"
+    );
+}
+
+#[tokio::test]
+async fn errors_name_the_blob_and_never_the_signature() {
+    let azurite = Azurite::start();
+    // No container created: the service answers 404 ContainerNotFound.
+    let url = azurite.container_sas_url("missing", Duration::from_secs(60));
+    let sig = url.split("sig=").nth(1).unwrap().to_string();
+    let c = BlobContainer::from_sas_url(&url).unwrap();
+    let err = c
+        .put_blob("a/b.txt", Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?} {c:?}");
+    assert!(
+        text.contains("a/b.txt") && text.contains("404") && text.contains("ContainerNotFound"),
+        "{text}"
+    );
+    assert!(!text.contains(&sig), "{text}");
+
+    // A tampered signature is refused (403) and still not echoed.
+    let bad = url.replace(&sig, "AAAA");
+    let err = BlobContainer::from_sas_url(&bad)
+        .unwrap()
+        .exists("x")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+}
+
+#[tokio::test]
+async fn connection_failures_are_retried_then_reported() {
+    // A port nobody listens on: connect errors are retryable; after the retries the error says so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let options = BlobOptions {
+        max_retries: 2,
+        base_delay: Duration::from_millis(1),
+        ..BlobOptions::default()
+    };
+    let c = BlobContainer::from_sas_url(&format!(
+        "http://127.0.0.1:{port}/devstoreaccount1/c?sv=1&sig=s"
+    ))
+    .unwrap()
+    .with_options(options);
+    let err = c.exists("x").await.unwrap_err();
+    assert!(matches!(err, BlobError::Transport { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(c.stats().head, 3, "first attempt + 2 retries");
+}
