@@ -128,6 +128,34 @@ pub fn stage_environment_with_path(
     }
 }
 
+/// The staged environment for `spec` if it is ready now, without building anything:
+/// the user-managed interpreter resolves, or a complete cached system-managed environment exists.
+pub fn find_staged(state_dir: &Path, spec: &EnvironmentSpec) -> Option<StagedEnvironment> {
+    match spec {
+        EnvironmentSpec::UserManaged { interpreter } => {
+            let path_var = std::env::var_os("PATH").unwrap_or_default();
+            resolve_interpreter(interpreter, &path_var)
+                .ok()
+                .map(|python| StagedEnvironment {
+                    python,
+                    env_dir: None,
+                    reused: false,
+                })
+        }
+        EnvironmentSpec::SystemManaged { content_hash, .. } => {
+            if !is_safe_component(content_hash) {
+                return None;
+            }
+            let env_dir = state_dir.join("envs").join(content_hash);
+            complete_python(&env_dir).map(|python| StagedEnvironment {
+                python,
+                env_dir: Some(env_dir),
+                reused: true,
+            })
+        }
+    }
+}
+
 fn resolve_interpreter(interpreter: &str, path_var: &OsStr) -> Result<PathBuf, LocalError> {
     find_executable(interpreter, Some(path_var)).ok_or_else(|| LocalError::InterpreterNotFound {
         interpreter: interpreter.to_string(),

@@ -24,7 +24,7 @@ mod supervisor;
 mod tool;
 
 pub use environment::{
-    EnvironmentSpec, StagedEnvironment, stage_environment, stage_environment_with_path,
+    EnvironmentSpec, StagedEnvironment, find_staged, stage_environment, stage_environment_with_path,
 };
 pub use error::LocalError;
 pub use logs::{LogFollower, LogPaths, LogStream, follow_logs, logs};

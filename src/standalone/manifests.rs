@@ -1,0 +1,213 @@
+//! Reading manifests: files, directories (recursively) or stdin, multi-document YAML or JSON.
+//! Every problem names the file, the document index, the object and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::store::Key;
+use crate::api::{GROUP, VERSION, validate};
+
+/// The amlops kinds in dependency order (what a kind references comes first).
+pub const KINDS: [&str; 4] = [
+    "Workspace",
+    "ComputeTarget",
+    "RunConfiguration",
+    "Experiment",
+];
+/// Core kinds standalone mode also stores, because amlops objects reference them.
+pub const CORE_KINDS: [&str; 2] = ["Secret", "ConfigMap"];
+
+/// One object read from a manifest, and where it came from.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub file: String,
+    pub index: usize,
+    pub key: Key,
+    pub object: Value,
+}
+
+impl Document {
+    /// `file document N (Kind/name)`, the prefix of every message about this object.
+    pub fn location(&self) -> String {
+        format!(
+            "{} document {} ({}/{})",
+            self.file,
+            self.index + 1,
+            self.key.kind,
+            self.key.name
+        )
+    }
+}
+
+/// Reads every document of `paths` ("-" is stdin). Errors are collected, not stopped at.
+pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Document>, Vec<String>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            files.push(p.clone());
+        } else if p.is_dir() {
+            collect_dir(p, &mut files);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            problems.push(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    let mut docs = Vec::new();
+    for file in files {
+        match read_file(&file, namespace) {
+            Ok(mut d) => docs.append(&mut d),
+            Err(mut e) => problems.append(&mut e),
+        }
+    }
+    if docs.is_empty() && problems.is_empty() {
+        problems.push("no manifests found (looked for *.yaml, *.yml and *.json)".into());
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for d in &docs {
+        if let Some(first) = seen.insert(d.key.clone(), d.location()) {
+            problems.push(format!(
+                "{}: {} is also defined in {first}",
+                d.location(),
+                d.key
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(docs)
+    } else {
+        Err(problems)
+    }
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            collect_dir(&p, out);
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>> {
+    let name = file.display().to_string();
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| vec![format!("stdin: {e}")])?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| vec![format!("{name}: {e}")])?
+    };
+    let values: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| vec![format!("{name}: not valid YAML: {e}")])?;
+    let base_dir = if file.as_os_str() == "-" {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        file.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let mut docs = Vec::new();
+    let mut problems = Vec::new();
+    for (index, value) in values.into_iter().enumerate().filter(|(_, v)| !v.is_null()) {
+        match document(&name, index, value, namespace, &base_dir) {
+            Ok(d) => docs.push(d),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(docs)
+    } else {
+        Err(problems)
+    }
+}
+
+fn document(
+    file: &str,
+    index: usize,
+    mut object: Value,
+    namespace: &str,
+    base_dir: &Path,
+) -> Result<Document, String> {
+    let at = format!("{file} document {}", index + 1);
+    let kind = object["kind"]
+        .as_str()
+        .ok_or_else(|| format!("{at}: kind: is required"))?
+        .to_string();
+    let api_version = object["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let expected = if KINDS.contains(&kind.as_str()) {
+        format!("{GROUP}/{VERSION}")
+    } else if CORE_KINDS.contains(&kind.as_str()) {
+        "v1".to_string()
+    } else {
+        return Err(format!(
+            "{at}: kind: {kind:?} is not an amlops kind (expected one of {}, or Secret/ConfigMap)",
+            KINDS.join(", ")
+        ));
+    };
+    if api_version != expected {
+        return Err(format!(
+            "{at} ({kind}): apiVersion: expected {expected:?}, got {api_version:?}"
+        ));
+    }
+    let name = object["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("{at} ({kind}): metadata.name: is required"))?
+        .to_string();
+    let ns = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(namespace)
+        .to_string();
+    // A local source path is relative to the manifest that names it, wherever amlops runs from.
+    if let Some(Value::String(p)) = object.pointer_mut("/spec/source/localPath") {
+        let abs = base_dir.join(&*p);
+        *p = std::fs::canonicalize(&abs)
+            .unwrap_or(abs)
+            .display()
+            .to_string();
+    }
+    Ok(Document {
+        file: file.to_string(),
+        index,
+        key: Key {
+            kind,
+            namespace: ns,
+            name,
+        },
+        object,
+    })
+}
+
+/// Schema + CEL admission of one document, as the apiserver would do it on create (`old` None)
+/// or update. Returns messages that name the location and the field.
+pub fn admit(doc: &Document, old: Option<&Value>) -> Vec<String> {
+    if !KINDS.contains(&doc.key.kind.as_str()) {
+        return Vec::new();
+    }
+    validate::validate(&doc.key.kind, &doc.object, old)
+        .into_iter()
+        .map(|p| format!("{}: {p}", doc.location()))
+        .collect()
+}

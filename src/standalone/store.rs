@@ -1,0 +1,544 @@
+//! The embedded object store of standalone mode: amlops objects (metadata, spec, status) and
+//! their events in SQLite. WAL lets `amlops get` read while `apply` writes; every change is one
+//! transaction, so a killed `apply` leaves either the old or the new object, never half of one.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+/// Schema version written in `meta`; `migrate` upgrades older stores step by step.
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "state store {path} has schema version {found}, newer than this amlops ({supported}); upgrade amlops"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("state store {path}: {kind} {namespace}/{name} holds an unreadable object: {source}")]
+    Corrupt {
+        path: PathBuf,
+        kind: String,
+        namespace: String,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("{kind} {namespace}/{name} was changed by someone else meanwhile; retry")]
+    Conflict {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+}
+
+/// Identifies one object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)?;
+        if self.namespace != "default" {
+            write!(f, " (namespace {})", self.namespace)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `apply` did to an object, in kubectl's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// A stored event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub time: String,
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(&err)?;
+        let found: i64 = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?
+            .unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < 1 {
+            tx.execute_batch(
+                "CREATE TABLE objects (
+                    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    resource_version INTEGER NOT NULL,
+                    object TEXT NOT NULL,
+                    PRIMARY KEY (kind, namespace, name));
+                 CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    time TEXT NOT NULL, warning INTEGER NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
+                 CREATE INDEX events_by_object ON events (kind, namespace, name, id);
+                 INSERT INTO meta (key, value) VALUES ('resource_version', 0);",
+            )
+            .map_err(&err)?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// The object, as a Kubernetes-style JSON document (metadata incl. uid, generation,
+    /// resourceVersion, finalizers, deletionTimestamp; spec; status).
+    pub fn get(&self, key: &Key) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT object FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![key.kind, key.namespace, key.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        text.map(|t| self.parse(key, &t)).transpose()
+    }
+
+    fn parse(&self, key: &Key, text: &str) -> Result<Value, StoreError> {
+        parse(&self.path, key, text)
+    }
+
+    /// All objects of `kind` (or of every kind), ordered by kind, namespace, name.
+    pub fn list(&self, kind: Option<&str>) -> Result<Vec<(Key, Value)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, namespace, name, object FROM objects WHERE ?1 IS NULL OR kind = ?1 ORDER BY kind, namespace, name")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![kind], |r| {
+                Ok((
+                    Key {
+                        kind: r.get(0)?,
+                        namespace: r.get(1)?,
+                        name: r.get(2)?,
+                    },
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, text) = row.map_err(self.err())?;
+            let value = self.parse(&key, &text)?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// `kubectl apply` semantics: create, or update labels/annotations/spec of an existing object.
+    /// The generation moves only when the spec changes; uid, status and finalizers are kept.
+    pub fn apply(&mut self, key: &Key, manifest: &Value) -> Result<(Applied, Value), StoreError> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT object FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![key.kind, key.namespace, key.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let rv = next_resource_version(&tx).map_err(&err)?;
+        let (applied, object) = match existing {
+            None => {
+                let mut obj = manifest.clone();
+                let meta = metadata_mut(&mut obj);
+                meta.insert(
+                    "uid".into(),
+                    Value::String(uuid::Uuid::new_v4().to_string()),
+                );
+                meta.insert("generation".into(), 1.into());
+                meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+                meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+                (Applied::Created, obj)
+            }
+            Some(text) => {
+                let mut obj = parse(&self.path, key, &text)?;
+                let spec_changed = obj.get("spec") != manifest.get("spec");
+                let meta_changed = ["labels", "annotations"]
+                    .iter()
+                    .any(|f| obj["metadata"].get(f) != manifest["metadata"].get(f));
+                if !spec_changed && !meta_changed {
+                    return Ok((Applied::Unchanged, obj));
+                }
+                obj["spec"] = manifest.get("spec").cloned().unwrap_or(Value::Null);
+                let meta = metadata_mut(&mut obj);
+                for f in ["labels", "annotations"] {
+                    match manifest["metadata"].get(f) {
+                        Some(v) => meta.insert(f.to_string(), v.clone()),
+                        None => meta.remove(f),
+                    };
+                }
+                if spec_changed {
+                    let generation =
+                        meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+                    meta.insert("generation".into(), generation.into());
+                }
+                (Applied::Configured, obj)
+            }
+        };
+        let object = write_object(&tx, key, object, rv).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok((applied, object))
+    }
+
+    /// Replaces status (and finalizers) if the object still has `resource_version`; returns the new object.
+    pub fn update(&mut self, key: &Key, object: &Value) -> Result<Value, StoreError> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let stored_rv: Option<i64> = tx
+            .query_row(
+                "SELECT resource_version FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![key.kind, key.namespace, key.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let expected = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok());
+        if stored_rv.is_none() || stored_rv != expected {
+            return Err(StoreError::Conflict {
+                kind: key.kind.clone(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+            });
+        }
+        let rv = next_resource_version(&tx).map_err(&err)?;
+        let object = write_object(&tx, key, object.clone(), rv).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(object)
+    }
+
+    /// Marks the object for deletion (like a DELETE with finalizers) or removes it when it has none.
+    /// Returns true when the object is gone.
+    pub fn delete(&mut self, key: &Key) -> Result<bool, StoreError> {
+        let Some(mut obj) = self.get(key)? else {
+            return Ok(true);
+        };
+        let has_finalizers = obj["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if !has_finalizers {
+            self.remove(key)?;
+            return Ok(true);
+        }
+        if obj["metadata"].get("deletionTimestamp").is_none() {
+            metadata_mut(&mut obj).insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
+            self.update(key, &obj)?;
+        }
+        Ok(false)
+    }
+
+    /// Removes the object and its events for good.
+    pub fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let p = params![key.kind, key.namespace, key.name];
+        tx.execute(
+            "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            p,
+        )
+        .map_err(&err)?;
+        tx.execute(
+            "DELETE FROM events WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            p,
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    pub fn add_event(
+        &self,
+        key: &Key,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (kind, namespace, name, time, warning, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![key.kind, key.namespace, key.name, now_rfc3339(), warning, reason, message],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The newest `limit` events of an object, oldest first.
+    pub fn events(&self, key: &Key, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT time, warning, reason, message FROM (SELECT * FROM events WHERE kind = ?1 AND namespace = ?2 AND name = ?3
+                 ORDER BY id DESC LIMIT ?4) ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(
+                params![key.kind, key.namespace, key.name, limit as i64],
+                |r| {
+                    Ok(StoredEvent {
+                        time: r.get(0)?,
+                        warning: r.get(1)?,
+                        reason: r.get(2)?,
+                        message: r.get(3)?,
+                    })
+                },
+            )
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+fn parse(path: &Path, key: &Key, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        source,
+    })
+}
+
+fn next_resource_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'resource_version' RETURNING value",
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn write_object(
+    tx: &rusqlite::Transaction<'_>,
+    key: &Key,
+    mut object: Value,
+    rv: i64,
+) -> rusqlite::Result<Value> {
+    metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(rv.to_string()));
+    tx.execute(
+        "INSERT INTO objects (kind, namespace, name, resource_version, object) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (kind, namespace, name) DO UPDATE SET resource_version = ?4, object = ?5",
+        params![key.kind, key.namespace, key.name, rv, object.to_string()],
+    )?;
+    Ok(object)
+}
+
+fn metadata_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = Value::Object(Default::default());
+    }
+    match obj.get_mut("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key() -> Key {
+        Key {
+            kind: "Experiment".into(),
+            namespace: "default".into(),
+            name: "e".into(),
+        }
+    }
+    fn manifest(script: &str) -> Value {
+        json!({"apiVersion": "amlops.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"}, "spec": {"script": script}})
+    }
+
+    #[test]
+    fn apply_creates_updates_and_bumps_generation_only_on_spec_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let (a, created) = store.apply(&key(), &manifest("a.py")).unwrap();
+        assert_eq!(a, Applied::Created);
+        assert_eq!(created["metadata"]["generation"], 1);
+        let uid = created["metadata"]["uid"].clone();
+        assert_eq!(
+            store.apply(&key(), &manifest("a.py")).unwrap().0,
+            Applied::Unchanged
+        );
+        let mut labelled = manifest("a.py");
+        labelled["metadata"]["labels"] = json!({"team": "x"});
+        let (a, obj) = store.apply(&key(), &labelled).unwrap();
+        assert_eq!(
+            (a, obj["metadata"]["generation"].clone()),
+            (Applied::Configured, json!(1))
+        );
+        let (a, obj) = store.apply(&key(), &manifest("b.py")).unwrap();
+        assert_eq!(
+            (a, obj["metadata"]["generation"].clone()),
+            (Applied::Configured, json!(2))
+        );
+        assert_eq!(obj["metadata"]["uid"], uid);
+        assert!(obj["metadata"].get("labels").is_none());
+    }
+
+    #[test]
+    fn status_updates_need_the_current_resource_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_, mut obj) = store.apply(&key(), &manifest("a.py")).unwrap();
+        obj["status"] = json!({"observedGeneration": 1});
+        let stale = obj.clone();
+        let obj = store.update(&key(), &obj).unwrap();
+        assert!(matches!(
+            store.update(&key(), &stale),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(
+            store.get(&key()).unwrap().unwrap()["status"]["observedGeneration"],
+            1
+        );
+        // apply keeps status
+        let (_, after) = store.apply(&key(), &manifest("c.py")).unwrap();
+        assert_eq!(after["status"], obj["status"]);
+    }
+
+    #[test]
+    fn delete_waits_for_finalizers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_, mut obj) = store.apply(&key(), &manifest("a.py")).unwrap();
+        obj["metadata"]["finalizers"] = json!(["amlops.io/cleanup"]);
+        store.update(&key(), &obj).unwrap();
+        store
+            .add_event(&key(), false, "Submitted", "run submitted")
+            .unwrap();
+        assert!(!store.delete(&key()).unwrap());
+        let marked = store.get(&key()).unwrap().unwrap();
+        assert!(marked["metadata"]["deletionTimestamp"].is_string());
+        store.remove(&key()).unwrap();
+        assert!(store.get(&key()).unwrap().is_none());
+        assert!(store.events(&key(), 10).unwrap().is_empty());
+        // without finalizers, delete removes at once
+        store.apply(&key(), &manifest("a.py")).unwrap();
+        assert!(store.delete(&key()).unwrap());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_readers_see_committed_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut writer = Store::open(&path).unwrap();
+        writer.apply(&key(), &manifest("a.py")).unwrap();
+        let reader = Store::open(&path).unwrap();
+        assert_eq!(reader.list(Some("Experiment")).unwrap().len(), 1);
+        writer
+            .conn
+            .execute(
+                "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        match Store::open(&path) {
+            Err(StoreError::TooNew { found: 99, .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a store from a newer amlops must be refused"),
+        }
+    }
+}
