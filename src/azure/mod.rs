@@ -7,6 +7,7 @@ pub mod credential;
 pub mod error;
 pub mod http;
 pub mod lro;
+pub mod models;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;
