@@ -142,6 +142,12 @@ impl ArmRequest {
         }
     }
 
+    /// The same call sent to an absolute URL from ARM (next pages).
+    pub fn with_absolute(mut self, url: String) -> Self {
+        self.target = Target::Absolute(url);
+        self
+    }
+
     /// Adds a query parameter (ignored for absolute URLs).
     pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
         if let Target::Path { query, .. } = &mut self.target {
