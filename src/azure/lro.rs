@@ -179,9 +179,11 @@ impl ArmClient {
     }
 
     /// Polls until the operation ends; `Err` if it failed, was canceled, or polling
-    /// itself gave up. Callers that must bound the wait wrap this in a timeout and keep
-    /// the handle to resume later.
+    /// itself gave up. The first poll comes after the minimum interval (an operation
+    /// just accepted is never already done). Callers that must bound the wait wrap this
+    /// in a timeout and keep the handle to resume later.
     pub async fn wait(&self, handle: &OperationHandle) -> Result<(), AzureError> {
+        tokio::time::sleep(self.polling().min_interval).await;
         loop {
             match self.poll(handle).await? {
                 PollState::Succeeded => return Ok(()),
