@@ -17,5 +17,5 @@ pub use arm::{API_VERSION, ArmClient, ArmConfig, CallObserver};
 pub use credential::{CredentialSource, Endpoints};
 pub use error::AzureError;
 pub use lro::{OperationHandle, OperationKind, PollState, Started};
-pub use secret::Secret;
 pub use ops::{WorkspaceClient, WorkspaceInfo, WorkspaceRef};
+pub use secret::Secret;
