@@ -57,8 +57,15 @@ fn sign(key_b64: &str, string_to_sign: &str) -> Result<String, StorageError> {
     Ok(STANDARD.encode(tag.as_ref()))
 }
 
+/// Everything but RFC 3986 unreserved characters is percent-encoded in query values.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 fn expiry(now: Timestamp) -> String {

@@ -219,7 +219,7 @@ pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let Some(job) = store.jobs.get_mut(&k) else {
         return not_found(ctx);
     };
-    if job.cancelled_at.is_none() && lifecycle::is_terminal(status(job, phase, ctx.now)) {
+    if lifecycle::is_terminal(status(job, phase, ctx.now)) {
         return Reply::empty(200);
     }
     let cancelled_at = *job.cancelled_at.get_or_insert(ctx.now);

@@ -117,7 +117,9 @@ pub fn get_datastore(ctx: &Ctx<'_>) -> Reply {
                 "containerName": default_container(ctx),
                 "endpoint": "core.windows.net",
                 "protocol": protocol,
-                "credentials": {"credentialsType": "AccountKey"},
+                // Identity-based access: the spec makes AccountKey credentials require `secrets`,
+                // which Azure never returns.
+                "credentials": {"credentialsType": "None"},
                 "isDefault": true,
                 "serviceDataAccessAuthIdentity": "None",
                 "subscriptionId": ctx.route.param("subscriptionId"),

@@ -128,7 +128,8 @@ impl Spec {
                     .into_owned()
             })
             .collect();
-        let mut best: Option<(usize, &Operation, Vec<(String, String)>)> = None;
+        // (literal segment count, match) of the most specific operation so far.
+        let mut best: Option<(usize, RouteMatch<'_>)> = None;
         let mut path_known = false;
         for op in &self.operations {
             let Some(params) = match_segments(&op.segments, &segs) else {
@@ -143,15 +144,18 @@ impl Spec {
                 .iter()
                 .filter(|s| matches!(s, Segment::Literal(_)))
                 .count();
-            if best.as_ref().is_none_or(|(n, _, _)| literals > *n) {
-                best = Some((literals, op, params));
+            if best.as_ref().is_none_or(|(n, _)| literals > *n) {
+                best = Some((
+                    literals,
+                    RouteMatch {
+                        operation: op,
+                        path_params: params,
+                    },
+                ));
             }
         }
         match best {
-            Some((_, operation, path_params)) => Ok(RouteMatch {
-                operation,
-                path_params,
-            }),
+            Some((_, found)) => Ok(found),
             None if path_known => Err(RouteError::MethodNotAllowed),
             None => Err(RouteError::NoSuchPath),
         }
