@@ -3,8 +3,8 @@
 //! fault injection, a request log, and validation of every request against the official REST
 //! spec (api-version 2026-07-01). Used in-process by tests and as the `fake-azureml` binary.
 
-pub mod azurite;
 mod arm;
+pub mod azurite;
 mod control;
 mod faults;
 pub mod lifecycle;
