@@ -42,6 +42,17 @@ async fn environment_versions_are_immutable() {
     assert_eq!(changed.body["error"]["code"], "Conflict");
     let got = h.call("GET", &url, None).await;
     assert_eq!(got.body["properties"]["condaFile"], "name: a\n");
+    let mut archived = environment("name: a\n");
+    archived["properties"]["isArchived"] = json!(true);
+    assert_eq!(
+        h.call("PUT", &url, Some(archived)).await.status,
+        200,
+        "isArchived is updatable"
+    );
+    assert_eq!(
+        h.call("GET", &url, None).await.body["properties"]["isArchived"],
+        true
+    );
     assert_eq!(
         h.call(
             "GET",
@@ -185,12 +196,12 @@ async fn job_walks_its_phases_and_reports_times() {
         200,
         "re-submitting the same job is idempotent"
     );
-    assert_eq!(
-        h.call("PUT", &url, Some(job(json!({"other": "x"}))))
-            .await
-            .status,
-        409
-    );
+    let retagged = h.call("PUT", &url, Some(job(json!({"other": "x"})))).await;
+    assert_eq!(retagged.status, 200, "tags are updatable");
+    assert_eq!(retagged.body["properties"]["tags"], json!({"other": "x"}));
+    let mut changed = job(json!({"other": "x"}));
+    changed["properties"]["command"] = json!("python other.py");
+    assert_eq!(h.call("PUT", &url, Some(changed)).await.status, 409);
 }
 
 #[tokio::test]

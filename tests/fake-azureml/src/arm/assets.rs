@@ -5,6 +5,7 @@
 //! The content hash of a code version lives where azure-ai-ml puts it: in
 //! `properties.properties["hash_sha256"]` and `properties.properties["hash_version"]`.
 
+use super::immutable::{Rewrite, Rules, rewrite};
 use super::{Ctx, list_reply, system_data, workspace};
 use crate::reply::Reply;
 use crate::storage;
@@ -26,8 +27,10 @@ impl Kind {
     }
 }
 
-/// readOnly properties the server fills in; ignored when comparing bodies.
-const SERVER_FIELDS: [&str; 2] = ["provisioningState", "environmentType"];
+const RULES: Rules = Rules {
+    server_fields: &["provisioningState", "environmentType"],
+    updatable: &["isArchived", "tags", "description", "stage"],
+};
 
 fn ids(ctx: &Ctx<'_>, kind: Kind) -> (String, String) {
     let id = format!(
@@ -42,17 +45,6 @@ fn ids(ctx: &Ctx<'_>, kind: Kind) -> (String, String) {
 
 fn lock_error() -> Reply {
     Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
-}
-
-/// The part of a body that decides whether two writes are the same version.
-fn comparable(body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Some(map) = props.as_object_mut() {
-        for field in SERVER_FIELDS {
-            map.remove(field);
-        }
-    }
-    props
 }
 
 fn render(kind: Kind, asset: &Asset) -> Value {
@@ -116,15 +108,15 @@ pub fn put(ctx: &Ctx<'_>, kind: Kind) -> Reply {
     let Ok(mut store) = ctx.shared.store.lock() else {
         return lock_error();
     };
-    if let Some(existing) = store.assets.get(&k) {
-        if comparable(&existing.body) == comparable(&body) {
+    if let Some(existing) = store.assets.get_mut(&k) {
+        if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
             return Reply::json(200, render(kind, existing));
         }
         return Reply::arm_error(
             409,
             "Conflict",
             format!(
-                "{} version {}:{} already exists with different content; versions are immutable.",
+                "{} version {}:{} already exists with different content; only tags, description, stage and isArchived can change.",
                 kind.segment(),
                 ctx.route.param("name"),
                 ctx.route.param("version")

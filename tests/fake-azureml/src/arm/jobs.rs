@@ -6,6 +6,7 @@
 //! start/end time or error fields on jobs, so, as the service does, they are reported in the
 //! job's `properties` map: `StartTimeUtc`, `EndTimeUtc`, and `ErrorCode`/`ErrorMessage` on failure.
 
+use super::immutable::{Rewrite, Rules, rewrite};
 use super::{Ctx, list_reply, lro, system_data, workspace};
 use crate::lifecycle::{self, JobOutcome};
 use crate::reply::Reply;
@@ -35,18 +36,10 @@ fn not_found(ctx: &Ctx<'_>) -> Reply {
     )
 }
 
-/// Fields the server fills in; ignored when comparing a re-PUT with the stored job.
-const SERVER_FIELDS: [&str; 3] = ["status", "services", "parameters"];
-
-fn comparable(body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Some(map) = props.as_object_mut() {
-        for field in SERVER_FIELDS {
-            map.remove(field);
-        }
-    }
-    props
-}
+const RULES: Rules = Rules {
+    server_fields: &["status", "services", "parameters"],
+    updatable: &["isArchived", "tags", "description", "notificationSetting"],
+};
 
 /// The job's status at `now`.
 pub fn status(job: &Job, phase: Duration, now: Instant) -> &'static str {
@@ -135,15 +128,15 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
     let Ok(mut store) = ctx.shared.store.lock() else {
         return lock_error();
     };
-    if let Some(existing) = store.jobs.get(&k) {
-        if comparable(&existing.body) == comparable(&body) {
+    if let Some(existing) = store.jobs.get_mut(&k) {
+        if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
             return Reply::json(200, render(ctx, existing));
         }
         return Reply::arm_error(
             409,
             "Conflict",
             format!(
-                "Job {} already exists with a different definition; jobs cannot be changed once submitted.",
+                "Job {} already exists with a different definition; only tags, description, notificationSetting and isArchived can change.",
                 ctx.route.param("id")
             ),
         );

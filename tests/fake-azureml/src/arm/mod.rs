@@ -3,6 +3,7 @@
 
 mod assets;
 mod computes;
+mod immutable;
 mod jobs;
 mod lro;
 mod workspace;
