@@ -164,6 +164,12 @@ async fn fault_sequence(seed: u64) -> (Vec<u16>, Vec<u16>, Vec<Option<String>>) 
         }
     }
     let server_seen = h.fake.requests().iter().map(|r| r.status).collect();
+    let template = "GET /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}";
+    assert_eq!(
+        h.fake.counters().get(template),
+        Some(&60),
+        "faulted requests count under their own template"
+    );
     (client_seen, server_seen, retry_after)
 }
 
