@@ -6,7 +6,7 @@
 //! `properties.properties["hash_sha256"]` and `properties.properties["hash_version"]`.
 
 use super::immutable::{Rewrite, Rules, rewrite};
-use super::{Ctx, list_reply, system_data, workspace};
+use super::{Ctx, list_reply, lock_poisoned, system_data, workspace};
 use crate::reply::Reply;
 use crate::storage;
 use crate::store::Asset;
@@ -41,10 +41,6 @@ fn ids(ctx: &Ctx<'_>, kind: Kind) -> (String, String) {
         ctx.route.param("version")
     );
     (id.to_ascii_lowercase(), id)
-}
-
-fn lock_error() -> Reply {
-    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 fn render(kind: Kind, asset: &Asset) -> Value {
@@ -84,7 +80,7 @@ fn render(kind: Kind, asset: &Asset) -> Value {
 pub fn get(ctx: &Ctx<'_>, kind: Kind) -> Reply {
     let (k, _) = ids(ctx, kind);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     match store.assets.get(&k) {
         Some(asset) => Reply::json(200, render(kind, asset)),
@@ -102,11 +98,12 @@ pub fn get(ctx: &Ctx<'_>, kind: Kind) -> Reply {
 
 pub fn put(ctx: &Ctx<'_>, kind: Kind) -> Reply {
     let (k, id) = ids(ctx, kind);
-    let Some(body) = ctx.body.clone() else {
-        return Reply::arm_error(400, "InvalidRequestContent", "$: request body is required");
+    let body = match ctx.resource_body() {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     if let Some(existing) = store.assets.get_mut(&k) {
         if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
@@ -168,7 +165,7 @@ pub fn list(ctx: &Ctx<'_>, kind: Kind) -> Reply {
                 .is_none_or(|v| prop("hash_version") == Some(v))
     };
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let mut items: Vec<&Asset> = store
         .assets

@@ -7,7 +7,7 @@
 //! job's `properties` map: `StartTimeUtc`, `EndTimeUtc`, and `ErrorCode`/`ErrorMessage` on failure.
 
 use super::immutable::{Rewrite, Rules, rewrite};
-use super::{Ctx, list_reply, lro, system_data, workspace};
+use super::{Ctx, list_reply, lock_poisoned, lro, system_data, workspace};
 use crate::lifecycle::{self, JobOutcome};
 use crate::reply::Reply;
 use crate::store::{Job, Operation};
@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 fn ids(ctx: &Ctx<'_>) -> (String, String) {
     let id = format!("{}/jobs/{}", ctx.workspace_id, ctx.route.param("id"));
     (id.to_ascii_lowercase(), id)
-}
-
-fn lock_error() -> Reply {
-    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 fn not_found(ctx: &Ctx<'_>) -> Reply {
@@ -112,7 +108,7 @@ fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
 pub fn get(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = ids(ctx);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     match store.jobs.get(&k) {
         Some(job) => Reply::json(200, render(ctx, job)),
@@ -122,11 +118,12 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
 
 pub fn put(ctx: &Ctx<'_>) -> Reply {
     let (k, id) = ids(ctx);
-    let Some(body) = ctx.body.clone() else {
-        return Reply::arm_error(400, "InvalidRequestContent", "$: request body is required");
+    let body = match ctx.resource_body() {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     if let Some(existing) = store.jobs.get_mut(&k) {
         if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
@@ -184,7 +181,7 @@ pub fn list(ctx: &Ctx<'_>) -> Reply {
         job.workspace == ws && view_ok && type_ok && tag_ok && props_ok
     };
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let mut items: Vec<&Job> = store.jobs.values().filter(|j| wanted(j)).collect();
     items.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
@@ -207,7 +204,7 @@ pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = ids(ctx);
     let phase = ctx.shared.options.job_phase_delay;
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let Some(job) = store.jobs.get_mut(&k) else {
         return not_found(ctx);

@@ -79,7 +79,7 @@ pub fn handle_status(shared: &Shared, req: &Request) -> Option<Reply> {
 fn poll(shared: &Shared, id: &str, status_monitor: bool) -> Reply {
     let now = Instant::now();
     let Ok(store) = shared.store.lock() else {
-        return Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned");
+        return super::lock_poisoned();
     };
     let Some(op) = store.operations.get(id) else {
         return Reply::arm_error(

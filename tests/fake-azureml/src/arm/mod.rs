@@ -43,6 +43,26 @@ impl Ctx<'_> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The body of a resource PUT: an object whose `properties`, if present, is an object.
+    /// Checked even with validation off, since handlers fill in fields of both.
+    pub fn resource_body(&self) -> Result<Value, Reply> {
+        let bad =
+            |message: &str| Reply::arm_error(400, "InvalidRequestContent", message.to_string());
+        match &self.body {
+            None => Err(bad("$: request body is required")),
+            Some(body) if !body.is_object() => Err(bad("$: expected object")),
+            Some(body) if body.get("properties").is_some_and(|p| !p.is_object()) => {
+                Err(bad("$.properties: expected object"))
+            }
+            Some(body) => Ok(body.clone()),
+        }
+    }
+}
+
+/// The answer when the state mutex is poisoned (a handler panicked earlier).
+pub fn lock_poisoned() -> Reply {
+    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 const WORKSPACE_PREFIX: &str = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}";
