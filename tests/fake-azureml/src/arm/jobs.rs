@@ -85,6 +85,9 @@ fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
         .map(|t| t.saturating_duration_since(job.created));
     let (start, end) = lifecycle::job_times(phase, state, cancelled_after);
     let user_props = &mut props["properties"];
+    if !user_props.is_object() {
+        *user_props = json!({}); // only reachable with validation off
+    }
     if let Some(start) = start {
         user_props["StartTimeUtc"] = json!(at(job.created_wall, start));
     }
