@@ -2,7 +2,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// amlops: declarative Azure Machine Learning training infrastructure.
+use amlops::snapshot::cli::SnapshotArgs;
+use amlops::standalone::cli::{
+    self as standalone, ApplyArgs, DeleteArgs, DescribeArgs, FilesArgs, GetArgs, LogsArgs,
+    StateArgs,
+};
+
+/// amlops: declarative Azure Machine Learning training infrastructure, in a cluster or on this machine.
 #[derive(Parser)]
 #[command(name = "amlops", version, about)]
 struct Cli {
@@ -12,6 +18,57 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create or update objects from manifests and reconcile them until settled.
+    Apply {
+        #[command(flatten)]
+        args: ApplyArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List objects with the same columns as `kubectl get`.
+    Get {
+        #[command(flatten)]
+        args: GetArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show an object's spec, conditions, current run and events.
+    Describe {
+        #[command(flatten)]
+        args: DescribeArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print (or follow) the logs of an Experiment's current local run.
+    Logs {
+        #[command(flatten)]
+        args: LogsArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Delete objects through their finalizers (cancel runs, clean up).
+    Delete {
+        #[command(flatten)]
+        args: DeleteArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Check manifests offline: schema, CEL rules, cross-references. Exit 2 on problems.
+    Validate {
+        #[command(flatten)]
+        args: FilesArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show what apply would change, per object.
+    Plan {
+        #[command(flatten)]
+        args: FilesArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show what a source snapshot would include, its size and id.
+    Snapshot(SnapshotArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD into a directory).
     Crd {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -25,17 +82,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd { out_dir } => print_crds(out_dir.as_deref()),
+        Command::Apply { args, state } => standalone::apply(&args, &state),
+        Command::Get { args, state } => standalone::get(&args, &state),
+        Command::Describe { args, state } => standalone::describe(&args, &state),
+        Command::Logs { args, state } => standalone::logs(&args, &state),
+        Command::Delete { args, state } => standalone::delete(&args, &state),
+        Command::Validate { args, state } => standalone::validate(&args, &state),
+        Command::Plan { args, state } => standalone::plan(&args, &state),
+        Command::Snapshot(args) => amlops::snapshot::cli::run(&args),
+        Command::Crd { out_dir } => print_crds(out_dir.as_deref()).map(|()| 0),
         Command::Version => {
             println!("amlops {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            Ok(0)
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }

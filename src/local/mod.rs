@@ -31,4 +31,4 @@ pub use logs::{LogFollower, LogPaths, LogStream, follow_logs, logs};
 pub use outputs::{OutputFile, list_outputs, outputs_dir};
 pub use progress::{NoProgress, Progress};
 pub use run::{RunCommand, RunRecord, RunRequest, load_run, start_run};
-pub use status::{RunStatus, cancel_run, poll_run};
+pub use status::{RunStatus, cancel_run, finished_at, poll_run};

@@ -218,3 +218,13 @@ impl From<Termination> for RunStatus {
         }
     }
 }
+
+/// When the run ended: the time its exit code (or amlops' termination record) was written.
+pub fn finished_at(record: &RunRecord) -> Option<Timestamp> {
+    let layout = RunLayout(&record.run_dir);
+    [layout.exit_code(), layout.termination()]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .min()
+        .and_then(|t| Timestamp::try_from(t).ok())
+}

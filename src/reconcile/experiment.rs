@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Decision, Event, ObjectInfo, mark_progressing, mark_ready, mark_stalled};
 use crate::api::conditions::{self, FAILED, Observation, RUNNING, SUBMITTED, SUCCEEDED};
-use crate::api::{ErrorInfo, ExperimentSpec, ExperimentStatus, RunStatus};
+use crate::api::{ErrorInfo, ExperimentSpec, ExperimentStatus, GitProvenance, RunStatus};
 
 /// Run states as Azure ML names them; local runs map onto the same set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,9 @@ pub struct ObservedRun {
     pub studio_url: Option<String>,
     pub logs: Option<String>,
     pub outputs: Option<String>,
+    /// Content hash of the source snapshot the run was started from.
+    pub snapshot_id: Option<String>,
+    pub git: Option<GitProvenance>,
 }
 
 /// Whether the RunConfiguration the Experiment references can take runs.
@@ -330,6 +333,8 @@ fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
     run.studio_url = observed.studio_url.clone().or(run.studio_url.take());
     run.logs = observed.logs.clone().or(run.logs.take());
     run.outputs = observed.outputs.clone().or(run.outputs.take());
+    run.snapshot_id = observed.snapshot_id.clone().or(run.snapshot_id.take());
+    run.git = observed.git.clone().or(run.git.take());
 }
 
 fn set_run_conditions(

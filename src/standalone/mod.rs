@@ -1,5 +1,9 @@
 //! The cluster-less frontend: manifests from files, an embedded SQLite store for objects and
 //! status, the apply loop, and get/describe/logs rendering.
 
+pub mod cli;
+pub mod engine;
 pub mod manifests;
+mod plan;
+pub mod render;
 pub mod store;

@@ -1,0 +1,568 @@
+//! One reconcile of one stored object: load it and what it references, observe, decide with the
+//! shared `reconcile` functions, execute the actions, write status and events back.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::store::{Key, Store, StoreError};
+use crate::actions::local::{LocalBackend, LocalSubmission};
+use crate::actions::source::{ConfigMapData, snapshot_source};
+use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
+use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration};
+use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
+use crate::reconcile::run_configuration::{
+    self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
+};
+use crate::reconcile::{
+    ActionFailure, Decision, Event, ObjectInfo, mark_ready, mark_stalled, record_failure,
+};
+use crate::snapshot::Secret;
+
+/// Where an object stands after one reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still converging: look again after this long.
+    Progressing(Duration),
+    /// Done for now (Ready, or a terminal run when waiting for runs).
+    Settled,
+    /// Needs a human; apply reports it and stops waiting for it.
+    Stalled,
+    /// A run ended without success.
+    RunFailed,
+    /// Deleted and gone from the store.
+    Gone,
+}
+
+/// Progress lines for a person watching `amlops apply`.
+pub trait Reporter: Sync {
+    fn event(&self, key: &Key, event: &Event);
+    fn step(&self, key: &Key, message: &str);
+}
+
+pub struct Engine<'a> {
+    pub store: &'a mut Store,
+    pub local: LocalBackend,
+    pub reporter: &'a dyn Reporter,
+    /// Experiments count as settled only once their run is finished.
+    pub wait_for_runs: bool,
+}
+
+struct Step<'r> {
+    reporter: &'r dyn Reporter,
+    key: &'r Key,
+}
+
+impl crate::local::Progress for Step<'_> {
+    fn step(&self, message: &str) {
+        self.reporter.step(self.key, message);
+    }
+}
+
+impl Engine<'_> {
+    pub fn reconcile(&mut self, key: &Key, now: Timestamp) -> Result<Outcome, StoreError> {
+        let Some(object) = self.store.get(key)? else {
+            return Ok(Outcome::Gone);
+        };
+        match key.kind.as_str() {
+            "ComputeTarget" => self.compute_target(key, object, now),
+            "RunConfiguration" => self.run_configuration(key, object, now),
+            "Experiment" => self.experiment(key, object, now),
+            "Workspace" => self.workspace(key, object, now),
+            // Secrets and ConfigMaps are data, not reconciled.
+            _ => Ok(Outcome::Settled),
+        }
+    }
+
+    fn typed<K: DeserializeOwned>(&self, key: &Key, object: &Value) -> Result<K, Outcome> {
+        serde_json::from_value(object.clone()).map_err(|e| {
+            self.reporter.step(
+                key,
+                &format!("stored object does not match the {} schema: {e}", key.kind),
+            );
+            Outcome::Stalled
+        })
+    }
+
+    /// Workspaces need Azure; standalone Azure support comes through the controller's
+    /// reconcilers. Until an Azure credential is wired here, say so instead of pretending.
+    fn workspace(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let generation = object["metadata"]["generation"].as_i64();
+        let mut status: crate::api::WorkspaceStatus =
+            serde_json::from_value(object["status"].clone()).unwrap_or_default();
+        status.observed_generation = generation;
+        let msg = "standalone mode runs local ComputeTargets only; apply Azure-backed objects with `amlops controller` in a cluster";
+        mark_stalled(
+            &mut status.conditions,
+            "AzureNotSupportedInStandalone",
+            msg,
+            generation,
+            now,
+        );
+        self.write(key, &mut object, &status, &[])?;
+        Ok(Outcome::Stalled)
+    }
+
+    fn compute_target(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let ct: ComputeTarget = match self.typed(key, &object) {
+            Ok(ct) => ct,
+            Err(o) => return Ok(o),
+        };
+        let info = ObjectInfo::of(&ct);
+        if info.deleting {
+            self.store.remove(key)?;
+            return Ok(Outcome::Gone);
+        }
+        let mut status = ct.status.clone().unwrap_or_default();
+        status.observed_generation = info.generation;
+        let kind = ct.spec.kind();
+        status.compute_type = kind.map(|k| k.type_name().to_string());
+        let outcome = if ct.spec.local.is_some() {
+            status.provisioning_state = Some("Succeeded".into());
+            mark_ready(
+                &mut status.conditions,
+                "Local",
+                "runs execute on this machine",
+                info.generation,
+                now,
+            );
+            Outcome::Settled
+        } else {
+            let msg = "standalone mode runs local ComputeTargets only; apply Azure-backed objects with `amlops controller` in a cluster";
+            mark_stalled(
+                &mut status.conditions,
+                "AzureNotSupportedInStandalone",
+                msg,
+                info.generation,
+                now,
+            );
+            Outcome::Stalled
+        };
+        self.write(key, &mut object, &status, &[])?;
+        Ok(outcome)
+    }
+
+    fn run_configuration(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let rc: RunConfiguration = match self.typed(key, &object) {
+            Ok(rc) => rc,
+            Err(o) => return Ok(o),
+        };
+        let info = ObjectInfo::of(&rc);
+        if info.deleting {
+            self.store.remove(key)?;
+            return Ok(Outcome::Gone);
+        }
+        let target = self.target_state(key, &rc)?;
+        let plan = plan_environment(&info, &rc.spec);
+        let environment = match plan.as_ref().map(|p| self.local.environment_staged(p)) {
+            Some(Ok(true)) => EnvironmentState::Staged,
+            _ => EnvironmentState::NotStaged,
+        };
+        let input = run_configuration::Input {
+            info: &info,
+            spec: &rc.spec,
+            status: rc.status.as_ref(),
+            target,
+            environment,
+            now,
+        };
+        let mut d = run_configuration::reconcile(input);
+        for action in std::mem::take(&mut d.actions) {
+            let RunConfigurationAction::StageEnvironment(plan) = action;
+            let step = Step {
+                reporter: self.reporter,
+                key,
+            };
+            match self.local.stage_environment(&plan, &step) {
+                Ok(_) => {
+                    // Staged: decide again so the status says Ready in this same pass.
+                    let input = run_configuration::Input {
+                        info: &info,
+                        spec: &rc.spec,
+                        status: Some(&d.status),
+                        target: self.target_state(key, &rc)?,
+                        environment: EnvironmentState::Staged,
+                        now,
+                    };
+                    d = run_configuration::reconcile(input);
+                    d.events.push(Event::normal(
+                        "EnvironmentStaged",
+                        format!("environment {} staged", plan.version()),
+                    ));
+                }
+                Err(failure) => fail(
+                    &mut d.status.conditions,
+                    &mut d.events,
+                    &failure,
+                    info.generation,
+                    now,
+                ),
+            }
+        }
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {
+        let Some(target) = &rc.spec.target_ref else {
+            return Ok(TargetState::NotReady {
+                reason: "RunBasedComputeNeedsAzure".into(),
+                message: "run-based amlCompute needs Azure; standalone mode runs local targets"
+                    .into(),
+            });
+        };
+        let ct_key = Key {
+            kind: "ComputeTarget".into(),
+            namespace: key.namespace.clone(),
+            name: target.name.clone(),
+        };
+        Ok(match self.store.get(&ct_key)? {
+            None => TargetState::Missing,
+            Some(ct) => readiness(&ct).map_or(TargetState::Ready, |(reason, message)| {
+                TargetState::NotReady { reason, message }
+            }),
+        })
+    }
+
+    fn experiment(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let exp: Experiment = match self.typed(key, &object) {
+            Ok(e) => e,
+            Err(o) => return Ok(o),
+        };
+        let info = ObjectInfo::of(&exp);
+        if !info.deleting && !has_finalizer(&object) {
+            add_finalizer(&mut object);
+        }
+        let rc_key = Key {
+            kind: "RunConfiguration".into(),
+            namespace: key.namespace.clone(),
+            name: exp.spec.run_configuration_ref.name.clone(),
+        };
+        let rc_object = self.store.get(&rc_key)?;
+        let run_configuration = match &rc_object {
+            None => RunConfigurationState::Missing,
+            Some(rc) => readiness(rc).map_or(RunConfigurationState::Ready, |(reason, message)| {
+                RunConfigurationState::NotReady { reason, message }
+            }),
+        };
+        let desired_id = experiment::run_id(&info);
+        let observe = |id: &str| self.local.observe(id, now);
+        let desired = observe(&desired_id);
+        let current_id = exp
+            .status
+            .as_ref()
+            .and_then(|s| s.current_run.as_ref())
+            .map(|r| r.id.clone())
+            .filter(|id| *id != desired_id);
+        let previous = current_id.as_deref().map(observe).transpose();
+        let (desired, previous) = match (desired, previous) {
+            (Ok(d), Ok(p)) => (d, p.flatten()),
+            (Err(f), _) | (_, Err(f)) => {
+                let mut status = exp.status.clone().unwrap_or_default();
+                let mut events = Vec::new();
+                fail(
+                    &mut status.conditions,
+                    &mut events,
+                    &f,
+                    info.generation,
+                    now,
+                );
+                self.write(key, &mut object, &status, &events)?;
+                return Ok(if f.retryable {
+                    Outcome::Progressing(Duration::from_secs(1))
+                } else {
+                    Outcome::Stalled
+                });
+            }
+        };
+        let input = experiment::Input {
+            info: &info,
+            spec: &exp.spec,
+            status: exp.status.as_ref(),
+            run_configuration,
+            desired: desired.as_ref(),
+            previous: previous.as_ref(),
+            now,
+        };
+        let mut d = experiment::reconcile(input);
+        for action in std::mem::take(&mut d.actions) {
+            match action {
+                ExperimentAction::Submit { run_id } => {
+                    let result = match &rc_object {
+                        Some(rc) => self.submit(key, &exp, rc, &run_id),
+                        None => Err(crate::actions::needs_human(
+                            "RunConfigurationNotFound",
+                            "the RunConfiguration disappeared",
+                        )),
+                    };
+                    match result {
+                        Ok(observed) => apply_submitted(&mut d, &exp, &info, observed, now),
+                        Err(f) => fail(
+                            &mut d.status.conditions,
+                            &mut d.events,
+                            &f,
+                            info.generation,
+                            now,
+                        ),
+                    }
+                }
+                ExperimentAction::Cancel { run_id } => {
+                    if let Err(f) = self.local.cancel(&run_id) {
+                        fail(
+                            &mut d.status.conditions,
+                            &mut d.events,
+                            &f,
+                            info.generation,
+                            now,
+                        );
+                    } else {
+                        d.events.push(Event::normal(
+                            "Cancelling",
+                            format!("cancelling run {run_id}"),
+                        ));
+                    }
+                }
+                ExperimentAction::ReleaseFinalizer => {
+                    self.store.remove(key)?;
+                    self.reporter.step(key, "deleted");
+                    return Ok(Outcome::Gone);
+                }
+            }
+        }
+        let mut outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        let run_finished = conditions::is_true(&d.status.conditions, conditions::SUCCEEDED)
+            || conditions::is_true(&d.status.conditions, conditions::FAILED);
+        if conditions::is_true(&d.status.conditions, conditions::FAILED) {
+            outcome = Outcome::RunFailed;
+        } else if !self.wait_for_runs && conditions::is_true(&d.status.conditions, SUBMITTED) {
+            outcome = Outcome::Settled;
+        } else if self.wait_for_runs && !run_finished && outcome == Outcome::Settled {
+            outcome = Outcome::Progressing(Duration::from_millis(500));
+        }
+        if let Outcome::Progressing(after) = outcome {
+            // Local runs are cheap to poll: a person is watching.
+            outcome = Outcome::Progressing(after.min(Duration::from_millis(500)));
+        }
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    fn submit(
+        &mut self,
+        key: &Key,
+        exp: &Experiment,
+        rc_object: &Value,
+        run_id: &str,
+    ) -> Result<Option<ObservedRun>, ActionFailure> {
+        let rc: RunConfiguration = serde_json::from_value(rc_object.clone())
+            .map_err(|e| crate::actions::needs_human("InvalidRunConfiguration", e))?;
+        let rc_info = ObjectInfo::of(&rc);
+        let plan = plan_environment(&rc_info, &rc.spec).ok_or_else(|| {
+            crate::actions::needs_human("InvalidEnvironment", "RunConfiguration has no environment")
+        })?;
+        let source = self.resolve_source(key, exp)?;
+        let experiment_name = exp
+            .spec
+            .experiment_name
+            .clone()
+            .unwrap_or_else(|| key.name.clone());
+        let submission = LocalSubmission {
+            run_id,
+            experiment_name: &experiment_name,
+            spec: &exp.spec,
+            source,
+            run_configuration: &rc.spec,
+            environment: &plan,
+        };
+        let step = Step {
+            reporter: self.reporter,
+            key,
+        };
+        self.local.submit(&submission, &step)?;
+        self.local.observe(run_id, Timestamp::now())
+    }
+
+    fn resolve_source(
+        &self,
+        key: &Key,
+        exp: &Experiment,
+    ) -> Result<crate::snapshot::Source, ActionFailure> {
+        let lookup = |kind: &str, name: &str| {
+            self.store
+                .get(&Key {
+                    kind: kind.into(),
+                    namespace: key.namespace.clone(),
+                    name: name.into(),
+                })
+                .ok()
+                .flatten()
+        };
+        let config_map = exp
+            .spec
+            .source
+            .config_map
+            .as_ref()
+            .and_then(|r| lookup("ConfigMap", &r.name))
+            .map(|cm| ConfigMapData {
+                data: serde_json::from_value(cm["data"].clone()).unwrap_or_default(),
+                binary_data: serde_json::from_value::<std::collections::BTreeMap<String, String>>(
+                    cm["binaryData"].clone(),
+                )
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
+                        .ok()
+                        .map(|b| (k, b))
+                })
+                .collect(),
+            });
+        let git_secret = exp
+            .spec
+            .source
+            .git
+            .as_ref()
+            .and_then(|g| g.secret_ref.as_ref())
+            .and_then(|r| {
+                let secret = lookup("Secret", &r.name)?;
+                secret_value(&secret, &r.key).map(|v| (r.key.clone(), Secret::new(v)))
+            });
+        snapshot_source(&exp.spec.source, config_map, git_secret)
+    }
+
+    /// Writes status (and finalizers) only when something changed, plus the events.
+    fn write<S: Serialize>(
+        &mut self,
+        key: &Key,
+        object: &mut Value,
+        status: &S,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let new_status = serde_json::to_value(status).unwrap_or(Value::Null);
+        let stored = self.store.get(key)?;
+        let finalizers_changed = stored.as_ref().map(|s| &s["metadata"]["finalizers"])
+            != Some(&object["metadata"]["finalizers"]);
+        if object.get("status") != Some(&new_status) || finalizers_changed {
+            object["status"] = new_status;
+            *object = self.store.update(key, object)?;
+        }
+        for e in events {
+            self.store
+                .add_event(key, e.warning, &e.reason, &e.message)?;
+            self.reporter.event(key, e);
+        }
+        Ok(())
+    }
+}
+
+/// When the decision's run was just started, fold the first observation into the status.
+fn apply_submitted(
+    d: &mut Decision<crate::api::ExperimentStatus, ExperimentAction>,
+    exp: &Experiment,
+    info: &ObjectInfo,
+    observed: Option<ObservedRun>,
+    now: Timestamp,
+) {
+    if let Some(run) = &d.status.current_run {
+        d.events.push(Event::normal(
+            "Submitted",
+            format!("run {} submitted", run.id),
+        ));
+    }
+    if let Some(observed) = observed {
+        let input = experiment::Input {
+            info,
+            spec: &exp.spec,
+            status: Some(&d.status),
+            run_configuration: RunConfigurationState::Ready,
+            desired: Some(&observed),
+            previous: None,
+            now,
+        };
+        let next = experiment::reconcile(input);
+        d.status = next.status;
+        d.events.extend(next.events);
+        d.requeue_after = next.requeue_after;
+    }
+}
+
+fn fail(
+    conditions: &mut Vec<Condition>,
+    events: &mut Vec<Event>,
+    failure: &ActionFailure,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    record_failure(conditions, failure, generation, now);
+    events.push(Event::warning(&failure.reason, failure.message.clone()));
+}
+
+/// None when the stored object's Ready condition is True; else its reason and message.
+fn readiness(object: &Value) -> Option<(String, String)> {
+    let conditions: Vec<Condition> =
+        serde_json::from_value(object["status"]["conditions"].clone()).unwrap_or_default();
+    match conditions::find(&conditions, READY) {
+        Some(c) if c.status == crate::api::ConditionStatus::True => None,
+        Some(c) => Some((c.reason.clone(), c.message.clone())),
+        None => Some(("NotReconciled".into(), "not reconciled yet".into())),
+    }
+}
+
+fn outcome_of(conditions: &[Condition], requeue: Option<Duration>) -> Outcome {
+    if conditions::is_true(conditions, STALLED) {
+        Outcome::Stalled
+    } else if conditions::is_true(conditions, READY) && requeue.is_none() {
+        Outcome::Settled
+    } else {
+        Outcome::Progressing(requeue.unwrap_or(Duration::from_secs(1)))
+    }
+}
+
+fn has_finalizer(object: &Value) -> bool {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+}
+
+fn add_finalizer(object: &mut Value) {
+    match object["metadata"]["finalizers"].as_array_mut() {
+        Some(list) => list.push(Value::String(FINALIZER.into())),
+        None => {
+            object["metadata"]["finalizers"] = Value::Array(vec![Value::String(FINALIZER.into())])
+        }
+    }
+}
+
+/// A Secret's value by key: `stringData` as written in the manifest, else base64 `data`.
+fn secret_value(secret: &Value, key: &str) -> Option<String> {
+    if let Some(v) = secret["stringData"][key].as_str() {
+        return Some(v.to_string());
+    }
+    let encoded = secret["data"][key].as_str()?;
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
+    String::from_utf8(bytes).ok()
+}

@@ -1,0 +1,166 @@
+//! `amlops plan`: what an apply would do to each object beyond storing it.
+
+use serde_json::Value;
+
+use super::manifests::Document;
+use super::store::{Key, Store, StoreError};
+use crate::actions::local::LocalBackend;
+use crate::api::{ComputeTarget, RunConfiguration};
+use crate::reconcile::ObjectInfo;
+use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
+
+/// Human-readable effects, one per line.
+pub fn effects(
+    doc: &Document,
+    old: Option<&Value>,
+    store: &Store,
+    local: &LocalBackend,
+) -> Result<Vec<String>, StoreError> {
+    let spec_changed = old.is_none_or(|o| o.get("spec") != doc.object.get("spec"));
+    Ok(match doc.key.kind.as_str() {
+        "ComputeTarget" => match serde_json::from_value::<ComputeTarget>(doc.object.clone()) {
+            Ok(ct) if ct.spec.local.is_some() => {
+                vec!["local compute: nothing to create; runs execute on this machine".into()]
+            }
+            Ok(ct) => {
+                let kind = ct.spec.kind().map(|k| k.type_name()).unwrap_or("?");
+                let name = ct
+                    .spec
+                    .azure_name
+                    .clone()
+                    .unwrap_or_else(|| doc.key.name.clone());
+                let verb = if ct.spec.aml_compute.is_some() {
+                    "create"
+                } else {
+                    "attach"
+                };
+                match (old, spec_changed) {
+                    (None, _) => vec![format!(
+                        "Azure: {verb} {kind} compute {name:?} (needs `amlops controller` in a cluster)"
+                    )],
+                    (Some(_), true) => vec![format!(
+                        "Azure: update {kind} compute {name:?} (scale settings in place)"
+                    )],
+                    (Some(_), false) => vec![],
+                }
+            }
+            Err(e) => vec![format!("unreadable: {e}")],
+        },
+        "RunConfiguration" => {
+            match serde_json::from_value::<RunConfiguration>(doc.object.clone()) {
+                Ok(rc) => {
+                    let info = ObjectInfo {
+                        name: doc.key.name.clone(),
+                        namespace: doc.key.namespace.clone(),
+                        ..Default::default()
+                    };
+                    match plan_environment(&info, &rc.spec) {
+                        Some(plan @ EnvironmentPlan::Existing { .. }) => vec![format!(
+                            "use the registered Azure ML environment {}:{}",
+                            plan.name(),
+                            plan.version()
+                        )],
+                        Some(plan) => match local.environment_staged(&plan) {
+                            Ok(true) => vec![format!(
+                                "environment {} is staged already: reused",
+                                short(plan.version())
+                            )],
+                            Ok(false) => vec![format!(
+                                "stage environment {} ({})",
+                                short(plan.version()),
+                                describe_plan(&plan)
+                            )],
+                            Err(f) => vec![format!("cannot run locally: {}", f.message)],
+                        },
+                        None => vec!["no environment declared".into()],
+                    }
+                }
+                Err(e) => vec![format!("unreadable: {e}")],
+            }
+        }
+        "Experiment" => {
+            let current = old.and_then(|o| o["status"]["currentRun"].as_object().cloned());
+            let rerun_changed = old.is_some_and(|o| {
+                o["metadata"]["annotations"].get(crate::api::RERUN_ANNOTATION)
+                    != doc.object["metadata"]["annotations"].get(crate::api::RERUN_ANNOTATION)
+            });
+            match (spec_changed || rerun_changed, current) {
+                (true, _) => {
+                    let mut lines = vec![format!(
+                        "snapshot the source and start a new run ({})",
+                        source_summary(&doc.object)
+                    )];
+                    if rc_missing(doc, store)? {
+                        lines.push(format!(
+                            "waits for RunConfiguration {:?}, which does not exist yet",
+                            doc.object["spec"]["runConfigurationRef"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                        ));
+                    }
+                    lines
+                }
+                (false, Some(run)) => vec![format!(
+                    "no new run: run {} is {}",
+                    run.get("id").and_then(Value::as_str).unwrap_or("?"),
+                    run.get("state").and_then(Value::as_str).unwrap_or("?")
+                )],
+                (false, None) => vec!["start a run".into()],
+            }
+        }
+        _ => vec![],
+    })
+}
+
+fn rc_missing(doc: &Document, store: &Store) -> Result<bool, StoreError> {
+    let name = doc.object["spec"]["runConfigurationRef"]["name"]
+        .as_str()
+        .unwrap_or_default();
+    Ok(store
+        .get(&Key {
+            kind: "RunConfiguration".into(),
+            namespace: doc.key.namespace.clone(),
+            name: name.into(),
+        })?
+        .is_none())
+}
+
+fn short(version: &str) -> &str {
+    &version[..version.len().min(12)]
+}
+
+fn describe_plan(plan: &EnvironmentPlan) -> String {
+    match plan {
+        EnvironmentPlan::UserManaged { interpreter, .. } => {
+            format!("user-managed: {interpreter} as is")
+        }
+        EnvironmentPlan::SystemManaged {
+            conda_packages,
+            pip_packages,
+            ..
+        } => {
+            format!(
+                "system-managed: {} conda and {} pip packages",
+                conda_packages.len(),
+                pip_packages.len()
+            )
+        }
+        EnvironmentPlan::Existing { name, version } => format!("{name}:{version}"),
+    }
+}
+
+fn source_summary(object: &Value) -> String {
+    let s = &object["spec"]["source"];
+    if let Some(p) = s["localPath"].as_str() {
+        format!("local directory {p}")
+    } else if let Some(u) = s["git"]["url"].as_str() {
+        format!(
+            "git {u}@{}",
+            s["git"]["revision"].as_str().unwrap_or("default branch")
+        )
+    } else if let Some(c) = s["configMap"]["name"].as_str() {
+        format!("ConfigMap {c}")
+    } else {
+        "inline files".into()
+    }
+}
