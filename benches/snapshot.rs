@@ -4,7 +4,9 @@
 //!    to `b3sum` (else `sha256sum`) over the same files in the same run, as a ratio.
 //! 2. Upload against Azurite: bytes and requests for a first submission and for a
 //!    resubmission after one file changed.
-//! Environment: SNAPSHOT_BENCH_FILES / SNAPSHOT_BENCH_MB override the tree size.
+//!
+//! Environment: SNAPSHOT_BENCH_FILES / SNAPSHOT_BENCH_MB override the tree size,
+//! SNAPSHOT_BENCH_DIR where it is generated (default /var/tmp), B3SUM the b3sum binary.
 
 use std::path::Path;
 use std::process::Command;
@@ -83,7 +85,7 @@ fn mib(bytes: u64) -> f64 {
 
 fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize) {
     println!(
-        "{label}: {:.1} MiB sent, {} requests (client) / {} (Azurite log, incl. its copy-source checks): \
+        "{label}: {:.1} MiB sent, {} requests (client) / {} (Azurite access log): \
          {} put blob, {} put block, {} block list, {} copy, {} head, {} get, {} list; {:.2} s",
         mib(s.bytes_sent),
         s.total_requests(),
