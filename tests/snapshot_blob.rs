@@ -199,3 +199,57 @@ async fn connection_failures_are_retried_then_reported() {
     assert!(err.is_retryable());
     assert_eq!(c.stats().head, 3, "first attempt + 2 retries");
 }
+
+/// A token source that counts how often it is asked.
+struct StaticToken(std::sync::atomic::AtomicUsize);
+
+impl amlops::azure::blob::BearerSource for StaticToken {
+    fn token(&self) -> futures::future::BoxFuture<'_, Result<String, BlobError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok("tok-123".to_string()) })
+    }
+}
+
+#[tokio::test]
+async fn bearer_auth_sends_the_token_and_authorises_copy_sources() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A one-request-per-connection HTTP stub that records request heads (Azurite serves
+    // bearer tokens only over HTTPS with its own certificates).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap();
+            tx.send(String::from_utf8_lossy(&buf[..n]).to_string())
+                .unwrap();
+            let answer = "HTTP/1.1 202 Accepted\r\nx-ms-copy-status: success\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            sock.write_all(answer.as_bytes()).await.unwrap();
+        }
+    });
+    let tokens = std::sync::Arc::new(StaticToken(Default::default()));
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}/acct/code")).unwrap();
+    let c = BlobContainer::new(url, amlops::azure::blob::BlobAuth::Bearer(tokens.clone()));
+    c.copy_blob("new/a.py", "old/a.py").await.unwrap();
+    let head = rx.recv().await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.starts_with("put /acct/code/new/a.py http/1.1"),
+        "{head}"
+    );
+    assert!(head.contains("authorization: bearer tok-123"), "{head}");
+    assert!(
+        head.contains("x-ms-copy-source: http://127.0.0.1:"),
+        "{head}"
+    );
+    assert!(
+        head.contains("/acct/code/old/a.py\r\n"),
+        "no SAS on the source: {head}"
+    );
+    assert!(
+        head.contains("x-ms-copy-source-authorization: bearer tok-123"),
+        "{head}"
+    );
+    assert!(head.contains("x-ms-version: 2021-10-04"), "{head}");
+    assert_eq!(tokens.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
