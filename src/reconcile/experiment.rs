@@ -191,17 +191,16 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
     }
 
     // The run of an older generation moves to the history once a new one starts.
-    if let Some(cur) = superseded {
-        if input.desired.is_some()
-            || (!spec.suspend && input.run_configuration == RunConfigurationState::Ready)
-        {
-            let mut finished = cur.clone();
-            if let Some(prev) = input.previous {
-                apply_observed(&mut finished, prev);
-            }
-            push_history(&mut d.status, finished, spec.history_limit);
-            d.status.current_run = None;
+    if let Some(cur) = superseded
+        && (input.desired.is_some()
+            || (!spec.suspend && input.run_configuration == RunConfigurationState::Ready))
+    {
+        let mut finished = cur.clone();
+        if let Some(prev) = input.previous {
+            apply_observed(&mut finished, prev);
         }
+        push_history(&mut d.status, finished, spec.history_limit);
+        d.status.current_run = None;
     }
 
     match input.desired {

@@ -361,10 +361,9 @@ fn cancel_runs(store: &mut Store, state: &StateArgs, keys: &[Key]) -> anyhow::Re
             .get(key)?
             .as_ref()
             .and_then(|o| o["status"]["currentRun"]["id"].as_str().map(str::to_string))
+            && let Err(f) = local.cancel(&id)
         {
-            if let Err(f) = local.cancel(&id) {
-                eprintln!("error: cancelling run {id}: {}", f.message);
-            }
+            eprintln!("error: cancelling run {id}: {}", f.message);
         }
         let console = Console::new();
         Engine {
@@ -440,11 +439,11 @@ pub fn get(args: &GetArgs, state: &StateArgs) -> anyhow::Result<i32> {
             .collect();
         found.push((*kind, objects));
     }
-    if let Some(name) = &args.name {
-        if found.iter().all(|(_, o)| o.is_empty()) {
-            eprintln!("error: {} {name:?} not found", kinds.join("/"));
-            return Ok(EXIT_FAILED);
-        }
+    if let Some(name) = &args.name
+        && found.iter().all(|(_, o)| o.is_empty())
+    {
+        eprintln!("error: {} {name:?} not found", kinds.join("/"));
+        return Ok(EXIT_FAILED);
     }
     let all: Vec<&Value> = found
         .iter()
@@ -676,23 +675,22 @@ fn cross_references(docs: &[Document], store: &Store) -> anyhow::Result<Vec<Stri
             _ => vec![],
         };
         for (field, kind, pointer) in refs {
-            if let Some(name) = d.object.pointer(pointer).and_then(Value::as_str) {
-                if !exists(kind, ns, name)? {
-                    problems.push(format!("{}: {field}: {kind} {name:?} is not defined in these manifests or the state store", d.location()));
-                }
+            if let Some(name) = d.object.pointer(pointer).and_then(Value::as_str)
+                && !exists(kind, ns, name)?
+            {
+                problems.push(format!("{}: {field}: {kind} {name:?} is not defined in these manifests or the state store", d.location()));
             }
         }
         if let Some(path) = d
             .object
             .pointer("/spec/source/localPath")
             .and_then(Value::as_str)
+            && !Path::new(path).is_dir()
         {
-            if !Path::new(path).is_dir() {
-                problems.push(format!(
-                    "{}: spec.source.localPath: {path} is not a directory",
-                    d.location()
-                ));
-            }
+            problems.push(format!(
+                "{}: spec.source.localPath: {path} is not a directory",
+                d.location()
+            ));
         }
     }
     Ok(problems)

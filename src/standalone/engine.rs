@@ -356,7 +356,10 @@ impl Engine<'_> {
         let mut outcome = outcome_of(&d.status.conditions, d.requeue_after);
         let run_finished = conditions::is_true(&d.status.conditions, conditions::SUCCEEDED)
             || conditions::is_true(&d.status.conditions, conditions::FAILED);
-        if conditions::is_true(&d.status.conditions, conditions::FAILED) {
+        if info.deleting {
+            // Cleanup is still running (a cancel was asked for): keep going until the object is gone.
+            outcome = Outcome::Progressing(Duration::from_millis(500));
+        } else if conditions::is_true(&d.status.conditions, conditions::FAILED) {
             outcome = Outcome::RunFailed;
         } else if !self.wait_for_runs && conditions::is_true(&d.status.conditions, SUBMITTED) {
             outcome = Outcome::Settled;

@@ -1,0 +1,330 @@
+//! `amlops apply/get/describe/logs/delete/validate/plan` as a user runs them: the real binary,
+//! a temporary working directory, real local runs of python3.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// A project with a local target, a user-managed python3 run configuration and an
+    /// Experiment running `script` (python source) from `src/`.
+    fn new(script: &str, experiment_extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/train.py"), script).unwrap();
+        let w = Self { dir };
+        w.write_manifests(experiment_extra, 60);
+        w
+    }
+
+    fn write_manifests(&self, experiment_extra: &str, max_seconds: u32) {
+        let manifests = format!(
+            "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: local}}\nspec: {{local: {{}}}}\n---\n\
+             apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: py}}\nspec:\n  targetRef: {{name: local}}\n  \
+             maxRunDurationSeconds: {max_seconds}\n  environmentVariables: {{GREETING: hello}}\n  environment: {{userManaged: {{interpreterPath: python3}}}}\n---\n\
+             apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: train}}\nspec:\n  runConfigurationRef: {{name: py}}\n  \
+             source: {{localPath: src}}\n  script: train.py\n{experiment_extra}"
+        );
+        std::fs::write(self.path().join("app.yaml"), manifests).unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_amlops"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("AMLOPS_STATE")
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn experiment(&self) -> serde_json::Value {
+        self.json(&["get", "exp", "train", "-o", "json"])
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn condition<'v>(obj: &'v serde_json::Value, type_: &str) -> &'v serde_json::Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+const OK_SCRIPT: &str = "import os\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/m.txt','w').write(os.environ['GREETING'])\nprint('trained', os.environ['AZUREML_RUN_ID'])\n";
+
+#[test]
+fn apply_wait_runs_then_reapply_reuses_and_a_spec_change_reruns() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("experiment/train created"));
+    let exp = w.experiment();
+    assert_eq!(condition(&exp, "Succeeded")["status"], "True");
+    let run = &exp["status"]["currentRun"];
+    assert_eq!(run["state"], "Completed");
+    assert_eq!(exp["metadata"]["generation"], 1);
+    let outputs = PathBuf::from(run["outputs"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(outputs.join("m.txt")).unwrap(),
+        "hello"
+    );
+    assert!(run["snapshotId"].as_str().is_some_and(|s| s.len() == 64));
+    let first_id = run["id"].as_str().unwrap().to_string();
+
+    // Same manifests again: nothing changes, no new run.
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("experiment/train unchanged"));
+    assert_eq!(
+        w.experiment()["status"]["currentRun"]["id"],
+        first_id.as_str()
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path().join(".amlops/runs"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // A spec change is a new generation and a new run; the old one moves to history.
+    w.write_manifests("  arguments: [\"--epochs\", \"2\"]\n", 60);
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let exp = w.experiment();
+    assert_eq!(exp["metadata"]["generation"], 2);
+    assert_ne!(exp["status"]["currentRun"]["id"], first_id.as_str());
+    assert_eq!(exp["status"]["runs"][0]["id"], first_id.as_str());
+
+    // --rerun starts another run of the same generation.
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait", "--rerun"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        w.experiment()["status"]["runs"].as_array().unwrap().len(),
+        2
+    );
+
+    // get shows the printer columns; describe shows conditions and events; logs prints stdout.
+    let table = String::from_utf8(w.run(&["get", "exp"]).stdout).unwrap();
+    assert!(
+        table.starts_with("NAME") && table.contains("Completed"),
+        "{table}"
+    );
+    let described = String::from_utf8(w.run(&["describe", "exp", "train"]).stdout).unwrap();
+    assert!(
+        described.contains("Succeeded") && described.contains("Completed"),
+        "{described}"
+    );
+    let logs = String::from_utf8(w.run(&["logs", "exp/train"]).stdout).unwrap();
+    assert!(logs.contains("trained train-"), "{logs}");
+
+    // delete goes through the finalizer and removes the object.
+    let out = w.run(&["delete", "exp", "train"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("experiment/train deleted"));
+    assert_eq!(code(&w.run(&["get", "exp", "train"])), 1);
+}
+
+#[test]
+fn a_failing_script_fails_with_the_stderr_tail() {
+    let w = Workdir::new(
+        "import sys\nprint('about to fail', file=sys.stderr)\nsys.exit(3)\n",
+        "",
+    );
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let exp = w.experiment();
+    assert_eq!(condition(&exp, "Failed")["status"], "True");
+    let stalled = condition(&exp, "Stalled");
+    assert_eq!(stalled["reason"], "ExitCode");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("about to fail"),
+        "{stalled}"
+    );
+    assert_eq!(exp["status"]["currentRun"]["error"]["code"], "ExitCode");
+}
+
+#[test]
+fn a_run_past_max_duration_fails_with_reason_timeout() {
+    let w = Workdir::new("import time\ntime.sleep(60)\n", "");
+    w.write_manifests("", 1);
+    let started = Instant::now();
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let exp = w.experiment();
+    assert_eq!(condition(&exp, "Failed")["reason"], "Timeout");
+}
+
+#[test]
+fn apply_without_wait_returns_and_a_later_apply_adopts_the_running_run() {
+    // The run outlives the `apply` process (as after a crash of amlops) and is never started twice.
+    let w = Workdir::new(
+        "import time, os\ntime.sleep(2)\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/done','w').write('1')\n",
+        "",
+    );
+    let out = w.run(&["apply", "-f", "app.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let exp = w.experiment();
+    assert_eq!(condition(&exp, "Submitted")["status"], "True");
+    assert_ne!(exp["status"]["currentRun"]["state"], "Completed");
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let exp = w.experiment();
+    assert_eq!(exp["status"]["currentRun"]["state"], "Completed");
+    assert_eq!(
+        std::fs::read_dir(w.path().join(".amlops/runs"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn deleting_a_running_experiment_kills_its_process_group() {
+    let script = "import subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\nopen('child.pid','w').write(str(child.pid))\ntime.sleep(300)\n";
+    let w = Workdir::new(script, "");
+    assert_eq!(code(&w.run(&["apply", "-f", "app.yaml"])), 0);
+    let run_id = w.experiment()["status"]["currentRun"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid_file = w
+        .path()
+        .join(".amlops/runs")
+        .join(&run_id)
+        .join("workdir/child.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pid_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = w.run(&["delete", "-f", "app.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("experiment/train deleted"),
+        "{}",
+        text(&out)
+    );
+    // The grandchild is gone (or a zombie awaiting a reaper that is not us).
+    let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')),
+        "child {child} survived: {state}"
+    );
+}
+
+#[test]
+fn validate_and_plan_report_per_object() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    let out = w.run(&["validate", "-f", "app.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let plan = w.run(&["plan", "-f", "app.yaml"]);
+    let plan = text(&plan);
+    assert!(plan.contains("experiment/train: create"), "{plan}");
+    assert!(
+        plan.contains("snapshot the source and start a new run"),
+        "{plan}"
+    );
+
+    std::fs::write(
+        w.path().join("bad.yaml"),
+        "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {name: big}\nspec:\n  workspaceRef: {name: ml}\n  amlCompute: {vmSize: STANDARD_D2_V2, minNodes: 4, maxNodes: 2}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  runConfigurationRef: {name: nowhere}\n  source: {localPath: src}\n  script: a.py\n",
+    )
+    .unwrap();
+    let out = w.run(&["validate", "-f", "bad.yaml"]);
+    assert_eq!(code(&out), 2);
+    let msg = text(&out);
+    assert!(
+        msg.contains("bad.yaml document 1 (ComputeTarget/big)")
+            && msg.contains("minNodes must be less than or equal to maxNodes"),
+        "{msg}"
+    );
+    // Schema-valid but pointing nowhere: cross-reference problems are listed too.
+    std::fs::write(w.path().join("refs.yaml"), "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  runConfigurationRef: {name: nowhere}\n  source: {localPath: src}\n  script: a.py\n").unwrap();
+    let out = w.run(&["validate", "-f", "refs.yaml"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out)
+            .contains("spec.runConfigurationRef.name: RunConfiguration \"nowhere\" is not defined"),
+        "{}",
+        text(&out)
+    );
+    // apply refuses invalid input and writes nothing.
+    assert_eq!(code(&w.run(&["apply", "-f", "bad.yaml"])), 2);
+    assert_eq!(code(&w.run(&["get", "ct", "big"])), 1);
+}
+
+#[test]
+fn a_killed_apply_leaves_a_readable_store() {
+    let w = Workdir::new("import time\ntime.sleep(30)\n", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amlops"))
+        .args(["apply", "-f", "app.yaml", "--wait"])
+        .current_dir(w.path())
+        .spawn()
+        .unwrap();
+    let db = w.path().join(".amlops/state.db");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let out = w.run(&["get", "exp", "train", "-o", "json"]);
+        if out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|v| v["status"]["currentRun"]["id"].is_string())
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(db.exists());
+    let exp = w.experiment();
+    assert!(exp["status"]["currentRun"]["id"].is_string());
+    let check = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // The run survives and a new apply can cancel it through delete.
+    assert_eq!(code(&w.run(&["delete", "exp", "train"])), 0);
+}
