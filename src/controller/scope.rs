@@ -23,14 +23,10 @@ impl Scope {
 }
 
 /// Resolves once `true` is sent (or the sender is gone).
-pub fn shutdown_future(
-    mut rx: watch::Receiver<bool>,
-) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        while !*rx.borrow_and_update() {
-            if rx.changed().await.is_err() {
-                break;
-            }
+pub async fn shutdown_future(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            break;
         }
     }
 }

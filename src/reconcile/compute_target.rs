@@ -117,6 +117,20 @@ pub fn azure_name(info: &ObjectInfo, spec: &ComputeTargetSpec) -> String {
     spec.azure_name.clone().unwrap_or_else(|| info.name.clone())
 }
 
+/// Azure ML's compute name rule: 3-24 characters, a letter first, then letters, digits and
+/// `-`, not ending in `-<digits>`. The CRD checks `spec.azureName`; a default taken from
+/// `metadata.name` is checked here.
+pub fn valid_azure_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let digits_tail = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    first_ok
+        && rest_ok
+        && (3..=24).contains(&name.len())
+        && !(digits_tail.ends_with('-') && digits_tail.len() < name.len())
+}
+
 /// Whether the frontend must read Azure (poll + GET) before calling [`reconcile`].
 pub fn needs_azure(
     info: &ObjectInfo,
@@ -213,6 +227,14 @@ pub fn reconcile(input: Input<'_>) -> Decision<ComputeTargetStatus, ComputeActio
             return d;
         }
         _ => {}
+    }
+    let name = azure_name(info, spec);
+    if !valid_azure_name(&name) {
+        let msg = format!(
+            "{name:?} is not a valid Azure ML compute name (3-24 characters: a letter, then letters, digits and '-', not ending in '-<digits>'); set spec.azureName"
+        );
+        mark_stalled(c, "InvalidAzureName", &msg, generation, now);
+        return d;
     }
     if let Some(first) = &input.already_attached_by {
         let msg = format!(

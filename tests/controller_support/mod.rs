@@ -30,7 +30,11 @@ pub struct Env {
 }
 
 pub fn fast_azure() -> fake_azureml::Options {
-    fake_azureml::Options { compute_provision_delay: Duration::from_millis(300), lro_retry_after_secs: 0, ..Default::default() }
+    fake_azureml::Options {
+        compute_provision_delay: Duration::from_millis(300),
+        lro_retry_after_secs: 0,
+        ..Default::default()
+    }
 }
 
 impl Env {
@@ -38,7 +42,12 @@ impl Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kube = FakeKube::start().await.unwrap();
         let azure = FakeAzureMl::start(options).await.unwrap();
-        let mut env = Env { kube, azure, metrics: Arc::new(Metrics::default()), controllers: None };
+        let mut env = Env {
+            kube,
+            azure,
+            metrics: Arc::new(Metrics::default()),
+            controllers: None,
+        };
         env.start_controllers();
         env
     }
@@ -55,8 +64,16 @@ impl Env {
             resync_period: Duration::from_secs(3600),
             enable_kubernetes_compute: false,
             arm: ArmConfig {
-                http: HttpOptions { extra_ca_pem: vec![self.azure.ca_pem()], use_ssl_cert_file: false, ..HttpOptions::default() },
-                polling: PollOptions { default_interval: Duration::from_millis(200), min_interval: Duration::from_millis(100), max_interval: Duration::from_secs(1) },
+                http: HttpOptions {
+                    extra_ca_pem: vec![self.azure.ca_pem()],
+                    use_ssl_cert_file: false,
+                    ..HttpOptions::default()
+                },
+                polling: PollOptions {
+                    default_interval: Duration::from_millis(200),
+                    min_interval: Duration::from_millis(100),
+                    max_interval: Duration::from_secs(1),
+                },
                 ..ArmConfig::default()
             },
             instance: Some("test".into()),
@@ -65,7 +82,12 @@ impl Env {
 
     pub fn start_controllers(&mut self) {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(run_controllers(self.client(), self.settings(), self.metrics.clone(), rx));
+        let task = tokio::spawn(run_controllers(
+            self.client(),
+            self.settings(),
+            self.metrics.clone(),
+            rx,
+        ));
         self.controllers = Some((tx, task));
     }
 
@@ -73,7 +95,11 @@ impl Env {
     pub async fn stop_controllers(&mut self) {
         if let Some((tx, task)) = self.controllers.take() {
             let _ = tx.send(true);
-            tokio::time::timeout(Duration::from_secs(20), task).await.expect("controllers stop within 20s").unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("controllers stop within 20s")
+                .unwrap()
+                .unwrap();
         }
     }
 
@@ -104,7 +130,13 @@ impl Env {
     }
 
     /// Waits until the object satisfies `pred`; panics with the last state after `secs`.
-    pub async fn wait_for(&self, kind: &str, name: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        kind: &str,
+        name: &str,
+        secs: u64,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let obj = self.get(kind, name);
@@ -123,7 +155,11 @@ impl Env {
     pub async fn wait_gone(&self, kind: &str, name: &str, secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while self.get(kind, name).is_some() {
-            assert!(tokio::time::Instant::now() < deadline, "{kind} {name} still exists after {secs}s: {:#?}", self.get(kind, name));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind} {name} still exists after {secs}s: {:#?}",
+                self.get(kind, name)
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -134,15 +170,29 @@ impl Env {
             .list("events.k8s.io/v1", "Event", Some(NS))
             .iter()
             .filter(|e| e["regarding"]["name"] == name)
-            .map(|e| (e["type"].as_str().unwrap_or("").to_string(), e["reason"].as_str().unwrap_or("").to_string(), e["note"].as_str().unwrap_or("").to_string()))
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("").to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                    e["note"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 
     /// Waits for an event of `type_` with `reason` about `name`.
     pub async fn wait_for_event(&self, name: &str, type_: &str, reason: &str, secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while !self.events(name).iter().any(|(t, r, _)| t == type_ && r == reason) {
-            assert!(tokio::time::Instant::now() < deadline, "no {type_} {reason} event for {name}: {:#?}", self.events(name));
+        while !self
+            .events(name)
+            .iter()
+            .any(|(t, r, _)| t == type_ && r == reason)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {type_} {reason} event for {name}: {:#?}",
+                self.events(name)
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -153,13 +203,28 @@ impl Env {
     }
 
     pub fn arm_writes(&self) -> usize {
-        self.azure.requests().iter().filter(|r| r.method != "GET" && !r.path.contains("listNodes") && !r.path.contains("oauth2")).count()
+        self.azure
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method != "GET" && !r.path.contains("listNodes") && !r.path.contains("oauth2")
+            })
+            .count()
     }
 }
 
 /// Condition `type_` of an object: (status, reason).
 pub fn condition(obj: &Value, type_: &str) -> Option<(String, String)> {
-    obj.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).map(|c| (c["status"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string()))
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
 }
 
 pub fn is_ready(obj: &Value) -> bool {
@@ -172,4 +237,47 @@ pub fn has_reason(obj: &Value, type_: &str, reason: &str) -> bool {
 
 pub fn aml(min: i32, max: i32) -> Value {
     json!({"workspaceRef": {"name": "ws"}, "amlCompute": {"vmSize": "STANDARD_D2_V2", "minNodes": min, "maxNodes": max}})
+}
+
+/// One rule of tests/deploy/expected-rbac.yaml.
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    api_group: String,
+    resource: String,
+    verbs: Vec<String>,
+    scope: String,
+    #[serde(default)]
+    when: Option<String>,
+}
+
+/// Fails if the controllers made a Kubernetes API call that the RBAC the chart renders (the
+/// rule list in tests/deploy/expected-rbac.yaml, with leader election and kubernetes compute
+/// off, as in these scenarios) does not allow in the watched namespace.
+pub fn assert_rbac_allows(env: &Env) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/deploy/expected-rbac.yaml"
+    ))
+    .unwrap();
+    let rules: Vec<Rule> = serde_saphyr::from_str(&text).unwrap();
+    let rules: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| r.when.is_none() && r.scope == "namespace")
+        .collect();
+    let calls = env.kube.requests();
+    assert!(!calls.is_empty());
+    let denied: Vec<_> = calls
+        .iter()
+        .filter(|c| {
+            c.namespace != NS
+                || !rules.iter().any(|r| {
+                    r.api_group == c.group && r.resource == c.resource && r.verbs.contains(&c.verb)
+                })
+        })
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "calls the RBAC does not allow: {denied:#?}"
+    );
 }

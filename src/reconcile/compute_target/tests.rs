@@ -543,3 +543,19 @@ fn local_and_batch_release_the_finalizer_without_azure() {
     c.info.deleting = true;
     assert_eq!(c.run().actions, vec![ComputeAction::ReleaseFinalizer]);
 }
+
+#[test]
+fn an_invalid_default_azure_name_is_stalled_and_never_sent() {
+    assert!(valid_azure_name("cpu") && valid_azure_name("gpu-a100") && valid_azure_name("a1-b2c"));
+    for bad in ["vm", "1cpu", "cpu_1", "cpu-12", "abcdefghijklmnopqrstuvwxy"] {
+        assert!(!valid_azure_name(bad), "{bad}");
+    }
+    let mut c = Case::new(aml());
+    c.info.name = "vm".into();
+    assert!(!needs_azure(&c.info, &c.spec, &c.workspace));
+    let d = c.run();
+    assert_eq!(reason(&d, STALLED), "InvalidAzureName");
+    assert!(d.actions.is_empty());
+    c.info.deleting = true;
+    assert_eq!(c.run().actions, vec![ComputeAction::ReleaseFinalizer]);
+}

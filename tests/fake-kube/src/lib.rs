@@ -47,12 +47,27 @@ pub struct FakeKube {
 /// for every kind amlops touches).
 pub fn key_of(api_version: &str, kind: &str, namespace: &str, name: &str) -> Key {
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    Key { group: group.to_string(), resource: format!("{}s", kind.to_ascii_lowercase()), namespace: namespace.to_string(), name: name.to_string() }
+    Key {
+        group: group.to_string(),
+        resource: format!("{}s", kind.to_ascii_lowercase()),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
 }
 
 fn key_of_object(obj: &Value) -> Key {
-    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-    key_of(&s("/apiVersion"), &s("/kind"), &s("/metadata/namespace"), &s("/metadata/name"))
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    key_of(
+        &s("/apiVersion"),
+        &s("/kind"),
+        &s("/metadata/namespace"),
+        &s("/metadata/name"),
+    )
 }
 
 impl FakeKube {
@@ -61,7 +76,11 @@ impl FakeKube {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (changed, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared { store: Mutex::new(store::Store::default()), records: Mutex::new(Vec::new()), changed });
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store::Store::default()),
+            records: Mutex::new(Vec::new()),
+            changed,
+        });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(shared.clone());
         tokio::spawn(async move {
@@ -95,13 +114,26 @@ impl FakeKube {
     }
 
     /// Merge-patches an object as a person would (not recorded).
-    pub fn merge_patch(&self, api_version: &str, kind: &str, namespace: &str, name: &str, patch: Value) -> Result<Value, ApiError> {
+    pub fn merge_patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, ApiError> {
         let key = key_of(api_version, kind, namespace, name);
         self.with_store(|s| s.patch(&key, patch, store::PatchKind::Merge, false, "kubectl"))
     }
 
     /// Deletes an object as `kubectl delete` would (not recorded).
-    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let key = key_of(api_version, kind, namespace, name);
         self.with_store(|s| s.delete(&key))
     }
@@ -118,7 +150,11 @@ impl FakeKube {
 
     /// Every API request the clients made, in order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.records.lock().map(|r| r.clone()).unwrap_or_default()
+        self.shared
+            .records
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     pub fn clear_requests(&self) {

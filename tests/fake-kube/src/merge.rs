@@ -38,7 +38,9 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
     for op in ops {
         let kind = op["op"].as_str().ok_or("op missing")?;
         let path = op["path"].as_str().ok_or("path missing")?;
-        let (parent_path, last) = path.rsplit_once('/').ok_or_else(|| format!("bad path {path}"))?;
+        let (parent_path, last) = path
+            .rsplit_once('/')
+            .ok_or_else(|| format!("bad path {path}"))?;
         let last = unescape(last);
         match kind {
             "test" => {
@@ -47,7 +49,9 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
                 }
             }
             "add" | "replace" => {
-                let parent = target.pointer_mut(parent_path).ok_or_else(|| format!("no parent for {path}"))?;
+                let parent = target
+                    .pointer_mut(parent_path)
+                    .ok_or_else(|| format!("no parent for {path}"))?;
                 match parent {
                     Value::Object(m) => {
                         m.insert(last, op["value"].clone());
@@ -67,10 +71,13 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
                 }
             }
             "remove" => {
-                let parent = target.pointer_mut(parent_path).ok_or_else(|| format!("no parent for {path}"))?;
+                let parent = target
+                    .pointer_mut(parent_path)
+                    .ok_or_else(|| format!("no parent for {path}"))?;
                 match parent {
                     Value::Object(m) => {
-                        m.remove(&last).ok_or_else(|| format!("nothing at {path}"))?;
+                        m.remove(&last)
+                            .ok_or_else(|| format!("nothing at {path}"))?;
                     }
                     Value::Array(a) => {
                         let i: usize = last.parse().map_err(|_| format!("bad index in {path}"))?;
@@ -105,8 +112,18 @@ mod tests {
         let mut v = json!({"metadata": {"finalizers": ["x"]}});
         json_patch(&mut v, &json!([{"op": "test", "path": "/metadata/finalizers", "value": ["x"]}, {"op": "add", "path": "/metadata/finalizers/-", "value": "y"}])).unwrap();
         assert_eq!(v["metadata"]["finalizers"], json!(["x", "y"]));
-        json_patch(&mut v, &json!([{"op": "remove", "path": "/metadata/finalizers/0"}])).unwrap();
+        json_patch(
+            &mut v,
+            &json!([{"op": "remove", "path": "/metadata/finalizers/0"}]),
+        )
+        .unwrap();
         assert_eq!(v["metadata"]["finalizers"], json!(["y"]));
-        assert!(json_patch(&mut v, &json!([{"op": "test", "path": "/metadata/finalizers", "value": []}])).is_err());
+        assert!(
+            json_patch(
+                &mut v,
+                &json!([{"op": "test", "path": "/metadata/finalizers", "value": []}])
+            )
+            .is_err()
+        );
     }
 }

@@ -37,7 +37,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into() }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+        }
     }
     pub fn status(&self) -> Value {
         json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code})
@@ -70,12 +74,18 @@ fn has_status_subresource(group: &str) -> bool {
 fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn rv_of(v: &Value) -> Option<&str> {
-    v.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 impl Store {
@@ -90,13 +100,24 @@ impl Store {
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Value> {
         self.objects
             .iter()
-            .filter(|(k, _)| k.group == group && k.resource == resource && namespace.is_none_or(|n| n == k.namespace))
+            .filter(|(k, _)| {
+                k.group == group
+                    && k.resource == resource
+                    && namespace.is_none_or(|n| n == k.namespace)
+            })
             .map(|(_, v)| v.clone())
             .collect()
     }
 
     fn record(&mut self, key: &Key, kind: &'static str, object: Value) {
-        self.history.push(Change { group: key.group.clone(), resource: key.resource.clone(), namespace: key.namespace.clone(), kind, object, rv: self.rv });
+        self.history.push(Change {
+            group: key.group.clone(),
+            resource: key.resource.clone(),
+            namespace: key.namespace.clone(),
+            kind,
+            object,
+            rv: self.rv,
+        });
     }
 
     fn bump(&mut self, obj: &mut Value) {
@@ -106,7 +127,11 @@ impl Store {
 
     pub fn create(&mut self, key: &Key, mut obj: Value) -> Result<Value, ApiError> {
         if self.objects.contains_key(key) {
-            return Err(ApiError::new(409, "AlreadyExists", format!("{} {:?} already exists", key.resource, key.name)));
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} {:?} already exists", key.resource, key.name),
+            ));
         }
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
@@ -118,7 +143,12 @@ impl Store {
         }
         m["uid"] = json!(uuid::Uuid::new_v4().to_string());
         m["generation"] = json!(1);
-        m["creationTimestamp"] = json!(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string());
+        m["creationTimestamp"] = json!(
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+                .to_string()
+        );
         if let Some(m) = m.as_object_mut() {
             m.remove("deletionTimestamp");
         }
@@ -134,7 +164,13 @@ impl Store {
     }
 
     fn current(&self, key: &Key) -> Result<Value, ApiError> {
-        self.objects.get(key).cloned().ok_or_else(|| ApiError::new(404, "NotFound", format!("{} {:?} not found", key.resource, key.name)))
+        self.objects.get(key).cloned().ok_or_else(|| {
+            ApiError::new(
+                404,
+                "NotFound",
+                format!("{} {:?} not found", key.resource, key.name),
+            )
+        })
     }
 
     fn check_rv(current: &Value, incoming: &Value) -> Result<(), ApiError> {
@@ -142,14 +178,21 @@ impl Store {
             (Some(want), Some(have)) if want != have => Err(ApiError::new(
                 409,
                 "Conflict",
-                format!("the object has been modified; please apply your changes to the latest version and try again (resourceVersion {want} is stale, current is {have})"),
+                format!(
+                    "the object has been modified; please apply your changes to the latest version and try again (resourceVersion {want} is stale, current is {have})"
+                ),
             )),
             _ => Ok(()),
         }
     }
 
     /// PUT: replace the object, or only its status with `status_only`.
-    pub fn update(&mut self, key: &Key, incoming: Value, status_only: bool) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        key: &Key,
+        incoming: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
         let current = self.current(key)?;
         Self::check_rv(&current, &incoming)?;
         let mut next = if status_only {
@@ -175,28 +218,49 @@ impl Store {
     }
 
     /// PATCH of any kind; `Apply` creates the object when it does not exist.
-    pub fn patch(&mut self, key: &Key, body: Value, kind: PatchKind, status_only: bool, manager: &str) -> Result<Value, ApiError> {
+    pub fn patch(
+        &mut self,
+        key: &Key,
+        body: Value,
+        kind: PatchKind,
+        status_only: bool,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         let current = match (self.objects.get(key), kind) {
             (Some(c), _) => c.clone(),
             (None, PatchKind::Apply) if !status_only => {
                 let mut obj = body.clone();
                 let fins = finalizers(&body);
-                self.applied_finalizers.insert((key.clone(), manager.to_string()), fins);
+                self.applied_finalizers
+                    .insert((key.clone(), manager.to_string()), fins);
                 if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("resourceVersion");
                 }
                 return self.create(key, obj);
             }
-            (None, _) => return Err(ApiError::new(404, "NotFound", format!("{} {:?} not found", key.resource, key.name))),
+            (None, _) => {
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("{} {:?} not found", key.resource, key.name),
+                ));
+            }
         };
         Self::check_rv(&current, &body)?;
         let mut next = current.clone();
         match (kind, status_only) {
-            (PatchKind::Json, _) => merge::json_patch(&mut next, &body).map_err(|e| ApiError::new(422, "Invalid", e))?,
-            (PatchKind::Merge, true) => merge::merge(&mut next, &json!({"status": body.get("status").cloned().unwrap_or(Value::Null)})),
+            (PatchKind::Json, _) => {
+                merge::json_patch(&mut next, &body).map_err(|e| ApiError::new(422, "Invalid", e))?
+            }
+            (PatchKind::Merge, true) => merge::merge(
+                &mut next,
+                &json!({"status": body.get("status").cloned().unwrap_or(Value::Null)}),
+            ),
             (PatchKind::Merge, false) => merge::merge(&mut next, &body),
             // SSA of the status by its one writer: the applied status is the whole status.
-            (PatchKind::Apply, true) => next["status"] = body.get("status").cloned().unwrap_or(Value::Null),
+            (PatchKind::Apply, true) => {
+                next["status"] = body.get("status").cloned().unwrap_or(Value::Null)
+            }
             (PatchKind::Apply, false) => self.apply_main(key, &mut next, &body, manager),
         }
         if has_status_subresource(&key.group) && !status_only {
@@ -224,9 +288,15 @@ impl Store {
     /// manager (dropping one from the applied set removes it), everything else merges.
     fn apply_main(&mut self, key: &Key, next: &mut Value, body: &Value, manager: &str) {
         let owned_key = (key.clone(), manager.to_string());
-        let previously = self.applied_finalizers.remove(&owned_key).unwrap_or_default();
+        let previously = self
+            .applied_finalizers
+            .remove(&owned_key)
+            .unwrap_or_default();
         let applied = finalizers(body);
-        let mut result: Vec<String> = finalizers(next).into_iter().filter(|f| !previously.contains(f) || applied.contains(f)).collect();
+        let mut result: Vec<String> = finalizers(next)
+            .into_iter()
+            .filter(|f| !previously.contains(f) || applied.contains(f))
+            .collect();
         for f in &applied {
             if !result.contains(f) {
                 result.push(f.clone());
@@ -243,7 +313,14 @@ impl Store {
     }
 
     fn keep_system_fields(&self, current: &Value, next: &mut Value) {
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "name", "namespace"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+            "name",
+            "namespace",
+        ] {
             match current["metadata"].get(f) {
                 Some(v) => next["metadata"][f] = v.clone(),
                 None => {
@@ -254,7 +331,9 @@ impl Store {
             }
         }
         if let Some(m) = next["metadata"].as_object_mut()
-            && m.get("finalizers").and_then(Value::as_array).is_some_and(Vec::is_empty)
+            && m.get("finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
         {
             m.remove("finalizers");
         }
@@ -299,7 +378,12 @@ impl Store {
             return Ok(current);
         }
         let mut next = current;
-        next["metadata"]["deletionTimestamp"] = json!(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string());
+        next["metadata"]["deletionTimestamp"] = json!(
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+                .to_string()
+        );
         self.bump(&mut next);
         self.objects.insert(key.clone(), next.clone());
         self.record(key, "MODIFIED", next.clone());
@@ -312,7 +396,12 @@ mod tests {
     use super::*;
 
     fn key() -> Key {
-        Key { group: "amlops.io".into(), resource: "computetargets".into(), namespace: "ml".into(), name: "cpu".into() }
+        Key {
+            group: "amlops.io".into(),
+            resource: "computetargets".into(),
+            namespace: "ml".into(),
+            name: "cpu".into(),
+        }
     }
     fn ct() -> Value {
         json!({"apiVersion": "amlops.io/v1alpha1", "kind": "ComputeTarget", "metadata": {"name": "cpu"}, "spec": {"x": 1}, "status": {"ignored": true}})
@@ -332,32 +421,90 @@ mod tests {
     fn generation_moves_on_spec_changes_only_and_stale_writes_conflict() {
         let mut s = Store::default();
         s.create(&key(), ct()).unwrap();
-        let o = s.patch(&key(), json!({"status": {"a": 1}}), PatchKind::Merge, true, "m").unwrap();
+        let o = s
+            .patch(
+                &key(),
+                json!({"status": {"a": 1}}),
+                PatchKind::Merge,
+                true,
+                "m",
+            )
+            .unwrap();
         assert_eq!(o["metadata"]["generation"], 1);
         assert_eq!(o["status"]["a"], 1);
-        let o = s.patch(&key(), json!({"spec": {"x": 2}}), PatchKind::Merge, false, "m").unwrap();
+        let o = s
+            .patch(
+                &key(),
+                json!({"spec": {"x": 2}}),
+                PatchKind::Merge,
+                false,
+                "m",
+            )
+            .unwrap();
         assert_eq!(o["metadata"]["generation"], 2);
         assert_eq!(o["status"]["a"], 1, "the main endpoint keeps the status");
         let mut stale = o.clone();
         stale["metadata"]["resourceVersion"] = json!("1");
         assert_eq!(s.update(&key(), stale, false).unwrap_err().code, 409);
         // an identical write does not bump the resourceVersion
-        let same = s.patch(&key(), json!({"spec": {"x": 2}}), PatchKind::Merge, false, "m").unwrap();
-        assert_eq!(same["metadata"]["resourceVersion"], o["metadata"]["resourceVersion"]);
+        let same = s
+            .patch(
+                &key(),
+                json!({"spec": {"x": 2}}),
+                PatchKind::Merge,
+                false,
+                "m",
+            )
+            .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"],
+            o["metadata"]["resourceVersion"]
+        );
     }
 
     #[test]
     fn finalizers_hold_deletion_until_the_applier_drops_theirs() {
         let mut s = Store::default();
         s.create(&key(), ct()).unwrap();
-        s.patch(&key(), json!({"metadata": {"finalizers": ["other/keep"]}}), PatchKind::Merge, false, "x").unwrap();
-        s.patch(&key(), json!({"metadata": {"name": "cpu", "finalizers": ["amlops.io/cleanup"]}}), PatchKind::Apply, false, "amlops").unwrap();
-        assert_eq!(finalizers(s.get(&key()).unwrap()), ["other/keep", "amlops.io/cleanup"]);
+        s.patch(
+            &key(),
+            json!({"metadata": {"finalizers": ["other/keep"]}}),
+            PatchKind::Merge,
+            false,
+            "x",
+        )
+        .unwrap();
+        s.patch(
+            &key(),
+            json!({"metadata": {"name": "cpu", "finalizers": ["amlops.io/cleanup"]}}),
+            PatchKind::Apply,
+            false,
+            "amlops",
+        )
+        .unwrap();
+        assert_eq!(
+            finalizers(s.get(&key()).unwrap()),
+            ["other/keep", "amlops.io/cleanup"]
+        );
         let o = s.delete(&key()).unwrap();
         assert!(o["metadata"]["deletionTimestamp"].is_string());
-        s.patch(&key(), json!({"metadata": {"name": "cpu", "finalizers": []}}), PatchKind::Apply, false, "amlops").unwrap();
+        s.patch(
+            &key(),
+            json!({"metadata": {"name": "cpu", "finalizers": []}}),
+            PatchKind::Apply,
+            false,
+            "amlops",
+        )
+        .unwrap();
         assert_eq!(finalizers(s.get(&key()).unwrap()), ["other/keep"]);
-        s.patch(&key(), json!({"metadata": {"finalizers": null}}), PatchKind::Merge, false, "x").unwrap();
+        s.patch(
+            &key(),
+            json!({"metadata": {"finalizers": null}}),
+            PatchKind::Merge,
+            false,
+            "x",
+        )
+        .unwrap();
         assert!(s.get(&key()).is_none());
         assert_eq!(s.history.last().unwrap().kind, "DELETED");
     }
