@@ -140,7 +140,7 @@ pub fn needs_azure(
     let azure_kind = !matches!(
         spec.kind(),
         None | Some(ComputeKind::Local(_)) | Some(ComputeKind::AzureBatch(_))
-    );
+    ) && valid_azure_name(&azure_name(info, spec));
     let cleanup_skipped =
         info.deleting && spec.effective_deletion_policy() == DeletionPolicy::Retain;
     azure_kind && !info.paused && !cleanup_skipped && *workspace == WorkspaceState::Ready
@@ -518,7 +518,8 @@ fn deleting(
     let (generation, now) = (input.info.generation, input.now);
     let policy = input.spec.effective_deletion_policy();
     let no_azure = matches!(kind, ComputeKind::Local(_) | ComputeKind::AzureBatch(_))
-        || input.already_attached_by.is_some();
+        || input.already_attached_by.is_some()
+        || !valid_azure_name(&azure_name(input.info, input.spec));
     if no_azure || policy == DeletionPolicy::Retain {
         if policy == DeletionPolicy::Retain && !no_azure {
             d.events.push(Event::normal(
