@@ -15,14 +15,13 @@ use amlops::azure::models::compute::{
 };
 use amlops::azure::models::environment::{EnvironmentVersion, EnvironmentVersionProperties};
 use amlops::azure::models::job::{
-    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources,
-    JobStatus,
+    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources, JobStatus,
 };
 use amlops::azure::rate_limit::RateLimit;
 use amlops::azure::retry::RetryPolicy;
 use amlops::azure::{
-    ArmClient, ArmConfig, AzureError, CredentialSource, Endpoints, OperationHandle,
-    OperationKind, PollState, Secret, Started, WorkspaceClient, WorkspaceRef,
+    ArmClient, ArmConfig, AzureError, CredentialSource, Endpoints, OperationHandle, OperationKind,
+    PollState, Secret, Started, WorkspaceClient, WorkspaceRef,
 };
 use fake_azureml::{FakeAzureMl, Faults, Options};
 use std::collections::BTreeMap;
@@ -272,7 +271,11 @@ async fn an_untrusted_certificate_is_refused() {
     let (ws, _) = client_with(cfg, &service_principal());
     let err = ws.workspace_get().await.unwrap_err();
     assert_eq!(err.code(), "AuthenticationFailed", "{err}");
-    assert_eq!(arm_requests(&fake), 0, "nothing may reach ARM without TLS trust");
+    assert_eq!(
+        arm_requests(&fake),
+        0,
+        "nothing may reach ARM without TLS trust"
+    );
     fake.shutdown().await;
 }
 
@@ -309,7 +312,10 @@ async fn workspace_info_discovers_storage_datastore_and_studio_url() {
     let ds = info.default_datastore.expect("workspaceblobstore");
     assert_eq!(ds.properties.datastore_type, "AzureBlob");
     assert!(ds.properties.container_name.is_some());
-    assert!(info.studio_url.starts_with("https://ml.azure.com/?wsid=%2Fsubscriptions%2F"));
+    assert!(
+        info.studio_url
+            .starts_with("https://ml.azure.com/?wsid=%2Fsubscriptions%2F")
+    );
     assert!(ws.datastore_get("no-such-store").await.unwrap().is_none());
     fake.shutdown().await;
 }
@@ -320,11 +326,18 @@ async fn compute_create_scale_list_and_delete() {
     let (ws, recorder) = client(&fake);
     assert!(ws.compute_get("cpu").await.unwrap().is_none());
 
-    let handle = pending(ws.compute_create_or_update("cpu", &cluster(2)).await.unwrap());
+    let handle = pending(
+        ws.compute_create_or_update("cpu", &cluster(2))
+            .await
+            .unwrap(),
+    );
     assert_eq!(handle.kind, OperationKind::AzureAsyncOperation);
     ws.arm().wait(&handle).await.unwrap();
     let c = ws.compute_get("cpu").await.unwrap().unwrap();
-    assert_eq!(c.properties.common.provisioning_state, Some(ProvisioningState::Succeeded));
+    assert_eq!(
+        c.properties.common.provisioning_state,
+        Some(ProvisioningState::Succeeded)
+    );
     let ComputeKind::AmlCompute(p) = &c.properties.kind else {
         panic!("{c:?}")
     };
@@ -357,7 +370,9 @@ async fn compute_create_scale_list_and_delete() {
     ws.arm().wait(&handle).await.unwrap();
     assert!(ws.compute_get("cpu").await.unwrap().is_none());
     assert!(
-        fake.requests().iter().all(|r| r.status < 400 || r.status == 404),
+        fake.requests()
+            .iter()
+            .all(|r| r.status < 400 || r.status == 404),
         "the fake rejected a request: {:?}",
         fake.requests()
     );
@@ -437,7 +452,11 @@ async fn an_interrupted_poll_resumes_from_the_persisted_handle() {
     .unwrap();
     let persisted = {
         let (ws, _) = client(&fake);
-        let handle = pending(ws.compute_create_or_update("gpu", &cluster(1)).await.unwrap());
+        let handle = pending(
+            ws.compute_create_or_update("gpu", &cluster(1))
+                .await
+                .unwrap(),
+        );
         assert!(matches!(
             ws.arm().poll(&handle).await.unwrap(),
             PollState::InProgress { .. }
@@ -449,13 +468,21 @@ async fn an_interrupted_poll_resumes_from_the_persisted_handle() {
     let handle: OperationHandle = serde_json::from_str(&persisted).unwrap();
     ws.arm().wait(&handle).await.unwrap();
     let c = ws.compute_get("gpu").await.unwrap().unwrap();
-    assert_eq!(c.properties.common.provisioning_state, Some(ProvisioningState::Succeeded));
+    assert_eq!(
+        c.properties.common.provisioning_state,
+        Some(ProvisioningState::Succeeded)
+    );
     // the Location flavour of the same operation also reads as done
     let location = OperationHandle {
-        url: handle.url.replace("mfeOperationsStatus", "mfeOperationResults"),
+        url: handle
+            .url
+            .replace("mfeOperationsStatus", "mfeOperationResults"),
         kind: OperationKind::Location,
     };
-    assert!(matches!(ws.arm().poll(&location).await.unwrap(), PollState::Succeeded));
+    assert!(matches!(
+        ws.arm().poll(&location).await.unwrap(),
+        PollState::Succeeded
+    ));
     fake.shutdown().await;
 }
 
@@ -477,12 +504,21 @@ async fn a_poll_url_off_the_arm_origin_never_gets_a_token() {
 async fn environment_versions_are_immutable() {
     let fake = FakeAzureMl::start(fast_options()).await.unwrap();
     let (ws, recorder) = client(&fake);
-    assert!(ws.environment_version_get("train-env", "h1").await.unwrap().is_none());
+    assert!(
+        ws.environment_version_get("train-env", "h1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let id = environment(&ws, "h1").await;
     assert!(id.ends_with("/environments/train-env/versions/h1"));
     // same body again: fine
     environment(&ws, "h1").await;
-    let got = ws.environment_version_get("train-env", "h1").await.unwrap().unwrap();
+    let got = ws
+        .environment_version_get("train-env", "h1")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(got.properties.conda_file.unwrap().contains("python=3.11"));
     // a different body for the same version: refused at once, a human problem
     let changed = EnvironmentVersion {
@@ -499,7 +535,11 @@ async fn environment_versions_are_immutable() {
         .unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert!(!err.retryable(), "{err}");
-    assert_eq!(recorder.count("environment_version.create_or_update"), 3, "no retries of a 409");
+    assert_eq!(
+        recorder.count("environment_version.create_or_update"),
+        3,
+        "no retries of a 409"
+    );
     fake.shutdown().await;
 }
 
@@ -515,7 +555,12 @@ async fn code_versions_by_hash_and_pending_upload() {
     assert!(!format!("{upload:?}").contains(upload.sas_uri.expose()));
     assert!(upload.sas_uri.expose().contains("sig="));
 
-    assert!(ws.code_version_list_by_hash("snap", "b3-1", "blake3").await.unwrap().is_empty());
+    assert!(
+        ws.code_version_list_by_hash("snap", "b3-1", "blake3")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let body = CodeVersion {
         id: None,
         name: None,
@@ -532,11 +577,24 @@ async fn code_versions_by_hash_and_pending_upload() {
             ..Default::default()
         },
     };
-    ws.code_version_create_or_update("snap", "b3-1", &body).await.unwrap();
-    let found = ws.code_version_list_by_hash("snap", "b3-1", "blake3").await.unwrap();
+    ws.code_version_create_or_update("snap", "b3-1", &body)
+        .await
+        .unwrap();
+    let found = ws
+        .code_version_list_by_hash("snap", "b3-1", "blake3")
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].properties.code_uri.as_deref(), Some(upload.blob_uri.as_str()));
-    assert!(ws.code_version_list_by_hash("snap", "other", "blake3").await.unwrap().is_empty());
+    assert_eq!(
+        found[0].properties.code_uri.as_deref(),
+        Some(upload.blob_uri.as_str())
+    );
+    assert!(
+        ws.code_version_list_by_hash("snap", "other", "blake3")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(ws.code_version_get("snap", "b3-1").await.unwrap().is_some());
     fake.shutdown().await;
 }
@@ -548,27 +606,50 @@ async fn job_lifecycle_outcomes_cancel_and_list_by_tag() {
     let env = environment(&ws, "h1").await;
     let tag = ("amlops.io/experiment", "ns.mnist");
 
-    let created = ws.job_create("job-ok", &command_job(env.clone(), &[tag])).await.unwrap();
+    let created = ws
+        .job_create("job-ok", &command_job(env.clone(), &[tag]))
+        .await
+        .unwrap();
     assert_eq!(created.name.as_deref(), Some("job-ok"));
     // a re-submit after a crash is a no-op
-    ws.job_create("job-ok", &command_job(env.clone(), &[tag])).await.unwrap();
-    assert_eq!(wait_job(&ws, "job-ok", Duration::from_millis(20)).await, JobStatus::Completed);
+    ws.job_create("job-ok", &command_job(env.clone(), &[tag]))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_job(&ws, "job-ok", Duration::from_millis(20)).await,
+        JobStatus::Completed
+    );
     let job = ws.job_get("job-ok").await.unwrap().unwrap();
     let JobProperties::Command(c) = &job.properties else {
         panic!("{job:?}")
     };
-    assert!(c.studio_url().is_some_and(|u| u.starts_with("https://ml.azure.com/")));
+    assert!(
+        c.studio_url()
+            .is_some_and(|u| u.starts_with("https://ml.azure.com/"))
+    );
 
     let failing = command_job(env.clone(), &[tag, ("fake.outcome", "Failed")]);
     ws.job_create("job-bad", &failing).await.unwrap();
-    assert_eq!(wait_job(&ws, "job-bad", Duration::from_millis(20)).await, JobStatus::Failed);
+    assert_eq!(
+        wait_job(&ws, "job-bad", Duration::from_millis(20)).await,
+        JobStatus::Failed
+    );
 
-    let long = command_job(env.clone(), &[("amlops.io/experiment", "ns.other"), ("fake.outcome", "Running")]);
+    let long = command_job(
+        env.clone(),
+        &[
+            ("amlops.io/experiment", "ns.other"),
+            ("fake.outcome", "Running"),
+        ],
+    );
     ws.job_create("job-long", &long).await.unwrap();
     let handle = pending(ws.job_cancel("job-long").await.unwrap());
     assert_eq!(handle.kind, OperationKind::Location);
     ws.arm().wait(&handle).await.unwrap();
-    assert_eq!(wait_job(&ws, "job-long", Duration::from_millis(20)).await, JobStatus::Canceled);
+    assert_eq!(
+        wait_job(&ws, "job-long", Duration::from_millis(20)).await,
+        JobStatus::Canceled
+    );
 
     let mut listed: Vec<String> = ws
         .job_list_by_tag(tag.0, tag.1)
@@ -578,7 +659,11 @@ async fn job_lifecycle_outcomes_cancel_and_list_by_tag() {
         .filter_map(|j| j.name)
         .collect();
     listed.sort();
-    assert_eq!(listed, ["job-bad", "job-ok"], "job-long has another tag value");
+    assert_eq!(
+        listed,
+        ["job-bad", "job-ok"],
+        "job-long has another tag value"
+    );
     assert!(ws.job_get("no-such-job").await.unwrap().is_none());
     fake.shutdown().await;
 }
@@ -606,7 +691,11 @@ async fn throttling_is_retried_after_retry_after() {
         .iter()
         .filter(|(_, s)| *s == Some(429))
         .count();
-    assert!(throttled >= 1, "seed 7 must throttle something: {:?}", recorder.calls());
+    assert!(
+        throttled >= 1,
+        "seed 7 must throttle something: {:?}",
+        recorder.calls()
+    );
     assert_eq!(recorder.count("workspace.get"), 4 + throttled);
     // each 429 said Retry-After: 1 and the client waited at least that long
     assert!(start.elapsed() >= Duration::from_secs(throttled as u64));
@@ -631,7 +720,11 @@ async fn persistent_throttling_gives_up_as_retryable() {
     let err = ws.compute_get("cpu").await.unwrap_err();
     assert_eq!(err.code(), "TooManyRequests", "{err}");
     assert!(err.retryable());
-    assert_eq!(recorder.count("compute.get"), 4, "one try plus three retries");
+    assert_eq!(
+        recorder.count("compute.get"),
+        4,
+        "one try plus three retries"
+    );
     fake.shutdown().await;
 }
 
@@ -640,7 +733,8 @@ async fn a_spec_violation_is_a_human_problem_and_not_retried() {
     let fake = FakeAzureMl::start(fast_options()).await.unwrap();
     let (ws, recorder) = client(&fake);
     // scaleSettings without the required maxNodeCount
-    let body = serde_json::json!({"properties": {"properties": {"scaleSettings": {"minNodeCount": 1}}}});
+    let body =
+        serde_json::json!({"properties": {"properties": {"scaleSettings": {"minNodeCount": 1}}}});
     let mut segments: Vec<String> = workspace()
         .resource_id()
         .split('/')
@@ -675,13 +769,28 @@ async fn server_errors_and_dropped_connections_are_survived() {
     .unwrap();
     let (ws, recorder) = client(&fake);
     let env = environment(&ws, "h1").await;
-    let handle = pending(ws.compute_create_or_update("cpu", &cluster(1)).await.unwrap());
+    let handle = pending(
+        ws.compute_create_or_update("cpu", &cluster(1))
+            .await
+            .unwrap(),
+    );
     ws.arm().wait(&handle).await.unwrap();
-    ws.job_create("job-1", &command_job(env, &[])).await.unwrap();
-    assert_eq!(wait_job(&ws, "job-1", Duration::from_millis(20)).await, JobStatus::Completed);
+    ws.job_create("job-1", &command_job(env, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_job(&ws, "job-1", Duration::from_millis(20)).await,
+        JobStatus::Completed
+    );
     let calls = recorder.calls();
-    assert!(calls.iter().any(|(_, s)| matches!(s, Some(500 | 503))), "{calls:?}");
-    assert!(calls.iter().any(|(_, s)| s.is_none()), "a dropped connection: {calls:?}");
+    assert!(
+        calls.iter().any(|(_, s)| matches!(s, Some(500 | 503))),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|(_, s)| s.is_none()),
+        "a dropped connection: {calls:?}"
+    );
     fake.shutdown().await;
 }
 
@@ -697,18 +806,48 @@ async fn arm_calls_with_default_timings() {
     let env = environment(&ws, "h1").await;
 
     fake.reset();
-    let handle = pending(ws.compute_create_or_update("cpu", &cluster(1)).await.unwrap());
+    let handle = pending(
+        ws.compute_create_or_update("cpu", &cluster(1))
+            .await
+            .unwrap(),
+    );
     ws.arm().wait(&handle).await.unwrap();
     let compute_calls = arm_requests(&fake);
 
     fake.reset();
-    ws.job_create("job-1", &command_job(env, &[])).await.unwrap();
+    ws.job_create("job-1", &command_job(env, &[]))
+        .await
+        .unwrap();
     let status = wait_job(&ws, "job-1", PollOptions::default().min_interval).await;
     assert_eq!(status, JobStatus::Completed);
     let job_calls = arm_requests(&fake);
-    eprintln!("ARM calls: compute create incl. polls = {compute_calls}, job lifecycle = {job_calls}");
+    eprintln!(
+        "ARM calls: compute create incl. polls = {compute_calls}, job lifecycle = {job_calls}"
+    );
     // create + at least one poll; a job is one PUT plus GETs until terminal
     assert!(compute_calls >= 2, "{:?}", fake.requests());
     assert!(job_calls >= 2, "{:?}", fake.requests());
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_side_rate_limit_spaces_requests() {
+    let fake = FakeAzureMl::start(fast_options()).await.unwrap();
+    let mut cfg = config(&fake);
+    cfg.rate_limit = RateLimit {
+        per_second: 20.0,
+        burst: 1,
+    };
+    let (ws, _) = client_with(cfg, &service_principal());
+    let start = Instant::now();
+    for _ in 0..11 {
+        ws.workspace_get().await.unwrap();
+    }
+    // one free request, then ten at 20 per second
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
     fake.shutdown().await;
 }

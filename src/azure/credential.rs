@@ -63,8 +63,11 @@ pub struct Endpoints {
 
 impl Default for Endpoints {
     fn default() -> Self {
-        Self::new("https://management.azure.com/", "https://login.microsoftonline.com/")
-            .unwrap_or_else(|_| unreachable!("the public cloud URLs are valid"))
+        Self::new(
+            "https://management.azure.com/",
+            "https://login.microsoftonline.com/",
+        )
+        .unwrap_or_else(|_| unreachable!("the public cloud URLs are valid"))
     }
 }
 
@@ -126,7 +129,10 @@ pub fn build_credential(
         }
     };
     let config = |what: &str, e: azure_core::Error| AzureError::Config {
-        message: format!("cannot set up the {what} credential: {}", scrub(&e.to_string())),
+        message: format!(
+            "cannot set up the {what} credential: {}",
+            scrub(&e.to_string())
+        ),
     };
     let credential: Arc<dyn TokenCredential> = match source {
         CredentialSource::WorkloadIdentity {
@@ -140,7 +146,6 @@ pub fn build_credential(
             client_id: Some(client_id.clone()),
             tenant_id: Some(tenant_id.clone()),
             token_file_path: Some(token_file.clone()),
-            ..WorkloadIdentityCredentialOptions::default()
         }))
         .map_err(|e| config("workload identity", e))?,
         CredentialSource::ServicePrincipal {
@@ -160,7 +165,6 @@ pub fn build_credential(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                 client_options: client_options(),
-                ..ManagedIdentityCredentialOptions::default()
             }))
             .map_err(|e| config("managed identity", e))?
         }
@@ -204,7 +208,10 @@ mod tests {
     fn public_cloud_defaults() {
         let e = Endpoints::default();
         assert_eq!(e.resource_manager.as_str(), "https://management.azure.com/");
-        assert_eq!(e.authority_host.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(
+            e.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
         assert_eq!(e.arm_scope(), "https://management.azure.com/.default");
     }
 
@@ -242,9 +249,9 @@ mod tests {
             client_id: "client".into(),
             client_secret: Secret::new(""),
         };
-        let err = build_credential(&s, &Endpoints::default(), &http)
-            .err()
-            .expect("empty secret must be refused");
+        let Err(err) = build_credential(&s, &Endpoints::default(), &http) else {
+            panic!("an empty secret must be refused");
+        };
         assert_eq!(err.code(), "InvalidConfiguration");
         assert!(err.to_string().contains("service principal"), "{err}");
     }

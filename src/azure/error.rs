@@ -292,7 +292,10 @@ const HUMAN_CODES: &[&str] = &[
 fn is_missing_parent(code: &str) -> bool {
     matches!(
         code,
-        "ParentResourceNotFound" | "ResourceGroupNotFound" | "SubscriptionNotFound" | "WorkspaceNotFound"
+        "ParentResourceNotFound"
+            | "ResourceGroupNotFound"
+            | "SubscriptionNotFound"
+            | "WorkspaceNotFound"
     )
 }
 
@@ -330,7 +333,11 @@ fn specific_code(d: &ErrorDetail) -> Option<String> {
         inner = i.inner_error.as_deref();
     }
     deepest
-        .or_else(|| d.details.iter().find_map(|x| x.code.clone().filter(|c| !c.is_empty())))
+        .or_else(|| {
+            d.details
+                .iter()
+                .find_map(|x| x.code.clone().filter(|c| !c.is_empty()))
+        })
         .or(top)
 }
 

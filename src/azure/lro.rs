@@ -223,7 +223,10 @@ mod tests {
     fn async_operation_header_wins_over_location() {
         let r = response(
             201,
-            &[("azure-asyncoperation", "https://arm/op1"), ("location", "https://arm/loc")],
+            &[
+                ("azure-asyncoperation", "https://arm/op1"),
+                ("location", "https://arm/loc"),
+            ],
             "",
         );
         let h = operation_from_start(r.status, &r.headers).unwrap();
@@ -255,7 +258,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let r = response(200, &[], r#"{"status":"Succeeded"}"#);
-        assert!(matches!(poll_state(k, &r, &o).unwrap(), PollState::Succeeded));
+        assert!(matches!(
+            poll_state(k, &r, &o).unwrap(),
+            PollState::Succeeded
+        ));
         let r = response(
             200,
             &[],
@@ -300,7 +306,10 @@ mod tests {
     fn interval_is_clamped() {
         let o = opts();
         assert_eq!(o.interval(Some(Duration::ZERO)), Duration::from_secs(1));
-        assert_eq!(o.interval(Some(Duration::from_secs(600))), Duration::from_secs(30));
+        assert_eq!(
+            o.interval(Some(Duration::from_secs(600))),
+            Duration::from_secs(30)
+        );
         assert_eq!(o.interval(None), Duration::from_secs(10));
     }
 

@@ -1,5 +1,13 @@
 //! The Azure ML client: credentials, ARM calls, LRO polling, retries, error classification, blob upload.
 //! Knows nothing of Kubernetes.
+//!
+//! Usage: build one [`ArmClient`] per credential (`ArmClient::new(ArmConfig, &CredentialSource)`;
+//! it holds the HTTPS pool, the cached token and the rate limiter, and clones cheaply), wrap it
+//! in a [`WorkspaceClient`] per workspace, and call the typed operations. Long-running calls
+//! return [`Started::Pending`] with an [`OperationHandle`] that can be persisted and later
+//! passed to `ArmClient::poll` (one GET) or `ArmClient::wait`. Every failure is an
+//! [`AzureError`]: `retryable()` says whether to requeue, `code()` is the condition reason.
+//! api-version 2026-07-01 has no Azure Batch compute type, so there is no Batch model here.
 
 pub mod arm;
 pub mod blob;
@@ -17,5 +25,5 @@ pub use arm::{API_VERSION, ArmClient, ArmConfig, CallObserver};
 pub use credential::{CredentialSource, Endpoints};
 pub use error::AzureError;
 pub use lro::{OperationHandle, OperationKind, PollState, Started};
-pub use secret::Secret;
 pub use ops::{WorkspaceClient, WorkspaceInfo, WorkspaceRef};
+pub use secret::Secret;

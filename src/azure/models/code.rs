@@ -128,7 +128,14 @@ mod tests {
         .unwrap();
         let b = r.blob_reference_for_consumption.unwrap();
         assert!(!format!("{b:?}").contains("SECRET"));
-        assert!(b.credential.unwrap().sas_uri.unwrap().expose().ends_with("sig=SECRET"));
+        assert!(
+            b.credential
+                .unwrap()
+                .sas_uri
+                .unwrap()
+                .expose()
+                .ends_with("sig=SECRET")
+        );
     }
 
     #[test]

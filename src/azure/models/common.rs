@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn durations_serialize_as_seconds_and_parse_other_forms() {
         assert_eq!(IsoDuration::from_secs(120).to_string(), "PT120S");
-        assert_eq!(IsoDuration::parse("PT2M").unwrap(), IsoDuration::from_secs(120));
+        assert_eq!(
+            IsoDuration::parse("PT2M").unwrap(),
+            IsoDuration::from_secs(120)
+        );
         assert_eq!(
             IsoDuration::parse("P1DT1H").unwrap(),
             IsoDuration::from_secs(25 * 3600)
@@ -121,6 +124,9 @@ mod tests {
         assert!(b.tags.is_empty() && b.properties.is_empty());
         let p: Page<u32> = serde_json::from_str(r#"{"value":null}"#).unwrap();
         assert!(p.value.is_empty() && p.next_link.is_none());
-        assert_eq!(serde_json::to_string(&ResourceBase::default()).unwrap(), "{}");
+        assert_eq!(
+            serde_json::to_string(&ResourceBase::default()).unwrap(),
+            "{}"
+        );
     }
 }

@@ -228,9 +228,7 @@ impl<'de> Deserialize<'de> for Compute {
             "Kubernetes" => kind_properties(p).map(ComputeKind::Kubernetes),
             other => Ok(ComputeKind::Other(other.to_owned())),
         }
-        .map_err(|e| {
-            serde::de::Error::custom(format!("{} properties: {e}", raw.compute_type))
-        })?;
+        .map_err(|e| serde::de::Error::custom(format!("{} properties: {e}", raw.compute_type)))?;
         Ok(Self {
             kind,
             common: raw.common,
@@ -570,7 +568,9 @@ mod tests {
                     admin_user_ssh_public_key: None,
                     admin_user_password: Some(Secret::new("pa55word")),
                 }),
-                subnet: Some(ResourceId { id: "/sub/net".into() }),
+                subnet: Some(ResourceId {
+                    id: "/sub/net".into(),
+                }),
                 remote_login_port_public_access: Some(RemoteLoginPortPublicAccess::Disabled),
                 current_node_count: Some(3),
                 ..Default::default()
@@ -633,8 +633,16 @@ mod tests {
         };
         let body = serde_json::to_value(&c).unwrap();
         assert_eq!(body["properties"]["computeType"], "Databricks");
-        assert_eq!(body["properties"]["properties"]["databricksAccessToken"], "dapi123");
-        assert!(body["properties"]["resourceId"].as_str().unwrap().ends_with("/w"));
+        assert_eq!(
+            body["properties"]["properties"]["databricksAccessToken"],
+            "dapi123"
+        );
+        assert!(
+            body["properties"]["resourceId"]
+                .as_str()
+                .unwrap()
+                .ends_with("/w")
+        );
     }
 
     #[test]
@@ -655,13 +663,24 @@ mod tests {
             }
         }))
         .unwrap();
-        assert_eq!(c.properties.common.provisioning_state, Some(ProvisioningState::Failed));
-        let code = c.properties.common.provisioning_errors[0].error.as_ref().unwrap().code.clone();
+        assert_eq!(
+            c.properties.common.provisioning_state,
+            Some(ProvisioningState::Failed)
+        );
+        let code = c.properties.common.provisioning_errors[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .code
+            .clone();
         assert_eq!(code.as_deref(), Some("QuotaExceeded"));
         match &c.properties.kind {
             ComputeKind::AmlCompute(p) => {
                 let s = p.scale_settings.as_ref().unwrap();
-                assert_eq!(s.node_idle_time_before_scale_down, Some(IsoDuration::from_secs(120)));
+                assert_eq!(
+                    s.node_idle_time_before_scale_down,
+                    Some(IsoDuration::from_secs(120))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -671,8 +690,12 @@ mod tests {
         .unwrap();
         assert_eq!(other.kind, ComputeKind::Other("ComputeInstance".into()));
         let bare: Compute =
-            serde_json::from_value(json!({"computeType": "DataLakeAnalytics", "properties": null})).unwrap();
-        assert_eq!(bare.kind, ComputeKind::DataLakeAnalytics(Default::default()));
+            serde_json::from_value(json!({"computeType": "DataLakeAnalytics", "properties": null}))
+                .unwrap();
+        assert_eq!(
+            bare.kind,
+            ComputeKind::DataLakeAnalytics(Default::default())
+        );
     }
 
     #[test]

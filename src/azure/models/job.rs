@@ -120,7 +120,9 @@ pub struct CommandJob {
 impl CommandJob {
     /// The Azure ML studio URL of the run, when Azure reports one.
     pub fn studio_url(&self) -> Option<&str> {
-        self.services.get("Studio").and_then(|s| s.endpoint.as_deref())
+        self.services
+            .get("Studio")
+            .and_then(|s| s.endpoint.as_deref())
     }
 }
 

@@ -92,7 +92,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(w.properties.storage_account.as_deref(), Some("/sa/x"));
-        assert_eq!(w.properties.ml_flow_tracking_uri.as_deref(), Some("azureml://m"));
+        assert_eq!(
+            w.properties.ml_flow_tracking_uri.as_deref(),
+            Some("azureml://m")
+        );
         let d: Datastore = serde_json::from_value(json!({
             "name": "workspaceblobstore",
             "properties": {"datastoreType": "AzureBlob", "isDefault": true, "accountName": "acct",
@@ -100,6 +103,9 @@ mod tests {
                            "protocol": "https", "credentials": {"credentialsType": "AccountKey"}}
         }))
         .unwrap();
-        assert_eq!(d.properties.container_name.as_deref(), Some("azureml-blobstore-1"));
+        assert_eq!(
+            d.properties.container_name.as_deref(),
+            Some("azureml-blobstore-1")
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use super::WorkspaceClient;
 use crate::azure::error::AzureError;
-use crate::azure::models::code::{CodeVersion, PendingUpload, PendingUploadRequest, PendingUploadResponse};
+use crate::azure::models::code::{
+    CodeVersion, PendingUpload, PendingUploadRequest, PendingUploadResponse,
+};
 use crate::azure::models::common::Page;
 use reqwest::Method;
 
@@ -28,7 +30,11 @@ impl WorkspaceClient {
         hash_version: &str,
     ) -> Result<Vec<CodeVersion>, AzureError> {
         let request = self
-            .request("code_version.list", Method::GET, &["codes", name, "versions"])
+            .request(
+                "code_version.list",
+                Method::GET,
+                &["codes", name, "versions"],
+            )
             .query("hash", hash)
             .query("hashVersion", hash_version);
         match self.list_all::<Page<CodeVersion>>(request).await {

@@ -54,8 +54,11 @@ impl WorkspaceClient {
 
     /// All nodes of an AmlCompute cluster.
     pub async fn compute_list_nodes(&self, name: &str) -> Result<Vec<AmlComputeNode>, AzureError> {
-        let request =
-            self.request("compute.list_nodes", Method::POST, &["computes", name, "listNodes"]);
+        let request = self.request(
+            "compute.list_nodes",
+            Method::POST,
+            &["computes", name, "listNodes"],
+        );
         self.list_all::<AmlComputeNodesPage>(request).await
     }
 }

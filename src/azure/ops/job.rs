@@ -46,7 +46,9 @@ impl WorkspaceClient {
         Ok(jobs
             .into_iter()
             .filter(|j| match &j.properties {
-                JobProperties::Command(c) => c.base.tags.get(key).map(String::as_str) == Some(value),
+                JobProperties::Command(c) => {
+                    c.base.tags.get(key).map(String::as_str) == Some(value)
+                }
                 JobProperties::Other => false,
             })
             .collect())

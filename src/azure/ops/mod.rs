@@ -44,7 +44,10 @@ impl WorkspaceRef {
 
     /// ARM id of an environment version (for `environmentId` in jobs).
     pub fn environment_version_id(&self, name: &str, version: &str) -> String {
-        format!("{}/environments/{name}/versions/{version}", self.resource_id())
+        format!(
+            "{}/environments/{name}/versions/{version}",
+            self.resource_id()
+        )
     }
 
     /// ARM id of a code version (for `codeId` in jobs).

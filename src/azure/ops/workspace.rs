@@ -49,17 +49,14 @@ impl WorkspaceClient {
     /// Workspace GET + default datastore GET. A missing workspace is an error that
     /// needs a human (code `WorkspaceNotFound`).
     pub async fn workspace_info(&self) -> Result<WorkspaceInfo, AzureError> {
-        let ws = self
-            .workspace_get()
-            .await?
-            .ok_or_else(|| AzureError::Api {
-                operation: "workspace.get",
-                status: 404,
-                code: "WorkspaceNotFound".into(),
-                message: format!("workspace {} does not exist", self.workspace.resource_id()),
-                retry_after: None,
-                retryable: false,
-            })?;
+        let ws = self.workspace_get().await?.ok_or_else(|| AzureError::Api {
+            operation: "workspace.get",
+            status: 404,
+            code: "WorkspaceNotFound".into(),
+            message: format!("workspace {} does not exist", self.workspace.resource_id()),
+            retry_after: None,
+            retryable: false,
+        })?;
         let default_datastore = self.datastore_get(DEFAULT_DATASTORE).await?;
         let id = ws.id.unwrap_or_else(|| self.workspace.resource_id());
         Ok(WorkspaceInfo {
@@ -80,7 +77,9 @@ mod tests {
     #[test]
     fn studio_url_carries_the_workspace_id() {
         assert_eq!(
-            studio_url("/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"),
+            studio_url(
+                "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"
+            ),
             "https://ml.azure.com/?wsid=%2Fsubscriptions%2Fs%2FresourceGroups%2Fr%2Fproviders%2FMicrosoft.MachineLearningServices%2Fworkspaces%2Fw"
         );
     }

@@ -68,9 +68,11 @@ pub fn job_times(
     cancelled_after: Option<Duration>,
 ) -> (Option<Duration>, Option<Duration>) {
     let start = phase * RUNNING_PHASE;
+    // A job cancelled by request started if the request came after Running began; one that
+    // ended Canceled by its outcome went through Running.
     let started = matches!(status, "Running" | "Finalizing" | "Completed" | "Failed")
         || (matches!(status, "Canceled" | "CancelRequested")
-            && cancelled_after.is_some_and(|c| c >= start));
+            && cancelled_after.is_none_or(|c| c >= start));
     let end = match status {
         "Completed" | "Failed" => Some(phase * JOB_PHASES.len() as u32),
         "Canceled" => Some(
@@ -145,5 +147,6 @@ mod tests {
         assert_eq!(job_times(P, "Running", None), (Some(P * 3), None));
         assert_eq!(job_times(P, "Completed", None), (Some(P * 3), Some(P * 5)));
         assert_eq!(job_times(P, "Canceled", Some(P)), (None, Some(P * 2)));
+        assert_eq!(job_times(P, "Canceled", None), (Some(P * 3), Some(P * 5)));
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Harness, fast};
+use common::{Harness, fast, observable};
 use fake_azureml::JobOutcome;
 use serde_json::{Value, json};
 
@@ -42,6 +42,17 @@ async fn environment_versions_are_immutable() {
     assert_eq!(changed.body["error"]["code"], "Conflict");
     let got = h.call("GET", &url, None).await;
     assert_eq!(got.body["properties"]["condaFile"], "name: a\n");
+    let mut archived = environment("name: a\n");
+    archived["properties"]["isArchived"] = json!(true);
+    assert_eq!(
+        h.call("PUT", &url, Some(archived)).await.status,
+        200,
+        "isArchived is updatable"
+    );
+    assert_eq!(
+        h.call("GET", &url, None).await.body["properties"]["isArchived"],
+        true
+    );
     assert_eq!(
         h.call(
             "GET",
@@ -130,7 +141,7 @@ async fn code_versions_are_found_by_hash_and_get_an_upload_target() {
 
 #[tokio::test]
 async fn job_walks_its_phases_and_reports_times() {
-    let h = Harness::start(fast()).await;
+    let h = Harness::start(observable()).await;
     let url = h.ws_url("/jobs/run-ok");
     let created = h
         .call(
@@ -159,16 +170,25 @@ async fn job_walks_its_phases_and_reports_times() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    assert_eq!(
-        seen,
-        [
-            "NotStarted",
-            "Queued",
-            "Preparing",
-            "Running",
-            "Finalizing",
-            "Completed"
-        ]
+    let order = [
+        "NotStarted",
+        "Queued",
+        "Preparing",
+        "Running",
+        "Finalizing",
+        "Completed",
+    ];
+    let positions: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "statuses go forward only: {seen:?}"
+    );
+    assert!(
+        seen.len() >= 4,
+        "polling every 10 ms sees most of the 400 ms phases: {seen:?}"
     );
     let props = &done["properties"]["properties"];
     let start: jiff::Timestamp = props["StartTimeUtc"].as_str().unwrap().parse().unwrap();
@@ -185,12 +205,12 @@ async fn job_walks_its_phases_and_reports_times() {
         200,
         "re-submitting the same job is idempotent"
     );
-    assert_eq!(
-        h.call("PUT", &url, Some(job(json!({"other": "x"}))))
-            .await
-            .status,
-        409
-    );
+    let retagged = h.call("PUT", &url, Some(job(json!({"other": "x"})))).await;
+    assert_eq!(retagged.status, 200, "tags are updatable");
+    assert_eq!(retagged.body["properties"]["tags"], json!({"other": "x"}));
+    let mut changed = job(json!({"other": "x"}));
+    changed["properties"]["command"] = json!("python other.py");
+    assert_eq!(h.call("PUT", &url, Some(changed)).await.status, 409);
 }
 
 #[tokio::test]
@@ -241,7 +261,7 @@ async fn job_outcome_from_tag_and_list_filters() {
 
 #[tokio::test]
 async fn cancel_is_a_long_running_operation() {
-    let h = Harness::start(fast()).await;
+    let h = Harness::start(observable()).await;
     let url = h.ws_url("/jobs/run-long");
     h.call("PUT", &url, Some(job(json!({})))).await;
     assert_eq!(h.fake.set_job_outcome("run-long", JobOutcome::Running), 1);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Harness, fast};
+use common::{Harness, fast, observable};
 use serde_json::json;
 
 fn cluster(min: i64, max: i64) -> serde_json::Value {
@@ -16,7 +16,7 @@ fn cluster(min: i64, max: i64) -> serde_json::Value {
 
 #[tokio::test]
 async fn create_poll_scale_and_delete_an_aml_compute() {
-    let h = Harness::start(fast()).await;
+    let h = Harness::start(observable()).await;
     let url = h.ws_url("/computes/gpu-cluster");
 
     let created = h.call("PUT", &url, Some(cluster(1, 4))).await;

@@ -70,7 +70,6 @@ async fn workload_identity_credential_gets_a_token_with_a_client_assertion() {
         client_id: Some("wi-app".into()),
         tenant_id: Some("tenant-b".into()),
         token_file_path: Some(token_file.clone()),
-        ..WorkloadIdentityCredentialOptions::default()
     };
     let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
     let token = cred.get_token(&[SCOPE], None).await.unwrap();

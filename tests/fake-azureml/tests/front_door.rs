@@ -164,6 +164,12 @@ async fn fault_sequence(seed: u64) -> (Vec<u16>, Vec<u16>, Vec<Option<String>>) 
         }
     }
     let server_seen = h.fake.requests().iter().map(|r| r.status).collect();
+    let template = "GET /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}";
+    assert_eq!(
+        h.fake.counters().get(template),
+        Some(&60),
+        "faulted requests count under their own template"
+    );
     (client_seen, server_seen, retry_after)
 }
 
@@ -261,5 +267,35 @@ async fn observability_endpoints_count_by_template_and_reset() {
     assert_eq!(
         h.call("GET", &h.ws_url("/jobs/j-ctl"), None).await.status,
         404
+    );
+}
+
+#[tokio::test]
+async fn validation_can_be_switched_off_but_shapes_are_still_checked() {
+    let h = Harness::start(Options {
+        validate_bodies: false,
+        ..fast()
+    })
+    .await;
+    let no_command = json!({"properties": {"jobType": "Command", "environmentId": "azureml:e:1"}});
+    assert_eq!(
+        h.call("PUT", &h.ws_url("/jobs/lenient"), Some(no_command))
+            .await
+            .status,
+        201
+    );
+    for body in [json!([1, 2]), json!({"properties": "x"})] {
+        let r = h
+            .call("PUT", &h.ws_url("/computes/odd-shape"), Some(body))
+            .await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+    }
+    let r = h
+        .call("DELETE", &h.ws_url("/computes/odd-shape"), None)
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "underlyingResourceAction is still required: {:?}",
+        r.body
     );
 }

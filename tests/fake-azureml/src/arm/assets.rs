@@ -5,7 +5,8 @@
 //! The content hash of a code version lives where azure-ai-ml puts it: in
 //! `properties.properties["hash_sha256"]` and `properties.properties["hash_version"]`.
 
-use super::{Ctx, list_reply, system_data, workspace};
+use super::immutable::{Rewrite, Rules, rewrite};
+use super::{Ctx, list_reply, lock_poisoned, system_data, workspace};
 use crate::reply::Reply;
 use crate::storage;
 use crate::store::Asset;
@@ -26,8 +27,10 @@ impl Kind {
     }
 }
 
-/// readOnly properties the server fills in; ignored when comparing bodies.
-const SERVER_FIELDS: [&str; 2] = ["provisioningState", "environmentType"];
+const RULES: Rules = Rules {
+    server_fields: &["provisioningState", "environmentType"],
+    updatable: &["isArchived", "tags", "description", "stage"],
+};
 
 fn ids(ctx: &Ctx<'_>, kind: Kind) -> (String, String) {
     let id = format!(
@@ -38,21 +41,6 @@ fn ids(ctx: &Ctx<'_>, kind: Kind) -> (String, String) {
         ctx.route.param("version")
     );
     (id.to_ascii_lowercase(), id)
-}
-
-fn lock_error() -> Reply {
-    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
-}
-
-/// The part of a body that decides whether two writes are the same version.
-fn comparable(body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Some(map) = props.as_object_mut() {
-        for field in SERVER_FIELDS {
-            map.remove(field);
-        }
-    }
-    props
 }
 
 fn render(kind: Kind, asset: &Asset) -> Value {
@@ -92,7 +80,7 @@ fn render(kind: Kind, asset: &Asset) -> Value {
 pub fn get(ctx: &Ctx<'_>, kind: Kind) -> Reply {
     let (k, _) = ids(ctx, kind);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     match store.assets.get(&k) {
         Some(asset) => Reply::json(200, render(kind, asset)),
@@ -110,21 +98,22 @@ pub fn get(ctx: &Ctx<'_>, kind: Kind) -> Reply {
 
 pub fn put(ctx: &Ctx<'_>, kind: Kind) -> Reply {
     let (k, id) = ids(ctx, kind);
-    let Some(body) = ctx.body.clone() else {
-        return Reply::arm_error(400, "InvalidRequestContent", "$: request body is required");
+    let body = match ctx.resource_body() {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
-    if let Some(existing) = store.assets.get(&k) {
-        if comparable(&existing.body) == comparable(&body) {
+    if let Some(existing) = store.assets.get_mut(&k) {
+        if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
             return Reply::json(200, render(kind, existing));
         }
         return Reply::arm_error(
             409,
             "Conflict",
             format!(
-                "{} version {}:{} already exists with different content; versions are immutable.",
+                "{} version {}:{} already exists with different content; only tags, description, stage and isArchived can change.",
                 kind.segment(),
                 ctx.route.param("name"),
                 ctx.route.param("version")
@@ -176,7 +165,7 @@ pub fn list(ctx: &Ctx<'_>, kind: Kind) -> Reply {
                 .is_none_or(|v| prop("hash_version") == Some(v))
     };
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let mut items: Vec<&Asset> = store
         .assets

@@ -2,7 +2,7 @@
 //! delete/detach and list nodes. Provisioning ends after `compute_provision_delay`, in
 //! `Failed` when the compute is tagged `fake.outcome: Failed`.
 
-use super::{Ctx, list_reply, lro, system_data, workspace};
+use super::{Ctx, list_reply, lock_poisoned, lro, system_data, workspace};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::store::{Compute, Operation};
@@ -28,10 +28,6 @@ fn not_found(ctx: &Ctx<'_>) -> Reply {
             ctx.route.param("computeName")
         ),
     )
-}
-
-fn lock_error() -> Reply {
-    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 /// The provisioning state of `c` at `now`.
@@ -108,7 +104,7 @@ fn provisioning_error() -> Value {
 pub fn get(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = key(ctx);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     match store.computes.get(&k).filter(|c| c.exists(ctx.now)) {
         Some(c) => Reply::json(200, render(ctx.shared, c, ctx.now)),
@@ -119,7 +115,7 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
 pub fn list(ctx: &Ctx<'_>) -> Reply {
     let prefix = format!("{}/computes/", ctx.workspace_id.to_ascii_lowercase());
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let mut items: Vec<(&String, &Compute)> = store
         .computes
@@ -137,11 +133,12 @@ pub fn list(ctx: &Ctx<'_>) -> Reply {
 
 pub fn put(ctx: &Ctx<'_>) -> Reply {
     let (k, id) = key(ctx);
-    let Some(body) = ctx.body.clone() else {
-        return Reply::arm_error(400, "InvalidRequestContent", "$: request body is required");
+    let body = match ctx.resource_body() {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     if let Some(existing) = store.computes.get_mut(&k).filter(|c| c.exists(ctx.now)) {
         if existing.gone_at.is_some() {
@@ -201,7 +198,7 @@ pub fn patch(ctx: &Ctx<'_>) -> Reply {
         .and_then(|b| b.pointer("/properties/properties/scaleSettings"))
         .cloned();
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let Some(c) = store
         .computes
@@ -260,7 +257,7 @@ pub fn delete(ctx: &Ctx<'_>) -> Reply {
     }
     let (k, _) = key(ctx);
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let Some(c) = store.computes.get_mut(&k).filter(|c| c.exists(ctx.now)) else {
         return Reply::empty(204);
@@ -284,7 +281,7 @@ pub fn delete(ctx: &Ctx<'_>) -> Reply {
 pub fn list_nodes(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = key(ctx);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let Some(c) = store.computes.get(&k).filter(|c| c.exists(ctx.now)) else {
         return not_found(ctx);

@@ -6,7 +6,8 @@
 //! start/end time or error fields on jobs, so, as the service does, they are reported in the
 //! job's `properties` map: `StartTimeUtc`, `EndTimeUtc`, and `ErrorCode`/`ErrorMessage` on failure.
 
-use super::{Ctx, list_reply, lro, system_data, workspace};
+use super::immutable::{Rewrite, Rules, rewrite};
+use super::{Ctx, list_reply, lock_poisoned, lro, system_data, workspace};
 use crate::lifecycle::{self, JobOutcome};
 use crate::reply::Reply;
 use crate::store::{Job, Operation};
@@ -17,10 +18,6 @@ use std::time::{Duration, Instant};
 fn ids(ctx: &Ctx<'_>) -> (String, String) {
     let id = format!("{}/jobs/{}", ctx.workspace_id, ctx.route.param("id"));
     (id.to_ascii_lowercase(), id)
-}
-
-fn lock_error() -> Reply {
-    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 fn not_found(ctx: &Ctx<'_>) -> Reply {
@@ -35,18 +32,10 @@ fn not_found(ctx: &Ctx<'_>) -> Reply {
     )
 }
 
-/// Fields the server fills in; ignored when comparing a re-PUT with the stored job.
-const SERVER_FIELDS: [&str; 3] = ["status", "services", "parameters"];
-
-fn comparable(body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Some(map) = props.as_object_mut() {
-        for field in SERVER_FIELDS {
-            map.remove(field);
-        }
-    }
-    props
-}
+const RULES: Rules = Rules {
+    server_fields: &["status", "services", "parameters"],
+    updatable: &["isArchived", "tags", "description", "notificationSetting"],
+};
 
 /// The job's status at `now`.
 pub fn status(job: &Job, phase: Duration, now: Instant) -> &'static str {
@@ -96,6 +85,9 @@ fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
         .map(|t| t.saturating_duration_since(job.created));
     let (start, end) = lifecycle::job_times(phase, state, cancelled_after);
     let user_props = &mut props["properties"];
+    if !user_props.is_object() {
+        *user_props = json!({}); // only reachable with validation off
+    }
     if let Some(start) = start {
         user_props["StartTimeUtc"] = json!(at(job.created_wall, start));
     }
@@ -119,7 +111,7 @@ fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
 pub fn get(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = ids(ctx);
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     match store.jobs.get(&k) {
         Some(job) => Reply::json(200, render(ctx, job)),
@@ -129,21 +121,22 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
 
 pub fn put(ctx: &Ctx<'_>) -> Reply {
     let (k, id) = ids(ctx);
-    let Some(body) = ctx.body.clone() else {
-        return Reply::arm_error(400, "InvalidRequestContent", "$: request body is required");
+    let body = match ctx.resource_body() {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
-    if let Some(existing) = store.jobs.get(&k) {
-        if comparable(&existing.body) == comparable(&body) {
+    if let Some(existing) = store.jobs.get_mut(&k) {
+        if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
             return Reply::json(200, render(ctx, existing));
         }
         return Reply::arm_error(
             409,
             "Conflict",
             format!(
-                "Job {} already exists with a different definition; jobs cannot be changed once submitted.",
+                "Job {} already exists with a different definition; only tags, description, notificationSetting and isArchived can change.",
                 ctx.route.param("id")
             ),
         );
@@ -191,7 +184,7 @@ pub fn list(ctx: &Ctx<'_>) -> Reply {
         job.workspace == ws && view_ok && type_ok && tag_ok && props_ok
     };
     let Ok(store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let mut items: Vec<&Job> = store.jobs.values().filter(|j| wanted(j)).collect();
     items.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
@@ -214,7 +207,7 @@ pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = ids(ctx);
     let phase = ctx.shared.options.job_phase_delay;
     let Ok(mut store) = ctx.shared.store.lock() else {
-        return lock_error();
+        return lock_poisoned();
     };
     let Some(job) = store.jobs.get_mut(&k) else {
         return not_found(ctx);

@@ -43,8 +43,8 @@ pub fn start(ctx: &Ctx<'_>, op: Operation) -> Vec<(String, String)> {
     ]
 }
 
-/// Answers a poll of a status monitor or result URL; `None` if the path is neither.
-pub fn handle_status(shared: &Shared, req: &Request) -> Option<(Reply, String)> {
+/// A GET of a status monitor or result URL: its template and operation id.
+fn monitor(req: &Request) -> Option<(&'static str, &str)> {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let [subs, _, providers, ns, locations, _, kind, id] = segs.as_slice() else {
         return None;
@@ -56,23 +56,30 @@ pub fn handle_status(shared: &Shared, req: &Request) -> Option<(Reply, String)> 
     if !shape_ok || req.method != "GET" {
         return None;
     }
-    let template = if kind.eq_ignore_ascii_case(STATUS_KIND) {
-        STATUS_TEMPLATE
+    if kind.eq_ignore_ascii_case(STATUS_KIND) {
+        Some((STATUS_TEMPLATE, id))
     } else if kind.eq_ignore_ascii_case(RESULT_KIND) {
-        RESULT_TEMPLATE
+        Some((RESULT_TEMPLATE, id))
     } else {
-        return None;
-    };
-    Some((
-        poll(shared, id, template == STATUS_TEMPLATE),
-        template.to_string(),
-    ))
+        None
+    }
+}
+
+/// The counter template of a monitor URL, if `req` is one.
+pub fn template_of(req: &Request) -> Option<&'static str> {
+    monitor(req).map(|(template, _)| template)
+}
+
+/// Answers a poll of a status monitor or result URL; `None` if the path is neither.
+pub fn handle_status(shared: &Shared, req: &Request) -> Option<Reply> {
+    let (template, id) = monitor(req)?;
+    Some(poll(shared, id, template == STATUS_TEMPLATE))
 }
 
 fn poll(shared: &Shared, id: &str, status_monitor: bool) -> Reply {
     let now = Instant::now();
     let Ok(store) = shared.store.lock() else {
-        return Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned");
+        return super::lock_poisoned();
     };
     let Some(op) = store.operations.get(id) else {
         return Reply::arm_error(

@@ -3,6 +3,7 @@
 
 mod assets;
 mod computes;
+mod immutable;
 mod jobs;
 mod lro;
 mod workspace;
@@ -10,7 +11,7 @@ mod workspace;
 use crate::faults::{self, Fault};
 use crate::reply::Reply;
 use crate::server::{Request, Shared};
-use crate::spec::{API_VERSION, RouteMatch};
+use crate::spec::{API_VERSION, RouteError, RouteMatch};
 use jiff::Timestamp;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -42,12 +43,33 @@ impl Ctx<'_> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The body of a resource PUT: an object whose `properties`, if present, is an object.
+    /// Checked even with validation off, since handlers fill in fields of both.
+    pub fn resource_body(&self) -> Result<Value, Reply> {
+        let bad =
+            |message: &str| Reply::arm_error(400, "InvalidRequestContent", message.to_string());
+        match &self.body {
+            None => Err(bad("$: request body is required")),
+            Some(body) if !body.is_object() => Err(bad("$: expected object")),
+            Some(body) if body.get("properties").is_some_and(|p| !p.is_object()) => {
+                Err(bad("$.properties: expected object"))
+            }
+            Some(body) => Ok(body.clone()),
+        }
+    }
+}
+
+/// The answer when the state mutex is poisoned (a handler panicked earlier).
+pub fn lock_poisoned() -> Reply {
+    Reply::arm_error(500, "InternalServerError", "fake: state lock poisoned")
 }
 
 const WORKSPACE_PREFIX: &str = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}";
 
 /// Handles one ARM request; returns the outcome and the path template to count it under.
 pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
+    let template = template_for(shared, req);
     match faults::decide(
         &shared.options.faults,
         shared.seq.fetch_add(1, Ordering::Relaxed),
@@ -60,7 +82,7 @@ pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
                 "fake: request throttled (fault injection)",
             )
             .header("Retry-After", secs.to_string());
-            return (Outcome::Reply(reply), "(fault)".into());
+            return (Outcome::Reply(reply), template);
         }
         Fault::ServerError(status) => {
             let code = if status == 503 {
@@ -75,54 +97,53 @@ pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
                     shared.options.faults.retry_after_secs.to_string(),
                 );
             }
-            return (Outcome::Reply(reply), "(fault)".into());
+            return (Outcome::Reply(reply), template);
         }
-        Fault::Drop => return (Outcome::Drop, "(fault)".into()),
+        Fault::Drop => return (Outcome::Drop, template),
         Fault::Slow => tokio::time::sleep(shared.options.faults.slow_delay()).await,
         Fault::None => {}
     }
-    let (reply, template) = handle_arm(shared, req).await;
-    (Outcome::Reply(reply), template)
+    (Outcome::Reply(handle_arm(shared, req).await), template)
 }
 
-async fn handle_arm(shared: &Shared, req: &Request) -> (Reply, String) {
-    let unknown = || "(unknown)".to_string();
+/// The spec (or LRO monitor) path template of a request, for counters.
+fn template_for(shared: &Shared, req: &Request) -> String {
+    lro::template_of(req)
+        .map(str::to_string)
+        .or_else(|| {
+            shared
+                .spec
+                .route(&req.method, &req.path)
+                .ok()
+                .map(|r| r.operation.template.clone())
+        })
+        .unwrap_or_else(|| "(unknown)".to_string())
+}
+
+async fn handle_arm(shared: &Shared, req: &Request) -> Reply {
     if !has_bearer(req) {
-        let reply = Reply::arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or is not a Bearer token.")
+        return Reply::arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or is not a Bearer token.")
             .header("WWW-Authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\"");
-        return (reply, unknown());
     }
     if let Some(reply) = check_api_version(&req.query) {
-        return (reply, unknown());
+        return reply;
     }
-    if let Some((reply, template)) = lro::handle_status(shared, req) {
-        return (reply, template);
+    if let Some(reply) = lro::handle_status(shared, req) {
+        return reply;
     }
-    let route = match shared.spec.route(&req.method, &req.path) {
-        Ok(route) => route,
-        Err(crate::spec::RouteError::MethodNotAllowed) => {
-            return (
-                Reply::arm_error(
-                    405,
-                    "MethodNotAllowed",
-                    format!("{} is not allowed on {}", req.method, req.path),
-                ),
-                unknown(),
-            );
-        }
-        Err(crate::spec::RouteError::NoSuchPath) => {
-            return (
-                Reply::arm_error(
-                    404,
-                    "InvalidResourceType",
-                    format!("no resource type matches {}", req.path),
-                ),
-                unknown(),
-            );
-        }
-    };
-    let template = route.operation.template.clone();
-    (dispatch(shared, req, &route).await, template)
+    match shared.spec.route(&req.method, &req.path) {
+        Ok(route) => dispatch(shared, req, &route).await,
+        Err(RouteError::MethodNotAllowed) => Reply::arm_error(
+            405,
+            "MethodNotAllowed",
+            format!("{} is not allowed on {}", req.method, req.path),
+        ),
+        Err(RouteError::NoSuchPath) => Reply::arm_error(
+            404,
+            "InvalidResourceType",
+            format!("no resource type matches {}", req.path),
+        ),
+    }
 }
 
 async fn dispatch(shared: &Shared, req: &Request, route: &RouteMatch<'_>) -> Reply {

@@ -40,6 +40,17 @@ pub fn fast() -> Options {
     }
 }
 
+/// Timings long enough that a test reliably observes intermediate states (Creating,
+/// CancelRequested, a 202 from a Location URL) even on a loaded machine.
+pub fn observable() -> Options {
+    Options {
+        compute_provision_delay: Duration::from_millis(1000),
+        job_phase_delay: Duration::from_millis(400),
+        lro_retry_after_secs: 0,
+        ..Options::default()
+    }
+}
+
 pub fn client_for(fake: &FakeAzureMl) -> reqwest::Client {
     let ca = reqwest::Certificate::from_der(&fake.ca_der()).unwrap();
     // No idle pooling: every request gets its own connection, so an injected connection drop
