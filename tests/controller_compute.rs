@@ -126,6 +126,17 @@ async fn amlcompute_create_scale_resync_delete() {
     );
     env.wait_for_event("cpu", "Normal", "Deleted", 10).await;
     assert_rbac_allows(&env);
+    let metrics = env.metrics.encode();
+    assert!(
+        metrics.contains("amlops_arm_calls_total{operation=\"compute.delete\",status=\"202\"} 1"),
+        "{metrics}"
+    );
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("amlops_reconcile_duration_seconds_sum")
+            || l.starts_with("amlops_reconcile_duration_seconds_count")
+    }) {
+        eprintln!("{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

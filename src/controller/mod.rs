@@ -9,7 +9,7 @@ pub mod context;
 pub mod duration;
 mod http;
 pub mod kube_io;
-mod leader;
+pub mod leader;
 pub mod metrics;
 pub mod scope;
 pub mod secrets;
@@ -212,4 +212,54 @@ pub async fn run_controllers(
         done.context("a controller task panicked")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    #[test]
+    fn flags_as_the_chart_passes_them() {
+        let cli = Cli::try_parse_from([
+            "amlops",
+            "--namespaces=ml,research",
+            "--concurrency=8",
+            "--resync-period=30m",
+            "--metrics-addr=0.0.0.0:9090",
+            "--leader-election",
+            "--lease-name=amlops-x",
+            "--log-level=debug",
+            "--log-format=json",
+            "--enable-kubernetes-compute",
+        ])
+        .unwrap();
+        let a = cli.args;
+        let s = a.settings();
+        assert_eq!(s.namespaces, ["ml", "research"]);
+        assert_eq!(s.concurrency, 8);
+        assert_eq!(s.resync_period, Duration::from_secs(1800));
+        assert_eq!(a.metrics_addr.port(), 9090);
+        assert!(a.leader_election && !a.no_leader_election);
+        assert_eq!(a.lease_name, "amlops-x");
+        assert_eq!(a.log_format, LogFormat::Json);
+        assert!(s.enable_kubernetes_compute);
+        let off = Cli::try_parse_from(["amlops", "--no-leader-election"])
+            .unwrap()
+            .args;
+        assert!(off.no_leader_election);
+        assert!(
+            off.settings().namespaces.is_empty(),
+            "no --namespaces watches all"
+        );
+        assert_eq!(off.resync_period, Duration::from_secs(3600));
+        assert_eq!(off.concurrency, 4);
+        assert!(Cli::try_parse_from(["amlops", "--resync-period=soon"]).is_err());
+    }
 }
