@@ -1,25 +1,65 @@
-//! The actions `reconcile` decides, executed against the local machine, snapshots and Azure.
-//! Shared by both frontends, so neither re-implements what an action does.
+//! The actions reconcilers decide, and their one executor against Azure, the local executor
+//! and snapshots, shared by both frontends. A frontend hands in how to read
+//! Secrets ([`SecretSource`]); everything else is here, so neither frontend re-implements
+//! what an action does.
 
+pub mod compute;
+pub mod credentials;
 pub mod local;
+pub mod secrets;
 pub mod source;
+pub mod workspace;
 
+pub use secrets::{SecretError, SecretSource};
+
+use crate::azure::AzureError;
 use crate::reconcile::ActionFailure;
+
+/// An Azure failure as the status sees it: retryable or not, the Azure code as the reason,
+/// and the (already scrubbed) message.
+pub fn azure_failure(err: &AzureError) -> ActionFailure {
+    ActionFailure {
+        retryable: err.retryable(),
+        reason: err.code().to_string(),
+        message: err.to_string(),
+    }
+}
 
 /// A failure that retrying will not fix.
 pub(crate) fn needs_human(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
-    ActionFailure {
-        retryable: false,
-        reason: reason.to_string(),
-        message: message.to_string(),
-    }
+    ActionFailure { retryable: false, reason: reason.to_string(), message: message.to_string() }
 }
 
 /// A failure that a later attempt may get past.
 pub(crate) fn transient(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
-    ActionFailure {
-        retryable: true,
-        reason: reason.to_string(),
-        message: message.to_string(),
+    ActionFailure { retryable: true, reason: reason.to_string(), message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_errors_keep_code_and_retryability() {
+        let quota = AzureError::Api {
+            operation: "compute.create_or_update",
+            status: 400,
+            code: "QuotaExceeded".into(),
+            message: "not enough cores".into(),
+            retry_after: None,
+            retryable: false,
+        };
+        let f = azure_failure(&quota);
+        assert_eq!(f.reason, "QuotaExceeded");
+        assert!(!f.retryable);
+        assert!(f.message.contains("not enough cores"));
+        let t = AzureError::Transport {
+            operation: "compute.get",
+            timeout: true,
+            message: "slow".into(),
+        };
+        let f = azure_failure(&t);
+        assert!(f.retryable);
+        assert_eq!(f.reason, "Timeout");
     }
 }

@@ -2,9 +2,11 @@
 //! (actions, new status, when to look again). No I/O and no clients live here, so both
 //! frontends (controller, standalone) share the logic and the tests need neither.
 
+pub mod compute_target;
 pub mod experiment;
 mod meta;
 pub mod run_configuration;
+pub mod workspace;
 
 pub use meta::ObjectInfo;
 

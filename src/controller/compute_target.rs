@@ -1,0 +1,308 @@
+//! The ComputeTarget controller: observe Azure, decide, execute, write status.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Api, ResourceExt};
+
+use super::context::Shared;
+use super::kube_io::{Error, Finish, finish, has_finalizer, relevant_change, set_finalizer};
+use super::scope::{Scope, shutdown_future};
+use super::secrets::KubeSecrets;
+use super::workspace::{connect, resync_period};
+use crate::actions::compute::{execute, observe};
+use crate::api::conditions::{self, READY};
+use crate::api::{ComputeKind, ComputeTarget, ComputeTargetSpec, SecretKeyRef, Workspace};
+use crate::reconcile::compute_target::{
+    ActionOutcome, ComputeAction, Input, WorkspaceState, apply_outcome, attached_resource,
+    azure_name, needs_azure, reconcile as decide,
+};
+use crate::reconcile::{Decision, ObjectInfo};
+
+pub const KIND: &str = "ComputeTarget";
+
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub store: Store<ComputeTarget>,
+}
+
+fn workspace_state(ws: Option<&Workspace>) -> WorkspaceState {
+    match ws {
+        None => WorkspaceState::Missing,
+        Some(ws) => {
+            let conds = ws
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            match conditions::find(conds, READY) {
+                Some(c)
+                    if conditions::is_true(conds, READY)
+                        && c.observed_generation == ws.metadata.generation =>
+                {
+                    WorkspaceState::Ready
+                }
+                Some(c) => WorkspaceState::NotReady {
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                },
+                None => WorkspaceState::NotReady {
+                    reason: "NotReconciled".into(),
+                    message: "the Workspace has no status yet".into(),
+                },
+            }
+        }
+    }
+}
+
+/// The earliest other ComputeTarget of the same workspace that attaches the same resource.
+fn already_attached_by(store: &Store<ComputeTarget>, ct: &ComputeTarget) -> Option<String> {
+    let resource = attached_resource(&ct.spec)?;
+    let key = |c: &ComputeTarget| {
+        (
+            c.metadata.creation_timestamp.clone().map(|t| t.0),
+            c.name_any(),
+        )
+    };
+    store
+        .state()
+        .iter()
+        .filter(|o| {
+            o.namespace() == ct.namespace()
+                && o.uid() != ct.uid()
+                && o.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|o| o.spec.workspace_ref == ct.spec.workspace_ref)
+        .filter(|o| attached_resource(&o.spec).is_some_and(|r| r.eq_ignore_ascii_case(resource)))
+        .filter(|o| key(o) < key(ct))
+        .min_by_key(|o| key(o))
+        .map(|o| o.name_any())
+}
+
+/// Secrets a ComputeTarget spec references directly.
+fn secret_refs(spec: &ComputeTargetSpec) -> Vec<&SecretKeyRef> {
+    match spec.kind() {
+        Some(ComputeKind::AmlCompute(a)) => a
+            .admin_user
+            .iter()
+            .flat_map(|u| [&u.password_secret_ref, &u.ssh_public_key_secret_ref])
+            .flatten()
+            .collect(),
+        Some(ComputeKind::RemoteVm(s) | ComputeKind::HdInsight(s)) => {
+            [&s.password_secret_ref, &s.private_key_secret_ref]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+        Some(ComputeKind::Databricks(d)) => vec![&d.access_token_secret_ref],
+        _ => vec![],
+    }
+}
+
+async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let shared = &ctx.shared;
+    let info = ObjectInfo::of(ct.as_ref());
+    let api: Api<ComputeTarget> = Api::namespaced(shared.client.clone(), &info.namespace);
+    let holds = has_finalizer(ct.as_ref());
+    if info.deleting && !holds {
+        return Ok(Action::await_change());
+    }
+    if !info.deleting && !holds {
+        set_finalizer(&api, ct.as_ref(), true).await?;
+    }
+    let ws = match &ct.spec.workspace_ref {
+        Some(r) => {
+            Api::<Workspace>::namespaced(shared.client.clone(), &info.namespace)
+                .get_opt(&r.name)
+                .await?
+        }
+        None => None,
+    };
+    let workspace = workspace_state(ws.as_ref());
+    let now = jiff::Timestamp::now();
+    let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
+    let name = azure_name(&info, &ct.spec);
+    let old = ct.status.as_ref();
+    let mut failure = None;
+    let mut input = Input {
+        info: &info,
+        spec: &ct.spec,
+        status: old,
+        workspace: workspace.clone(),
+        observed: None,
+        operation: None,
+        already_attached_by: already_attached_by(&ctx.store, &ct),
+        in_cluster: true,
+        kubernetes_compute_enabled: shared.settings.enable_kubernetes_compute,
+        now,
+    };
+    let (d, client) = match (ws.as_ref(), needs_azure(&info, &ct.spec, &workspace)) {
+        (Some(ws), true) => {
+            let observed = match connect(shared, ws).await {
+                Ok(client) => {
+                    let pending = old.and_then(|s| s.pending_operation.as_ref());
+                    observe(&client, &name, pending).await.map(|o| (o, client))
+                }
+                Err(f) => Err(f),
+            };
+            match observed {
+                Ok(((operation, compute), client)) => {
+                    input.operation = operation;
+                    input.observed = compute.as_ref();
+                    (decide(input), Some(client))
+                }
+                Err(f) => {
+                    let mut d = Decision::new(old.cloned().unwrap_or_default());
+                    d.status.observed_generation = info.generation;
+                    failure = Some((f.reason.clone(), f.retryable));
+                    apply_outcome(&mut d, ActionOutcome::Failed(f), info.generation, now);
+                    (d, None)
+                }
+            }
+        }
+        _ => (decide(input), None),
+    };
+    let mut d = d;
+    let mut release = false;
+    let owner = format!("{}/{}", info.namespace, info.name);
+    for action in d.actions.clone() {
+        if action == ComputeAction::ReleaseFinalizer {
+            release = true;
+            continue;
+        }
+        let Some(client) = &client else { break };
+        let outcome = execute(client, &name, &ct.spec, &owner, &action, &secrets).await;
+        tracing::info!(compute_target = %info.name, namespace = %info.namespace, ?action, ok = !matches!(outcome, ActionOutcome::Failed(_)), "executed");
+        if let ActionOutcome::Failed(f) = &outcome {
+            failure = Some((f.reason.clone(), f.retryable));
+        }
+        let failed = matches!(outcome, ActionOutcome::Failed(_));
+        apply_outcome(&mut d, outcome, info.generation, now);
+        if failed {
+            break;
+        }
+    }
+    let resync = ws
+        .as_ref()
+        .map(|w| resync_period(shared, &w.spec))
+        .unwrap_or(shared.settings.resync_period);
+    finish(
+        shared,
+        &api,
+        ct.as_ref(),
+        Finish {
+            kind: KIND,
+            old_status: old,
+            status: &d.status,
+            events: &d.events,
+            requeue_after: d.requeue_after,
+            failure,
+            release_finalizer: release,
+            resync,
+            started,
+        },
+    )
+    .await
+}
+
+fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "ComputeTarget reconcile failed");
+    ctx.shared.metrics.error(KIND, "KubernetesApiError");
+    Action::requeue(super::context::FIRST_BACKOFF * 5)
+}
+
+/// A Workspace matters to its ComputeTargets only when its readiness or spec changes.
+fn workspace_readiness(ws: &Workspace) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    ws.metadata.generation.hash(&mut h);
+    workspace_state(Some(ws))
+        .eq(&WorkspaceState::Ready)
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+fn users_of_workspace(
+    store: &Store<ComputeTarget>,
+    ws: &Workspace,
+) -> Vec<ObjectRef<ComputeTarget>> {
+    store
+        .state()
+        .iter()
+        .filter(|ct| {
+            ct.namespace() == ws.namespace()
+                && ct
+                    .spec
+                    .workspace_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == ws.name_any())
+        })
+        .map(|ct| ObjectRef::from_obj(ct.as_ref()))
+        .collect()
+}
+
+fn users_of_secret(
+    store: &Store<ComputeTarget>,
+    secret: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<ComputeTarget>> {
+    store
+        .state()
+        .iter()
+        .filter(|ct| {
+            ct.namespace() == namespace && secret_refs(&ct.spec).iter().any(|r| r.name == secret)
+        })
+        .map(|ct| ObjectRef::from_obj(ct.as_ref()))
+        .collect()
+}
+
+/// Runs the ComputeTarget controller for one scope until shutdown.
+pub async fn run(shared: Arc<Shared>, scope: Scope) {
+    let (reader, writer) = reflector::store();
+    let main = watcher(
+        scope.api::<ComputeTarget>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects()
+    .predicate_filter(relevant_change, Default::default());
+    let workspaces = watcher(
+        scope.api::<Workspace>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(workspace_readiness, Default::default());
+    let secrets = watcher(
+        scope.api::<PartialObjectMeta<Secret>>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default());
+    let (by_ws, by_secret) = (reader.clone(), reader.clone());
+    let ctx = Arc::new(Ctx {
+        shared: shared.clone(),
+        store: reader.clone(),
+    });
+    Controller::for_stream(main, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
+        )
+        .watches_stream(workspaces, move |ws| users_of_workspace(&by_ws, &ws))
+        .watches_stream(secrets, move |s| {
+            users_of_secret(&by_secret, &s.name_any(), s.namespace())
+        })
+        .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

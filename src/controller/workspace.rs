@@ -1,0 +1,166 @@
+//! The Workspace controller: resolve the credential, read the workspace, publish its facts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Api, ResourceExt};
+
+use super::context::Shared;
+use super::duration;
+use super::kube_io::{Error, Finish, finish, relevant_change};
+use super::scope::{Scope, shutdown_future};
+use super::secrets::KubeSecrets;
+use crate::actions::workspace::discover;
+use crate::api::{Workspace, WorkspaceSpec};
+use crate::reconcile::workspace::{Input, reconcile as decide};
+use crate::reconcile::{ActionFailure, ObjectInfo};
+
+pub const KIND: &str = "Workspace";
+
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+}
+
+/// The resync period of a Workspace (and of the objects that use it).
+pub fn resync_period(shared: &Shared, spec: &WorkspaceSpec) -> std::time::Duration {
+    spec.resync_period
+        .as_deref()
+        .and_then(|p| duration::parse(p).ok())
+        .unwrap_or(shared.settings.resync_period)
+}
+
+/// Connects to Azure for `ws` (credential from its Secret when referenced).
+pub async fn connect(
+    shared: &Shared,
+    ws: &Workspace,
+) -> Result<crate::azure::WorkspaceClient, ActionFailure> {
+    let ns = ws.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", ws.name_any());
+    shared
+        .connector
+        .connect(
+            &key,
+            &ws.spec,
+            &KubeSecrets::new(shared.client.clone(), &ns),
+        )
+        .await
+}
+
+async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let shared = &ctx.shared;
+    let info = ObjectInfo::of(ws.as_ref());
+    let api: Api<Workspace> = Api::namespaced(shared.client.clone(), &info.namespace);
+    if info.deleting {
+        shared
+            .connector
+            .forget(&format!("{}/{}", info.namespace, info.name));
+        return Ok(Action::await_change());
+    }
+    let observed = if info.paused {
+        None
+    } else {
+        Some(match connect(shared, &ws).await {
+            Ok(client) => discover(&client).await,
+            Err(f) => Err(f),
+        })
+    };
+    let failure = observed
+        .as_ref()
+        .and_then(|o| o.as_ref().err())
+        .map(|f| (f.reason.clone(), f.retryable));
+    let d = decide(Input {
+        info: &info,
+        spec: &ws.spec,
+        status: ws.status.as_ref(),
+        observed,
+        now: jiff::Timestamp::now(),
+    });
+    tracing::debug!(workspace = %info.name, namespace = %info.namespace, ?failure, "reconciled");
+    finish(
+        shared,
+        &api,
+        ws.as_ref(),
+        Finish {
+            kind: KIND,
+            old_status: ws.status.as_ref(),
+            status: &d.status,
+            events: &d.events,
+            requeue_after: d.requeue_after,
+            failure,
+            release_finalizer: false,
+            resync: resync_period(shared, &ws.spec),
+            started,
+        },
+    )
+    .await
+}
+
+fn error_policy(_: Arc<Workspace>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "Workspace reconcile failed");
+    ctx.shared.metrics.error(KIND, "KubernetesApiError");
+    Action::requeue(super::context::FIRST_BACKOFF * 5)
+}
+
+/// Workspaces whose service-principal Secret is `secret`.
+fn users_of_secret(
+    store: &Store<Workspace>,
+    secret: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<Workspace>> {
+    store
+        .state()
+        .iter()
+        .filter(|ws| ws.namespace() == namespace)
+        .filter(|ws| {
+            ws.spec
+                .credential
+                .service_principal
+                .as_ref()
+                .is_some_and(|sp| sp.secret_ref.name == secret)
+        })
+        .map(|ws| ObjectRef::from_obj(ws.as_ref()))
+        .collect()
+}
+
+/// Runs the Workspace controller for one scope until shutdown.
+pub async fn run(shared: Arc<Shared>, scope: Scope) {
+    let api: Api<Workspace> = scope.api(&shared.client);
+    let (reader, writer) = reflector::store();
+    let main = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(relevant_change, Default::default());
+    let secrets = watcher(
+        scope.api::<PartialObjectMeta<Secret>>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default());
+    let store = reader.clone();
+    Controller::for_stream(main, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
+        )
+        .watches_stream(secrets, move |s| {
+            users_of_secret(&store, &s.name_any(), s.namespace())
+        })
+        .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                shared: shared.clone(),
+            }),
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

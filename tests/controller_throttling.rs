@@ -1,0 +1,39 @@
+//! Scenario: a 429/5xx storm from ARM slows the create down but it converges, with exactly
+//! one compute in Azure.
+
+mod controller_support;
+
+use controller_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_storm_converges() {
+    let options = fake_azureml::Options {
+        faults: fake_azureml::Faults {
+            throttle_ratio: 0.3,
+            server_error_ratio: 0.1,
+            retry_after_secs: 0,
+            seed: 7,
+            ..Default::default()
+        },
+        ..fast_azure()
+    };
+    let env = Env::start(options).await;
+    env.workspace("ws", "ws1", None);
+    env.compute_target("cpu", aml(0, 2));
+    env.wait_for("ComputeTarget", "cpu", 120, is_ready).await;
+    let requests = env.azure.requests();
+    let throttled = requests
+        .iter()
+        .filter(|r| r.status == 429 || r.status >= 500)
+        .count();
+    assert!(throttled > 0, "the storm did hit: {requests:#?}");
+    let created = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/computes/") && r.status < 300)
+        .count();
+    assert_eq!(created, 1, "{requests:#?}");
+    eprintln!(
+        "storm: {} ARM requests, {throttled} throttled or failed",
+        requests.len()
+    );
+}
