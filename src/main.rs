@@ -69,6 +69,8 @@ enum Command {
     },
     /// Show what a source snapshot would include, its size and id.
     Snapshot(SnapshotArgs),
+    /// Run the controllers against the cluster of the current kubeconfig (or in-cluster config).
+    Controller(amlops::controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD into a directory).
     Crd {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Validate { args, state } => standalone::validate(&args, &state),
         Command::Plan { args, state } => standalone::plan(&args, &state),
         Command::Snapshot(args) => amlops::snapshot::cli::run(&args),
+        Command::Controller(args) => run_controller(args),
         Command::Crd { out_dir } => print_crds(out_dir.as_deref()).map(|()| 0),
         Command::Version => {
             println!("amlops {}", env!("CARGO_PKG_VERSION"));
@@ -103,6 +106,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_controller(args: amlops::controller::ControllerArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(amlops::controller::run(args))?;
+    Ok(0)
 }
 
 fn print_crds(out_dir: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -27,12 +27,20 @@ pub fn azure_failure(err: &AzureError) -> ActionFailure {
 
 /// A failure that retrying will not fix.
 pub(crate) fn needs_human(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
-    ActionFailure { retryable: false, reason: reason.to_string(), message: message.to_string() }
+    ActionFailure {
+        retryable: false,
+        reason: reason.to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// A failure that a later attempt may get past.
 pub(crate) fn transient(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
-    ActionFailure { retryable: true, reason: reason.to_string(), message: message.to_string() }
+    ActionFailure {
+        retryable: true,
+        reason: reason.to_string(),
+        message: message.to_string(),
+    }
 }
 
 #[cfg(test)]
