@@ -213,6 +213,8 @@ pub fn reconcile(input: Input<'_>) -> Decision<ComputeTargetStatus, ComputeActio
             return d;
         }
         ComputeKind::Local(_) => {
+            d.status.provisioning_state = Some("Succeeded".into());
+            let c = &mut d.status.conditions;
             mark_ready(c, "Local", "runs execute on this machine", generation, now);
             return d;
         }

@@ -13,14 +13,15 @@ use crate::actions::local::{LocalBackend, LocalSubmission};
 use crate::actions::source::{ConfigMapData, snapshot_source};
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
 use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration};
+use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
 use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
 use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
-use crate::reconcile::{
-    ActionFailure, Decision, Event, ObjectInfo, mark_ready, mark_stalled, record_failure,
-};
+use crate::reconcile::{ActionFailure, Decision, Event, ObjectInfo, mark_stalled, record_failure};
 use crate::snapshot::Secret;
+
+const AZURE_IN_CLUSTER: &str = "this amlops build reconciles Azure-backed objects with `amlops controller` in a cluster; standalone mode runs local ComputeTargets";
 
 /// Where an object stands after one reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,11 +100,10 @@ impl Engine<'_> {
         let mut status: crate::api::WorkspaceStatus =
             serde_json::from_value(object["status"].clone()).unwrap_or_default();
         status.observed_generation = generation;
-        let msg = "standalone mode runs local ComputeTargets only; apply Azure-backed objects with `amlops controller` in a cluster";
         mark_stalled(
             &mut status.conditions,
             "AzureNotSupportedInStandalone",
-            msg,
+            AZURE_IN_CLUSTER,
             generation,
             now,
         );
@@ -122,36 +122,59 @@ impl Engine<'_> {
             Err(o) => return Ok(o),
         };
         let info = ObjectInfo::of(&ct);
-        if info.deleting {
-            self.store.remove(key)?;
-            return Ok(Outcome::Gone);
-        }
-        let mut status = ct.status.clone().unwrap_or_default();
-        status.observed_generation = info.generation;
-        let kind = ct.spec.kind();
-        status.compute_type = kind.map(|k| k.type_name().to_string());
-        let outcome = if ct.spec.local.is_some() {
-            status.provisioning_state = Some("Succeeded".into());
-            mark_ready(
-                &mut status.conditions,
-                "Local",
-                "runs execute on this machine",
-                info.generation,
-                now,
-            );
-            Outcome::Settled
-        } else {
-            let msg = "standalone mode runs local ComputeTargets only; apply Azure-backed objects with `amlops controller` in a cluster";
+        let workspace = match &ct.spec.workspace_ref {
+            None => WorkspaceState::Missing,
+            Some(r) => {
+                let ws_key = Key {
+                    kind: "Workspace".into(),
+                    namespace: key.namespace.clone(),
+                    name: r.name.clone(),
+                };
+                match self.store.get(&ws_key)? {
+                    None => WorkspaceState::Missing,
+                    Some(ws) => readiness(&ws)
+                        .map_or(WorkspaceState::Ready, |(reason, message)| {
+                            WorkspaceState::NotReady { reason, message }
+                        }),
+                }
+            }
+        };
+        if needs_azure(&info, &ct.spec, &workspace) {
+            if info.deleting {
+                self.store.remove(key)?;
+                return Ok(Outcome::Gone);
+            }
+            let mut status = ct.status.clone().unwrap_or_default();
+            status.observed_generation = info.generation;
             mark_stalled(
                 &mut status.conditions,
                 "AzureNotSupportedInStandalone",
-                msg,
+                AZURE_IN_CLUSTER,
                 info.generation,
                 now,
             );
-            Outcome::Stalled
+            self.write(key, &mut object, &status, &[])?;
+            return Ok(Outcome::Stalled);
+        }
+        let input = compute_target::Input {
+            info: &info,
+            spec: &ct.spec,
+            status: ct.status.as_ref(),
+            workspace,
+            observed: None,
+            operation: None,
+            already_attached_by: None,
+            in_cluster: false,
+            kubernetes_compute_enabled: false,
+            now,
         };
-        self.write(key, &mut object, &status, &[])?;
+        let d = compute_target::reconcile(input);
+        if info.deleting || d.actions.contains(&ComputeAction::ReleaseFinalizer) {
+            self.store.remove(key)?;
+            return Ok(Outcome::Gone);
+        }
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
 
