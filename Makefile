@@ -10,7 +10,7 @@ run:
 
 ## Everything CI checks: formatting, clippy, all tests, CRD drift, chart/manifest checks.
 test: lint
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace
 	$(MAKE) deploy-check
 
 ## Regenerate crds/ (and the chart's copy) from the Rust types.
@@ -24,6 +24,7 @@ lint:
 
 ## Benchmarks (numbers, not pass/fail).
 bench:
+	$(CARGO) bench --bench reconcile
 	$(CARGO) bench --bench snapshot
 
 IMAGE ?= ghcr.io/amlops/amlops
