@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use amlops::api::{ComputeTarget, Experiment};
+use amlops::reconcile::ObjectInfo;
 use amlops::reconcile::compute_target::{self, ObservedCompute, WorkspaceState};
 use amlops::reconcile::experiment::{self, ObservedRun, RunConfigurationState, RunState};
-use amlops::reconcile::ObjectInfo;
 
 fn experiment(i: usize) -> Experiment {
     serde_json::from_value(serde_json::json!({
@@ -36,7 +36,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -44,7 +48,11 @@ fn main() {
     let now = jiff::Timestamp::now();
     let mut experiments: Vec<Experiment> = (0..10_000).map(experiment).collect();
     let mut computes: Vec<ComputeTarget> = (0..1_000).map(compute).collect();
-    let running = ObservedRun { state: Some(RunState::Running), started_at: Some(now), ..Default::default() };
+    let running = ObservedRun {
+        state: Some(RunState::Running),
+        started_at: Some(now),
+        ..Default::default()
+    };
 
     // Two passes: the first writes status (as after a controller restart), the second is the steady state.
     let mut timings = Vec::with_capacity(10_000);
@@ -90,7 +98,10 @@ fn main() {
             let observed = ObservedCompute {
                 compute_type: "AmlCompute".into(),
                 provisioning_state: Some("Succeeded".into()),
-                resource_id: Some(format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/{}", info.name)),
+                resource_id: Some(format!(
+                    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/{}",
+                    info.name
+                )),
                 vm_size: Some("STANDARD_D2_V2".into()),
                 vm_priority: Some("Dedicated".into()),
                 scale: compute_target::desired_scale(&ct.spec),
@@ -123,5 +134,8 @@ fn main() {
             );
         }
     }
-    println!("RSS with 10,000 Experiments + 1,000 ComputeTargets and their statuses in memory: {:.1} MiB", rss_mib());
+    println!(
+        "RSS with 10,000 Experiments + 1,000 ComputeTargets and their statuses in memory: {:.1} MiB",
+        rss_mib()
+    );
 }

@@ -3,6 +3,7 @@
 //! from their Secrets right before the PUT and only ever live in the request body.
 
 use super::{SecretSource, azure_failure};
+use crate::api::ComputeTargetStatus;
 use crate::api::{
     AdminUser, ComputeKind as SpecKind, ComputeTargetSpec, ErrorInfo, NodeCounts, PendingOperation,
     SecretKeyRef, SshCompute,
@@ -16,10 +17,11 @@ use crate::azure::models::compute::{
     VirtualMachineProperties, VirtualMachineSshCredentials, VmPriority,
 };
 use crate::azure::{Secret, WorkspaceClient};
-use crate::reconcile::ActionFailure;
 use crate::reconcile::compute_target::{
-    ActionOutcome, ComputeAction, ObservedCompute, OperationOutcome, Scale,
+    ActionOutcome, ComputeAction, Input, ObservedCompute, OperationOutcome, Scale, apply_outcome,
+    azure_name, reconcile as decide,
 };
+use crate::reconcile::{ActionFailure, Decision};
 
 /// Tag naming the Kubernetes object that owns an Azure compute (`namespace/name`).
 pub const OWNER_TAG: &str = "amlops.io/owner";
@@ -361,3 +363,77 @@ pub async fn build_resource<S: SecretSource>(
 
 #[cfg(test)]
 mod tests;
+
+/// The outcome of one [`converge`]: the decision with every executed action folded in, the
+/// failure (reason, retryable) if one stopped it, and whether the finalizer may go.
+pub struct Converged {
+    pub decision: Decision<ComputeTargetStatus, ComputeAction>,
+    pub failure: Option<(String, bool)>,
+    pub release_finalizer: bool,
+}
+
+/// One reconcile of a ComputeTarget, shared by both frontends: observe Azure (when the spec
+/// needs it and a client could be built), decide, execute the actions in order, stop at the
+/// first failure. `client` is `None` when nothing in Azure has to be read.
+pub async fn converge<S: SecretSource>(
+    client: Option<Result<WorkspaceClient, ActionFailure>>,
+    input: Input<'_>,
+    secrets: &S,
+) -> Converged {
+    let (info, spec, now) = (input.info, input.spec, input.now);
+    let name = azure_name(info, spec);
+    let owner = format!("{}/{}", info.namespace, info.name);
+    let mut failure = None;
+    let (mut decision, client) = match client {
+        None => (decide(input), None),
+        Some(connected) => {
+            let pending = input.status.and_then(|s| s.pending_operation.as_ref());
+            let observed = match connected {
+                Ok(client) => observe(&client, &name, pending).await.map(|o| (o, client)),
+                Err(f) => Err(f),
+            };
+            match observed {
+                Ok(((operation, compute), client)) => {
+                    let observed = Input {
+                        operation,
+                        observed: compute.as_ref(),
+                        ..input
+                    };
+                    (decide(observed), Some(client))
+                }
+                Err(f) => {
+                    let mut d = Decision::new(input.status.cloned().unwrap_or_default());
+                    d.status.observed_generation = info.generation;
+                    failure = Some((f.reason.clone(), f.retryable));
+                    apply_outcome(&mut d, ActionOutcome::Failed(f), info.generation, now);
+                    (d, None)
+                }
+            }
+        }
+    };
+    let mut release_finalizer = false;
+    for action in decision.actions.clone() {
+        if action == ComputeAction::ReleaseFinalizer {
+            release_finalizer = true;
+            continue;
+        }
+        let Some(client) = &client else { break };
+        let outcome = execute(client, &name, spec, &owner, &action, secrets).await;
+        tracing::info!(compute_target = %info.name, namespace = %info.namespace, ?action, ok = !matches!(outcome, ActionOutcome::Failed(_)), "executed");
+        let failed = if let ActionOutcome::Failed(f) = &outcome {
+            failure = Some((f.reason.clone(), f.retryable));
+            true
+        } else {
+            false
+        };
+        apply_outcome(&mut decision, outcome, info.generation, now);
+        if failed {
+            break;
+        }
+    }
+    Converged {
+        decision,
+        failure,
+        release_finalizer,
+    }
+}

@@ -17,14 +17,11 @@ use super::kube_io::{Error, Finish, finish, has_finalizer, relevant_change, set_
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::workspace::{connect, resync_period};
-use crate::actions::compute::{execute, observe};
+use crate::actions::compute::{Converged, converge};
 use crate::api::conditions::{self, READY};
 use crate::api::{ComputeKind, ComputeTarget, ComputeTargetSpec, SecretKeyRef, Workspace};
-use crate::reconcile::compute_target::{
-    ActionOutcome, ComputeAction, Input, WorkspaceState, apply_outcome, attached_resource,
-    azure_name, needs_azure, reconcile as decide,
-};
-use crate::reconcile::{Decision, ObjectInfo};
+use crate::reconcile::ObjectInfo;
+use crate::reconcile::compute_target::{Input, WorkspaceState, attached_resource, needs_azure};
 
 pub const KIND: &str = "ComputeTarget";
 
@@ -129,10 +126,8 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let workspace = workspace_state(ws.as_ref());
     let now = jiff::Timestamp::now();
     let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
-    let name = azure_name(&info, &ct.spec);
     let old = ct.status.as_ref();
-    let mut failure = None;
-    let mut input = Input {
+    let input = Input {
         info: &info,
         spec: &ct.spec,
         status: old,
@@ -144,52 +139,15 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         kubernetes_compute_enabled: shared.settings.enable_kubernetes_compute,
         now,
     };
-    let (d, client) = match (ws.as_ref(), needs_azure(&info, &ct.spec, &workspace)) {
-        (Some(ws), true) => {
-            let observed = match connect(shared, ws).await {
-                Ok(client) => {
-                    let pending = old.and_then(|s| s.pending_operation.as_ref());
-                    observe(&client, &name, pending).await.map(|o| (o, client))
-                }
-                Err(f) => Err(f),
-            };
-            match observed {
-                Ok(((operation, compute), client)) => {
-                    input.operation = operation;
-                    input.observed = compute.as_ref();
-                    (decide(input), Some(client))
-                }
-                Err(f) => {
-                    let mut d = Decision::new(old.cloned().unwrap_or_default());
-                    d.status.observed_generation = info.generation;
-                    failure = Some((f.reason.clone(), f.retryable));
-                    apply_outcome(&mut d, ActionOutcome::Failed(f), info.generation, now);
-                    (d, None)
-                }
-            }
-        }
-        _ => (decide(input), None),
+    let client = match (ws.as_ref(), needs_azure(&info, &ct.spec, &workspace)) {
+        (Some(ws), true) => Some(connect(shared, ws).await),
+        _ => None,
     };
-    let mut d = d;
-    let mut release = false;
-    let owner = format!("{}/{}", info.namespace, info.name);
-    for action in d.actions.clone() {
-        if action == ComputeAction::ReleaseFinalizer {
-            release = true;
-            continue;
-        }
-        let Some(client) = &client else { break };
-        let outcome = execute(client, &name, &ct.spec, &owner, &action, &secrets).await;
-        tracing::info!(compute_target = %info.name, namespace = %info.namespace, ?action, ok = !matches!(outcome, ActionOutcome::Failed(_)), "executed");
-        if let ActionOutcome::Failed(f) = &outcome {
-            failure = Some((f.reason.clone(), f.retryable));
-        }
-        let failed = matches!(outcome, ActionOutcome::Failed(_));
-        apply_outcome(&mut d, outcome, info.generation, now);
-        if failed {
-            break;
-        }
-    }
+    let Converged {
+        decision: d,
+        failure,
+        release_finalizer: release,
+    } = converge(client, input, &secrets).await;
     let resync = ws
         .as_ref()
         .map(|w| resync_period(shared, &w.spec))
