@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 use serde_json::Value;
 
+use super::azure::Azure;
 use super::engine::{Engine, Outcome, Reporter};
 use super::manifests::{self, Document, KINDS};
 use super::render;
@@ -291,6 +292,7 @@ fn converge(
         catch_ctrl_c();
     }
     let console = Console::new();
+    let azure = Azure::new()?;
     let deadline = Instant::now() + timeout;
     let mut due: BTreeMap<Key, Instant> =
         keys.iter().map(|k| (k.clone(), Instant::now())).collect();
@@ -298,6 +300,7 @@ fn converge(
     loop {
         let mut engine = Engine {
             store,
+            azure: &azure,
             local: state.local(),
             reporter: &console,
             wait_for_runs: wait,
@@ -330,7 +333,7 @@ fn converge(
         }
         if INTERRUPTED.swap(false, Ordering::SeqCst) {
             console.line("interrupted: cancelling the runs of this apply".into());
-            cancel_runs(engine.store, state, keys)?;
+            cancel_runs(engine.store, &azure, state, keys)?;
             console.bar.finish_and_clear();
             return Ok(130);
         }
@@ -354,7 +357,12 @@ fn converge(
     }
 }
 
-fn cancel_runs(store: &mut Store, state: &StateArgs, keys: &[Key]) -> anyhow::Result<()> {
+fn cancel_runs(
+    store: &mut Store,
+    azure: &Azure,
+    state: &StateArgs,
+    keys: &[Key],
+) -> anyhow::Result<()> {
     let local = state.local();
     for key in keys.iter().filter(|k| k.kind == "Experiment") {
         if let Some(id) = store
@@ -368,6 +376,7 @@ fn cancel_runs(store: &mut Store, state: &StateArgs, keys: &[Key]) -> anyhow::Re
         let console = Console::new();
         Engine {
             store,
+            azure,
             local: local.clone(),
             reporter: &console,
             wait_for_runs: false,

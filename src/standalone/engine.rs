@@ -8,20 +8,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::azure::{Azure, StoredSecrets};
 use super::store::{Key, Store, StoreError};
 use crate::actions::local::{LocalBackend, LocalSubmission};
 use crate::actions::source::{ConfigMapData, snapshot_source};
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
-use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration};
+use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration, Workspace};
 use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
 use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
 use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
+use crate::reconcile::workspace;
 use crate::reconcile::{ActionFailure, Decision, Event, ObjectInfo, mark_stalled, record_failure};
 use crate::snapshot::Secret;
-
-const AZURE_IN_CLUSTER: &str = "this amlops build reconciles Azure-backed objects with `amlops controller` in a cluster; standalone mode runs local ComputeTargets";
 
 /// Where an object stands after one reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,7 @@ pub trait Reporter: Sync {
 
 pub struct Engine<'a> {
     pub store: &'a mut Store,
+    pub azure: &'a Azure,
     pub local: LocalBackend,
     pub reporter: &'a dyn Reporter,
     /// Experiments count as settled only once their run is finished.
@@ -88,27 +89,41 @@ impl Engine<'_> {
         })
     }
 
-    /// Workspaces need Azure; standalone Azure support comes through the controller's
-    /// reconcilers. Until an Azure credential is wired here, say so instead of pretending.
+    /// Discovers the workspace in Azure with the Workspace's credential (the Azure CLI user,
+    /// a service principal Secret from the store, ...), like the controller does.
     fn workspace(
         &mut self,
         key: &Key,
         mut object: Value,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        let generation = object["metadata"]["generation"].as_i64();
-        let mut status: crate::api::WorkspaceStatus =
-            serde_json::from_value(object["status"].clone()).unwrap_or_default();
-        status.observed_generation = generation;
-        mark_stalled(
-            &mut status.conditions,
-            "AzureNotSupportedInStandalone",
-            AZURE_IN_CLUSTER,
-            generation,
+        let ws: Workspace = match self.typed(key, &object) {
+            Ok(ws) => ws,
+            Err(o) => return Ok(o),
+        };
+        let info = ObjectInfo::of(&ws);
+        if info.deleting {
+            self.store.remove(key)?;
+            return Ok(Outcome::Gone);
+        }
+        let observed = match info.paused {
+            true => None,
+            false => Some(self.azure.discover(
+                key,
+                &ws,
+                &StoredSecrets::load(self.store, &key.namespace)?,
+            )),
+        };
+        let d = workspace::reconcile(workspace::Input {
+            info: &info,
+            spec: &ws.spec,
+            status: ws.status.as_ref(),
+            observed,
             now,
-        );
-        self.write(key, &mut object, &status, &[])?;
-        Ok(Outcome::Stalled)
+        });
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
     }
 
     fn compute_target(
@@ -139,23 +154,6 @@ impl Engine<'_> {
                 }
             }
         };
-        if needs_azure(&info, &ct.spec, &workspace) {
-            if info.deleting {
-                self.store.remove(key)?;
-                return Ok(Outcome::Gone);
-            }
-            let mut status = ct.status.clone().unwrap_or_default();
-            status.observed_generation = info.generation;
-            mark_stalled(
-                &mut status.conditions,
-                "AzureNotSupportedInStandalone",
-                AZURE_IN_CLUSTER,
-                info.generation,
-                now,
-            );
-            self.write(key, &mut object, &status, &[])?;
-            return Ok(Outcome::Stalled);
-        }
         let input = compute_target::Input {
             info: &info,
             spec: &ct.spec,
@@ -168,11 +166,37 @@ impl Engine<'_> {
             kubernetes_compute_enabled: false,
             now,
         };
-        let d = compute_target::reconcile(input);
-        if info.deleting || d.actions.contains(&ComputeAction::ReleaseFinalizer) {
-            self.store.remove(key)?;
-            return Ok(Outcome::Gone);
-        }
+        let d = if needs_azure(&info, &ct.spec, &input.workspace) {
+            if !info.deleting && !has_finalizer(&object) {
+                add_finalizer(&mut object);
+            }
+            let ws_key = Key {
+                kind: "Workspace".into(),
+                namespace: key.namespace.clone(),
+                name: ct.spec.workspace_ref.clone().unwrap_or_default().name,
+            };
+            let Some(ws) = self.store.get(&ws_key)? else {
+                return Ok(Outcome::Progressing(Duration::from_secs(1)));
+            };
+            let ws: Workspace = match self.typed(&ws_key, &ws) {
+                Ok(ws) => ws,
+                Err(o) => return Ok(o),
+            };
+            let secrets = StoredSecrets::load(self.store, &key.namespace)?;
+            let converged = self.azure.converge_compute(&ws_key, &ws, input, &secrets);
+            if converged.release_finalizer {
+                self.store.remove(key)?;
+                return Ok(Outcome::Gone);
+            }
+            converged.decision
+        } else {
+            let d = compute_target::reconcile(input);
+            if info.deleting || d.actions.contains(&ComputeAction::ReleaseFinalizer) {
+                self.store.remove(key)?;
+                return Ok(Outcome::Gone);
+            }
+            d
+        };
         let outcome = outcome_of(&d.status.conditions, d.requeue_after);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
@@ -192,6 +216,22 @@ impl Engine<'_> {
         if info.deleting {
             self.store.remove(key)?;
             return Ok(Outcome::Gone);
+        }
+        if let Some(name) = self.azure_target(key, &rc)? {
+            let mut status = rc.status.clone().unwrap_or_default();
+            status.observed_generation = info.generation;
+            let msg = format!(
+                "ComputeTarget {name:?} is Azure compute: runs on Azure are submitted by `amlops controller`; standalone mode runs on local ComputeTargets"
+            );
+            mark_stalled(
+                &mut status.conditions,
+                "AzureRunsNeedController",
+                &msg,
+                info.generation,
+                now,
+            );
+            self.write(key, &mut object, &status, &[])?;
+            return Ok(Outcome::Stalled);
         }
         let target = self.target_state(key, &rc)?;
         let plan = plan_environment(&info, &rc.spec);
@@ -243,6 +283,24 @@ impl Engine<'_> {
         let outcome = outcome_of(&d.status.conditions, d.requeue_after);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
+    }
+
+    /// The name of the run target when it is not the local machine (run-based compute or an
+    /// Azure ComputeTarget).
+    fn azure_target(&self, key: &Key, rc: &RunConfiguration) -> Result<Option<String>, StoreError> {
+        let Some(target) = &rc.spec.target_ref else {
+            return Ok(Some("run-based amlCompute".into()));
+        };
+        let ct_key = Key {
+            kind: "ComputeTarget".into(),
+            namespace: key.namespace.clone(),
+            name: target.name.clone(),
+        };
+        Ok(self
+            .store
+            .get(&ct_key)?
+            .filter(|ct| ct["spec"].get("local").is_none())
+            .map(|_| target.name.clone()))
     }
 
     fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {

@@ -1,6 +1,7 @@
 //! The cluster-less frontend: manifests from files, an embedded SQLite store for objects and
 //! status, the apply loop, and get/describe/logs rendering.
 
+pub mod azure;
 pub mod cli;
 pub mod engine;
 pub mod manifests;
