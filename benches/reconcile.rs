@@ -56,10 +56,9 @@ fn main() {
 
     // Two passes: the first writes status (as after a controller restart), the second is the steady state.
     let mut timings = Vec::with_capacity(10_000);
-    let mut writes = 0;
     for pass in 0..2 {
         timings.clear();
-        writes = 0;
+        let mut writes = 0;
         for exp in experiments.iter_mut() {
             let start = Instant::now();
             let info = ObjectInfo::of(exp);
@@ -91,7 +90,7 @@ fn main() {
 
     for pass in 0..2 {
         timings.clear();
-        writes = 0;
+        let mut writes = 0;
         for ct in computes.iter_mut() {
             let start = Instant::now();
             let info = ObjectInfo::of(ct);
