@@ -50,44 +50,61 @@ impl Azurite {
                  install it with `npm install azurite` in the repository root"
             )
         });
-        let dir = tempfile::tempdir().expect("temp dir for azurite");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("access.log")).expect("azurite log file");
-        let child = Command::new(&bin)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--location",
-            ])
-            .arg(dir.path().join("data"))
-            .args(["--disableTelemetry", "--skipApiVersionCheck"])
-            .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let mut azurite = Azurite { child, port, dir };
-        azurite.wait_ready();
-        azurite
+        // A port picked free can be taken by a parallel test before Azurite binds it: then
+        // this Azurite exits (address in use) and we try another port.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir for azurite");
+            let port = free_port();
+            let log =
+                std::fs::File::create(dir.path().join("access.log")).expect("azurite log file");
+            let child = Command::new(&bin)
+                .args([
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &port.to_string(),
+                    "--location",
+                ])
+                .arg(dir.path().join("data"))
+                .args(["--disableTelemetry", "--skipApiVersionCheck"])
+                .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
+                .stderr(Stdio::from(log))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            let mut azurite = Azurite { child, port, dir };
+            match azurite.wait_ready() {
+                Ok(()) => return azurite,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("azurite did not start after 5 attempts: {last_error}");
     }
 
-    fn wait_ready(&mut self) {
+    /// Ready when our own process says it listens on its port (not merely when something
+    /// answers there: that could be another test's emulator).
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let listening = format!("listens on http://127.0.0.1:{}", self.port);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("azurite exited early ({status}); log:\n{}", self.log_text());
+                return Err(format!(
+                    "azurite exited early ({status}); log:\n{}",
+                    self.log_text()
+                ));
+            }
+            if self.log_text().contains(&listening)
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "azurite did not listen on port {} within 30 s; log:\n{}",
                     self.port,
                     self.log_text()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
