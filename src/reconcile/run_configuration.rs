@@ -178,7 +178,15 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetState {
     Missing,
-    NotReady { reason: String, message: String },
+    NotReady {
+        reason: String,
+        message: String,
+    },
+    /// The target can never take runs from this frontend (e.g. `local` in a cluster).
+    Unusable {
+        reason: String,
+        message: String,
+    },
     Ready,
 }
 
@@ -294,6 +302,10 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
             let msg = format!("waiting for ComputeTarget {target:?}: {reason}: {message}");
             mark_progressing(conditions, "WaitingForComputeTarget", &msg, generation, now);
             d.requeue_after = Some(Duration::from_secs(15));
+        }
+        TargetState::Unusable { reason, message } => {
+            let msg = format!("ComputeTarget {target:?}: {message}");
+            mark_stalled(conditions, &reason, &msg, generation, now);
         }
     }
     d
@@ -437,6 +449,27 @@ mod tests {
         );
         assert_eq!(d.status.target_ready, Some(false));
         assert!(find(&d.status.conditions, STALLED).is_none());
+    }
+
+    #[test]
+    fn unusable_target_is_stalled_with_its_reason() {
+        let (i, s) = (info(), spec(conda()));
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target: TargetState::Unusable {
+                reason: "LocalComputeNotAllowed".into(),
+                message: "local compute cannot run in a cluster".into(),
+            },
+            environment: EnvironmentState::Staged,
+            now: t(),
+        });
+        let stalled = find(&d.status.conditions, STALLED).unwrap();
+        assert_eq!(stalled.reason, "LocalComputeNotAllowed");
+        assert!(!is_true(&d.status.conditions, READY));
+        assert_eq!(d.status.target_ready, Some(false));
+        assert_eq!(d.requeue_after, None);
     }
 
     #[test]
