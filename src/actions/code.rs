@@ -7,6 +7,7 @@
 //! crash between upload and job submission costs one hash lookup on the next attempt.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{azure_failure, needs_human, transient};
 use crate::azure::WorkspaceClient;
@@ -82,12 +83,33 @@ pub fn version_body(snapshot_id: &str, code_uri: &str) -> CodeVersion {
     }
 }
 
+/// Uploads on a blocking thread that drives the upload itself: the upload future is not
+/// provably `Send` (its stream of borrowed steps), which the controller runtime requires.
+/// Needs a multi-threaded runtime (the blob I/O is driven by its workers).
+async fn upload_blocking(
+    snapshot: Arc<Snapshot>,
+    container: BlobContainer,
+) -> Result<snapshot::UploadOutcome, ActionFailure> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(snapshot::upload(
+            &snapshot,
+            &container,
+            &UploadOptions::default(),
+            &NoProgress,
+        ))
+    })
+    .await
+    .map_err(|e| transient("SnapshotFailed", format!("upload task failed: {e}")))?
+    .map_err(|e| snapshot_failure(&e))
+}
+
 /// Registers `snapshot` as a code version, uploading only when no version has its hash.
 pub async fn stage(
     client: &WorkspaceClient,
-    snapshot: &Snapshot,
+    snapshot: Arc<Snapshot>,
 ) -> Result<StagedCode, ActionFailure> {
-    let id = &snapshot.id;
+    let id = &snapshot.id.clone();
     let existing = client
         .code_version_list_by_hash(CODE_ASSET, id, HASH_VERSION)
         .await
@@ -114,9 +136,7 @@ pub async fn stage(
         .map_err(|e| azure_failure(&e))?;
     let container = BlobContainer::from_sas_url(target.sas_uri.expose())
         .map_err(|e| needs_human("InvalidUploadTarget", e))?;
-    let outcome = snapshot::upload(snapshot, &container, &UploadOptions::default(), &NoProgress)
-        .await
-        .map_err(|e| snapshot_failure(&e))?;
+    let outcome = upload_blocking(snapshot, container).await?;
     let body = version_body(id, outcome.folder_url.as_str());
     let created = client
         .code_version_create_or_update(CODE_ASSET, id, &body)

@@ -252,6 +252,17 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
     }
     let target_ready = input.target == TargetState::Ready;
     d.status.target_ready = Some(target_ready);
+    if let TargetState::Unusable { reason, message } = &input.target {
+        // Nothing is staged for a target that can never run: a person has to change it.
+        let target = spec
+            .target_ref
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or_default();
+        let msg = format!("ComputeTarget {target:?}: {message}");
+        mark_stalled(conditions, reason, &msg, generation, now);
+        return d;
+    }
     match input.environment {
         EnvironmentState::Missing => {
             let msg = format!(
@@ -303,10 +314,8 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
             mark_progressing(conditions, "WaitingForComputeTarget", &msg, generation, now);
             d.requeue_after = Some(Duration::from_secs(15));
         }
-        TargetState::Unusable { reason, message } => {
-            let msg = format!("ComputeTarget {target:?}: {message}");
-            mark_stalled(conditions, &reason, &msg, generation, now);
-        }
+        // Handled before the environment is looked at.
+        TargetState::Unusable { .. } => {}
     }
     d
 }
@@ -462,9 +471,13 @@ mod tests {
                 reason: "LocalComputeNotAllowed".into(),
                 message: "local compute cannot run in a cluster".into(),
             },
-            environment: EnvironmentState::Staged,
+            environment: EnvironmentState::NotStaged,
             now: t(),
         });
+        assert!(
+            d.actions.is_empty(),
+            "nothing is staged for a target that cannot run"
+        );
         let stalled = find(&d.status.conditions, STALLED).unwrap();
         assert_eq!(stalled.reason, "LocalComputeNotAllowed");
         assert!(!is_true(&d.status.conditions, READY));
