@@ -57,7 +57,7 @@ struct World<'a> {
 
 /// How one submit ended.
 enum Submitted {
-    Run(ObservedRun),
+    Run(Box<ObservedRun>),
     /// The run-based cluster is still being created: submit on a later reconcile.
     WaitingForCompute,
 }
@@ -207,7 +207,9 @@ impl World<'_> {
             snapshot_id: &staged.snapshot_id,
             provenance: staged.provenance.as_ref(),
         })?;
-        job::submit(client, run_id, &body).await.map(Submitted::Run)
+        job::submit(client, run_id, &body)
+            .await
+            .map(|o| Submitted::Run(Box::new(o)))
     }
 
     /// Folds the first observation of a just-submitted run into the decision.
@@ -425,7 +427,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         };
         match action {
             ExperimentAction::Submit { run_id } => match world.submit(client, &run_id).await {
-                Ok(Submitted::Run(observed)) => world.submitted(&mut d, observed),
+                Ok(Submitted::Run(observed)) => world.submitted(&mut d, *observed),
                 Ok(Submitted::WaitingForCompute) => {
                     let name = run_compute::compute_name(&run_id);
                     if let Some(run) = d.status.current_run.as_mut() {
