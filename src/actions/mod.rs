@@ -3,9 +3,13 @@
 //! Secrets ([`SecretSource`]); everything else is here, so neither frontend re-implements
 //! what an action does.
 
+pub mod code;
 pub mod compute;
 pub mod credentials;
+pub mod environment;
+pub mod job;
 pub mod local;
+pub mod run_compute;
 pub mod secrets;
 pub mod source;
 pub mod workspace;

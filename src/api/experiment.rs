@@ -238,6 +238,9 @@ pub struct RunStatus {
     /// Where the outputs are (a directory on the local machine for local runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<String>,
+    /// Azure name of the run-based compute created for this run; cleared once it is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_based_compute: Option<String>,
 }
 
 /// Git provenance, recorded as the run properties azureml.git.*.

@@ -7,10 +7,13 @@
 pub mod compute_target;
 pub mod context;
 pub mod duration;
+pub mod experiment;
 mod http;
 pub mod kube_io;
 pub mod leader;
 pub mod metrics;
+pub mod readiness;
+pub mod run_configuration;
 pub mod scope;
 pub mod secrets;
 pub mod workspace;
@@ -206,7 +209,9 @@ pub async fn run_controllers(
             shutdown: shutdown.clone(),
         };
         tasks.spawn(workspace::run(shared.clone(), scope.clone()));
-        tasks.spawn(compute_target::run(shared.clone(), scope));
+        tasks.spawn(compute_target::run(shared.clone(), scope.clone()));
+        tasks.spawn(run_configuration::run(shared.clone(), scope.clone()));
+        tasks.spawn(experiment::run(shared.clone(), scope));
     }
     while let Some(done) = tasks.join_next().await {
         done.context("a controller task panicked")?;

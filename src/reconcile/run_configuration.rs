@@ -178,7 +178,15 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetState {
     Missing,
-    NotReady { reason: String, message: String },
+    NotReady {
+        reason: String,
+        message: String,
+    },
+    /// The target can never take runs from this frontend (e.g. `local` in a cluster).
+    Unusable {
+        reason: String,
+        message: String,
+    },
     Ready,
 }
 
@@ -244,6 +252,17 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
     }
     let target_ready = input.target == TargetState::Ready;
     d.status.target_ready = Some(target_ready);
+    if let TargetState::Unusable { reason, message } = &input.target {
+        // Nothing is staged for a target that can never run: a person has to change it.
+        let target = spec
+            .target_ref
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or_default();
+        let msg = format!("ComputeTarget {target:?}: {message}");
+        mark_stalled(conditions, reason, &msg, generation, now);
+        return d;
+    }
     match input.environment {
         EnvironmentState::Missing => {
             let msg = format!(
@@ -295,6 +314,8 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
             mark_progressing(conditions, "WaitingForComputeTarget", &msg, generation, now);
             d.requeue_after = Some(Duration::from_secs(15));
         }
+        // Handled before the environment is looked at.
+        TargetState::Unusable { .. } => {}
     }
     d
 }
@@ -437,6 +458,31 @@ mod tests {
         );
         assert_eq!(d.status.target_ready, Some(false));
         assert!(find(&d.status.conditions, STALLED).is_none());
+    }
+
+    #[test]
+    fn unusable_target_is_stalled_with_its_reason() {
+        let (i, s) = (info(), spec(conda()));
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target: TargetState::Unusable {
+                reason: "LocalComputeNotAllowed".into(),
+                message: "local compute cannot run in a cluster".into(),
+            },
+            environment: EnvironmentState::NotStaged,
+            now: t(),
+        });
+        assert!(
+            d.actions.is_empty(),
+            "nothing is staged for a target that cannot run"
+        );
+        let stalled = find(&d.status.conditions, STALLED).unwrap();
+        assert_eq!(stalled.reason, "LocalComputeNotAllowed");
+        assert!(!is_true(&d.status.conditions, READY));
+        assert_eq!(d.status.target_ready, Some(false));
+        assert_eq!(d.requeue_after, None);
     }
 
     #[test]

@@ -115,6 +115,15 @@ impl Azurite {
         format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
     }
 
+    /// This emulator as the blob storage the fake ARM server signs upload SAS URLs for.
+    pub fn storage_backend(&self) -> crate::StorageBackend {
+        crate::StorageBackend {
+            blob_endpoint: self.account_url(),
+            account: ACCOUNT.to_string(),
+            account_key_b64: ACCOUNT_KEY.to_string(),
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -1,0 +1,63 @@
+//! Readiness of a referenced object, as the objects that depend on it see it: `Ready=True`
+//! for the generation it was computed for, else why not.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::api::Condition;
+use crate::api::conditions::{self, READY};
+
+/// `None` when Ready is True for `generation`; else the reason and message to wait on.
+pub fn not_ready(conds: &[Condition], generation: Option<i64>) -> Option<(String, String)> {
+    match conditions::find(conds, READY) {
+        Some(c) if conditions::is_true(conds, READY) && c.observed_generation == generation => None,
+        Some(_) if conditions::is_true(conds, READY) => Some((
+            "NotReconciled".into(),
+            "the latest spec has not been reconciled yet".into(),
+        )),
+        Some(c) => Some((c.reason.clone(), c.message.clone())),
+        None => Some((
+            "NotReconciled".into(),
+            "the object has no status yet".into(),
+        )),
+    }
+}
+
+/// What dependents react to: the generation and whether it is ready (not every status write).
+pub fn readiness_key(conds: &[Condition], generation: Option<i64>) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    generation.hash(&mut h);
+    not_ready(conds, generation).is_none().hash(&mut h);
+    Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::Observation;
+
+    #[test]
+    fn ready_only_for_the_observed_generation() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let mut c = Vec::new();
+        assert_eq!(not_ready(&c, Some(1)).unwrap().0, "NotReconciled");
+        conditions::set(
+            &mut c,
+            Observation::new(READY, true, "Ready", "ok"),
+            Some(1),
+            now,
+        );
+        assert!(not_ready(&c, Some(1)).is_none());
+        assert_eq!(not_ready(&c, Some(2)).unwrap().0, "NotReconciled");
+        conditions::set(
+            &mut c,
+            Observation::new(READY, false, "Creating", "LRO"),
+            Some(2),
+            now,
+        );
+        assert_eq!(
+            not_ready(&c, Some(2)),
+            Some(("Creating".into(), "LRO".into()))
+        );
+        assert_ne!(readiness_key(&c, Some(2)), readiness_key(&c, Some(3)));
+    }
+}

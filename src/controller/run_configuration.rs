@@ -1,0 +1,366 @@
+//! The RunConfiguration controller: find the target and the workspace, observe the planned
+//! environment version (one GET), decide, register it when absent, write status.
+//!
+//! No finalizer: environment versions are immutable, content-named assets that other
+//! RunConfigurations (and finished runs) may still use, so deletion leaves them in place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, ResourceExt};
+
+use super::context::Shared;
+use super::kube_io::{Error, Finish, finish, relevant_change};
+use super::readiness::{not_ready, readiness_key};
+use super::scope::{Scope, shutdown_future};
+use super::workspace::{connect, resync_period};
+use crate::actions::environment;
+use crate::api::conditions::{self, READY};
+use crate::api::{ComputeTarget, RunConfiguration, RunConfigurationStatus, Workspace};
+use crate::azure::WorkspaceClient;
+use crate::reconcile::run_configuration::{
+    EnvironmentState, Input, RunConfigurationAction, TargetState, plan_environment,
+    reconcile as decide,
+};
+use crate::reconcile::{
+    ActionFailure, Decision, Event, ObjectInfo, mark_progressing, record_failure,
+};
+
+pub const KIND: &str = "RunConfiguration";
+
+const WORKSPACE_RECHECK: Duration = Duration::from_secs(30);
+
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+}
+
+/// What a RunConfiguration resolves to in the cluster.
+pub struct Resolved {
+    pub target: Option<ComputeTarget>,
+    pub workspace: Option<Workspace>,
+    /// The Workspace name looked for (spec.workspaceRef, else the target's).
+    pub workspace_name: Option<String>,
+}
+
+/// Reads the referenced ComputeTarget and the Workspace runs go to.
+pub async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    rc: &RunConfiguration,
+) -> Result<Resolved, kube::Error> {
+    let target = match &rc.spec.target_ref {
+        Some(r) => {
+            Api::<ComputeTarget>::namespaced(client.clone(), namespace)
+                .get_opt(&r.name)
+                .await?
+        }
+        None => None,
+    };
+    let workspace_name = rc
+        .spec
+        .workspace_ref
+        .as_ref()
+        .or(target.as_ref().and_then(|t| t.spec.workspace_ref.as_ref()))
+        .map(|r| r.name.clone());
+    let workspace = match &workspace_name {
+        Some(name) => {
+            Api::<Workspace>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await?
+        }
+        None => None,
+    };
+    Ok(Resolved {
+        target,
+        workspace,
+        workspace_name,
+    })
+}
+
+/// The target as the RunConfiguration sees it. In a cluster, `local` can never take runs.
+pub fn target_state(rc: &RunConfiguration, target: Option<&ComputeTarget>) -> TargetState {
+    if rc.spec.target_ref.is_none() {
+        return TargetState::Ready; // run-based compute is created per run
+    }
+    let Some(ct) = target else {
+        return TargetState::Missing;
+    };
+    if ct.spec.local.is_some() {
+        return TargetState::Unusable {
+            reason: "LocalComputeNotAllowed".into(),
+            message: "local compute runs user code inside the operator pod, which is not allowed in a cluster; use amlCompute, remoteVM or kubernetes, or `amlops apply` for local runs".into(),
+        };
+    }
+    let status = ct.status.as_ref();
+    let conds = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    match not_ready(conds, ct.metadata.generation) {
+        None => TargetState::Ready,
+        Some((reason, message)) => TargetState::NotReady { reason, message },
+    }
+}
+
+/// Connects when the Workspace is Ready; otherwise why not, as a status-ready failure.
+pub async fn workspace_client(
+    shared: &Shared,
+    resolved: &Resolved,
+) -> Result<WorkspaceClient, ActionFailure> {
+    let name = resolved.workspace_name.as_deref().unwrap_or_default();
+    let Some(ws) = &resolved.workspace else {
+        let message = if name.is_empty() {
+            "no Workspace: set spec.workspaceRef or use a ComputeTarget that has one".to_string()
+        } else {
+            format!("Workspace {name:?} not found")
+        };
+        return Err(ActionFailure {
+            retryable: false,
+            reason: "WorkspaceNotFound".into(),
+            message,
+        });
+    };
+    let conds = ws
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if let Some((reason, message)) = not_ready(conds, ws.metadata.generation) {
+        return Err(ActionFailure {
+            retryable: true,
+            reason: "WaitingForWorkspace".into(),
+            message: format!("waiting for Workspace {name:?}: {reason}: {message}"),
+        });
+    }
+    connect(shared, ws).await
+}
+
+/// Records a failure in the status; the Warning event goes out once per new reason.
+pub fn record(
+    conds: &mut Vec<crate::api::Condition>,
+    events: &mut Vec<Event>,
+    failure: &ActionFailure,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    let known = conditions::find(conds, READY).is_some_and(|c| c.reason == failure.reason);
+    if failure.reason == "WaitingForWorkspace" {
+        mark_progressing(conds, &failure.reason, &failure.message, generation, now);
+    } else {
+        record_failure(conds, failure, generation, now);
+    }
+    if !known && failure.reason != "WaitingForWorkspace" {
+        events.push(Event::warning(&failure.reason, failure.message.clone()));
+    }
+}
+
+fn failed(
+    old: Option<&RunConfigurationStatus>,
+    info: &ObjectInfo,
+    failure: &ActionFailure,
+    now: jiff::Timestamp,
+) -> Decision<RunConfigurationStatus, RunConfigurationAction> {
+    let mut d = Decision::new(old.cloned().unwrap_or_default());
+    d.status.observed_generation = info.generation;
+    record(
+        &mut d.status.conditions,
+        &mut d.events,
+        failure,
+        info.generation,
+        now,
+    );
+    d.requeue_after = (failure.reason == "WaitingForWorkspace").then_some(WORKSPACE_RECHECK);
+    d
+}
+
+async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let shared = &ctx.shared;
+    let info = ObjectInfo::of(rc.as_ref());
+    let api: Api<RunConfiguration> = Api::namespaced(shared.client.clone(), &info.namespace);
+    if info.deleting {
+        return Ok(Action::await_change());
+    }
+    let now = jiff::Timestamp::now();
+    let resolved = resolve(&shared.client, &info.namespace, &rc).await?;
+    let target = target_state(&rc, resolved.target.as_ref());
+    let plan = plan_environment(&info, &rc.spec);
+    let old = rc.status.as_ref();
+    let input = |environment, status: Option<RunConfigurationStatus>| {
+        decide(Input {
+            info: &info,
+            spec: &rc.spec,
+            status: status.as_ref(),
+            target: target.clone(),
+            environment,
+            now,
+        })
+    };
+    let needs_azure = !info.paused && !matches!(target, TargetState::Unusable { .. });
+    let mut failure = None;
+    let d = match (&plan, needs_azure) {
+        (Some(plan), true) => {
+            let observed = match workspace_client(shared, &resolved).await {
+                Ok(client) => environment::observe(&client, plan)
+                    .await
+                    .map(|state| (state, client)),
+                Err(f) => Err(f),
+            };
+            match observed {
+                Ok((state, client)) => {
+                    let mut d = input(state, old.cloned());
+                    for action in std::mem::take(&mut d.actions) {
+                        let RunConfigurationAction::StageEnvironment(plan) = action;
+                        let owner = format!("{}/{}", info.namespace, info.name);
+                        match environment::register(&client, &plan, &owner).await {
+                            Ok(()) => {
+                                let mut next =
+                                    input(EnvironmentState::Staged, Some(d.status.clone()));
+                                next.events.push(Event::normal(
+                                    "EnvironmentRegistered",
+                                    format!(
+                                        "environment {}:{} registered",
+                                        plan.name(),
+                                        plan.version()
+                                    ),
+                                ));
+                                d = next;
+                            }
+                            Err(f) => {
+                                record(
+                                    &mut d.status.conditions,
+                                    &mut d.events,
+                                    &f,
+                                    info.generation,
+                                    now,
+                                );
+                                d.requeue_after = None;
+                                failure = Some((f.reason.clone(), f.retryable));
+                            }
+                        }
+                    }
+                    d
+                }
+                Err(f) => {
+                    if f.reason != "WaitingForWorkspace" {
+                        failure = Some((f.reason.clone(), f.retryable));
+                    }
+                    failed(old, &info, &f, now)
+                }
+            }
+        }
+        // Paused, an unusable target, or an invalid environment: the decision has no actions.
+        _ => input(EnvironmentState::NotStaged, old.cloned()),
+    };
+    let resync = resolved
+        .workspace
+        .as_ref()
+        .map(|w| resync_period(shared, &w.spec))
+        .unwrap_or(shared.settings.resync_period);
+    finish(
+        shared,
+        &api,
+        rc.as_ref(),
+        Finish {
+            kind: KIND,
+            old_status: old,
+            status: &d.status,
+            events: &d.events,
+            requeue_after: d.requeue_after,
+            failure,
+            release_finalizer: false,
+            resync,
+            started,
+        },
+    )
+    .await
+}
+
+fn error_policy(_: Arc<RunConfiguration>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "RunConfiguration reconcile failed");
+    ctx.shared.metrics.error(KIND, "KubernetesApiError");
+    Action::requeue(super::context::FIRST_BACKOFF * 5)
+}
+
+fn users(
+    store: &Store<RunConfiguration>,
+    namespace: Option<String>,
+    uses: impl Fn(&RunConfiguration) -> bool,
+) -> Vec<ObjectRef<RunConfiguration>> {
+    store
+        .state()
+        .iter()
+        .filter(|rc| rc.namespace() == namespace && uses(rc))
+        .map(|rc| ObjectRef::from_obj(rc.as_ref()))
+        .collect()
+}
+
+/// Runs the RunConfiguration controller for one scope until shutdown.
+pub async fn run(shared: Arc<Shared>, scope: Scope) {
+    let (reader, writer) = reflector::store();
+    let main = watcher(
+        scope.api::<RunConfiguration>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects()
+    .predicate_filter(relevant_change, Default::default());
+    let targets = watcher(
+        scope.api::<ComputeTarget>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(
+        |ct: &ComputeTarget| {
+            let conds = ct.status.as_ref().map(|s| s.conditions.as_slice());
+            readiness_key(conds.unwrap_or_default(), ct.metadata.generation)
+        },
+        Default::default(),
+    );
+    let workspaces = watcher(
+        scope.api::<Workspace>(&shared.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(
+        |ws: &Workspace| {
+            let conds = ws.status.as_ref().map(|s| s.conditions.as_slice());
+            readiness_key(conds.unwrap_or_default(), ws.metadata.generation)
+        },
+        Default::default(),
+    );
+    let (by_target, by_ws) = (reader.clone(), reader.clone());
+    Controller::for_stream(main, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
+        )
+        .watches_stream(targets, move |ct| {
+            let name = ct.name_any();
+            users(&by_target, ct.namespace(), |rc| {
+                rc.spec.target_ref.as_ref().is_some_and(|r| r.name == name)
+            })
+        })
+        .watches_stream(workspaces, move |ws| {
+            let name = ws.name_any();
+            users(&by_ws, ws.namespace(), |rc| {
+                rc.spec
+                    .workspace_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+            })
+        })
+        .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                shared: shared.clone(),
+            }),
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
