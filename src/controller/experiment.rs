@@ -212,26 +212,8 @@ impl World<'_> {
             .map(|o| Submitted::Run(Box::new(o)))
     }
 
-    /// Folds the first observation of a just-submitted run into the decision.
     fn submitted(&self, d: &mut ExpDecision, observed: ObservedRun) {
-        if let Some(run) = &d.status.current_run {
-            d.events.push(Event::normal(
-                "Submitted",
-                format!("run {} submitted", run.id),
-            ));
-        }
-        let next = decide_mod::reconcile(decide_mod::Input {
-            info: &self.info,
-            spec: &self.exp.spec,
-            status: Some(&d.status),
-            run_configuration: RunConfigurationState::Ready,
-            desired: Some(&observed),
-            previous: None,
-            now: self.now,
-        });
-        d.status = next.status;
-        d.events.extend(next.events);
-        d.requeue_after = next.requeue_after;
+        decide_mod::fold_submitted(d, &self.info, &self.exp.spec, &observed, self.now);
     }
 
     /// Deletes the run-based clusters of runs that are over. When the finalizer is about to

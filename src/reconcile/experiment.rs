@@ -317,6 +317,35 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
     d
 }
 
+/// Folds the first observation of a just-submitted run into `d`, so the status says
+/// Submitted (and Queued/Running) in the same reconcile that submitted it.
+pub fn fold_submitted(
+    d: &mut Decision<ExperimentStatus, ExperimentAction>,
+    info: &ObjectInfo,
+    spec: &ExperimentSpec,
+    observed: &ObservedRun,
+    now: Timestamp,
+) {
+    if let Some(run) = &d.status.current_run {
+        d.events.push(Event::normal(
+            "Submitted",
+            format!("run {} submitted", run.id),
+        ));
+    }
+    let next = reconcile(Input {
+        info,
+        spec,
+        status: Some(&d.status),
+        run_configuration: RunConfigurationState::Ready,
+        desired: Some(observed),
+        previous: None,
+        now,
+    });
+    d.status = next.status;
+    d.events.extend(next.events);
+    d.requeue_after = next.requeue_after;
+}
+
 fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
     if let Some(state) = observed.state {
         run.state = state.as_str().to_string();

@@ -20,7 +20,7 @@ use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
 use crate::reconcile::workspace;
-use crate::reconcile::{ActionFailure, Decision, Event, ObjectInfo, mark_stalled, record_failure};
+use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_stalled, record_failure};
 use crate::snapshot::Secret;
 
 /// Where an object stands after one reconcile.
@@ -401,7 +401,13 @@ impl Engine<'_> {
                         )),
                     };
                     match result {
-                        Ok(observed) => apply_submitted(&mut d, &exp, &info, observed, now),
+                        Ok(observed) => {
+                            if let Some(observed) = observed {
+                                experiment::fold_submitted(
+                                    &mut d, &info, &exp.spec, &observed, now,
+                                );
+                            }
+                        }
                         Err(f) => fail(
                             &mut d.status.conditions,
                             &mut d.events,
@@ -560,37 +566,6 @@ impl Engine<'_> {
             self.reporter.event(key, e);
         }
         Ok(())
-    }
-}
-
-/// When the decision's run was just started, fold the first observation into the status.
-fn apply_submitted(
-    d: &mut Decision<crate::api::ExperimentStatus, ExperimentAction>,
-    exp: &Experiment,
-    info: &ObjectInfo,
-    observed: Option<ObservedRun>,
-    now: Timestamp,
-) {
-    if let Some(run) = &d.status.current_run {
-        d.events.push(Event::normal(
-            "Submitted",
-            format!("run {} submitted", run.id),
-        ));
-    }
-    if let Some(observed) = observed {
-        let input = experiment::Input {
-            info,
-            spec: &exp.spec,
-            status: Some(&d.status),
-            run_configuration: RunConfigurationState::Ready,
-            desired: Some(&observed),
-            previous: None,
-            now,
-        };
-        let next = experiment::reconcile(input);
-        d.status = next.status;
-        d.events.extend(next.events);
-        d.requeue_after = next.requeue_after;
     }
 }
 
