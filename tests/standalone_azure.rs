@@ -33,6 +33,28 @@ fn condition(obj: &Value, type_: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A service principal Secret, the Workspace `ml` on the fake and the amlCompute
+/// ComputeTarget `cpu-cluster` in it.
+fn workspace_and_cluster(fake: &fake_azureml::FakeAzureMl) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: sp}}\nstringData:\n  AZURE_TENANT_ID: 11111111-1111-1111-1111-111111111111\n  AZURE_CLIENT_ID: client-1\n  AZURE_CLIENT_SECRET: {SP_SECRET}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ml}}\nspec:\n  subscriptionId: 00000000-0000-0000-0000-000000000001\n  resourceGroup: rg1\n  workspaceName: ws1\n  \
+         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"}}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: cpu-cluster}}\nspec:\n  workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, minNodes: 0, maxNodes: 2}}\n",
+        fake.arm_endpoint(),
+        fake.authority_host()
+    )
+}
+
+/// An Experiment `name` running an inline `train.py` with RunConfiguration `rc`.
+fn experiment(name: &str, tags: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  runConfigurationRef: {{name: rc}}\n  \
+         script: train.py\n  arguments: [\"--epochs\", \"3\"]\n  tags: {tags}\n  \
+         source: {{inline: {{files: {{train.py: \"print('training')\\n\"}}}}}}\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up() {
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
@@ -45,14 +67,7 @@ async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up()
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
-    let manifests = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: sp}}\nstringData:\n  AZURE_TENANT_ID: 11111111-1111-1111-1111-111111111111\n  AZURE_CLIENT_ID: client-1\n  AZURE_CLIENT_SECRET: {SP_SECRET}\n---\n\
-         apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ml}}\nspec:\n  subscriptionId: 00000000-0000-0000-0000-000000000001\n  resourceGroup: rg1\n  workspaceName: ws1\n  \
-         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"}}\n---\n\
-         apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: cpu-cluster}}\nspec:\n  workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, minNodes: 0, maxNodes: 2}}\n",
-        fake.arm_endpoint(),
-        fake.authority_host()
-    );
+    let manifests = workspace_and_cluster(&fake);
     std::fs::write(dir.path().join("azure.yaml"), manifests).unwrap();
 
     let out = tokio::task::block_in_place(|| {
@@ -108,5 +123,78 @@ async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up()
         .collect();
     assert_eq!(deletes.len(), 1);
     assert!(deletes[0].query.contains("underlyingResourceAction=Delete"));
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
+    let azurite = fake_azureml::azurite::Azurite::start();
+    let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
+        compute_provision_delay: std::time::Duration::from_millis(300),
+        lro_retry_after_secs: 0,
+        job_phase_delay: std::time::Duration::from_millis(100),
+        storage: Some(azurite.storage_backend()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let rc = "apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {name: rc}\nspec:\n  targetRef: {name: cpu-cluster}\n  \
+              environment: {condaDependencies: {pythonVersion: \"3.11\", pipPackages: [scikit-learn==1.5.2]}}\n";
+    let manifests = format!(
+        "{}---\n{rc}---\n{}",
+        workspace_and_cluster(&fake),
+        experiment("train", "{}")
+    );
+    std::fs::write(dir.path().join("run.yaml"), manifests).unwrap();
+    let get = |kind: &str, name: &str| -> Value {
+        let out = amlops(dir.path(), &ca, &["get", kind, name, "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "run.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rc = tokio::task::block_in_place(|| get("runconfiguration", "rc"));
+    assert_eq!(condition(&rc, "Ready")["status"], "True", "{rc:#}");
+    let exp = tokio::task::block_in_place(|| get("experiment", "train"));
+    assert_eq!(condition(&exp, "Succeeded")["status"], "True", "{exp:#}");
+    let run = &exp["status"]["currentRun"];
+    assert!(
+        run["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{exp:#}"
+    );
+    assert_eq!(run["state"], "Completed");
+    assert_eq!(fake.count("PUT", "/environments/"), 1);
+    assert_eq!(fake.count("PUT", "/jobs/"), 1);
+    assert_eq!(fake.count("PUT", "/computes/cpu-cluster"), 1);
+    assert!(!text(&out).contains(SP_SECRET));
+
+    // A run that fails in Azure fails the apply; the environment is not registered again.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        experiment("bad", "{fake.outcome: Failed}"),
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "bad.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let bad = tokio::task::block_in_place(|| get("experiment", "bad"));
+    assert_eq!(condition(&bad, "Failed")["status"], "True", "{bad:#}");
+    assert_eq!(bad["status"]["currentRun"]["state"], "Failed");
+    assert_eq!(fake.count("PUT", "/environments/"), 1);
+    assert_eq!(fake.count("PUT", "/jobs/"), 2);
     fake.shutdown().await;
 }

@@ -9,19 +9,21 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::azure::{Azure, StoredSecrets};
+use super::inputs::StoredRunInputs;
 use super::store::{Key, Store, StoreError};
+use crate::actions::experiment::{ExperimentDecision, RunWorld, converge};
 use crate::actions::local::{LocalBackend, LocalSubmission};
-use crate::actions::source::{ConfigMapData, snapshot_source};
+use crate::actions::run_configuration::require_workspace;
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
 use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration, Workspace};
+use crate::azure::WorkspaceClient;
 use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
 use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
 use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
 use crate::reconcile::workspace;
-use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_stalled, record_failure};
-use crate::snapshot::Secret;
+use crate::reconcile::{ActionFailure, Event, ObjectInfo, record};
 
 /// Where an object stands after one reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,14 @@ pub struct Engine<'a> {
     pub reporter: &'a dyn Reporter,
     /// Experiments count as settled only once their run is finished.
     pub wait_for_runs: bool,
+}
+
+/// What a RunConfiguration resolves to in the store.
+struct Resolved {
+    target: Option<ComputeTarget>,
+    /// The Workspace name looked for (spec.workspaceRef, else the target's).
+    workspace_name: Option<String>,
+    workspace: Option<Workspace>,
 }
 
 struct Step<'r> {
@@ -217,21 +227,8 @@ impl Engine<'_> {
             self.store.remove(key)?;
             return Ok(Outcome::Gone);
         }
-        if let Some(name) = self.azure_target(key, &rc)? {
-            let mut status = rc.status.clone().unwrap_or_default();
-            status.observed_generation = info.generation;
-            let msg = format!(
-                "ComputeTarget {name:?} is Azure compute: runs on Azure are submitted by `amlops controller`; standalone mode runs on local ComputeTargets"
-            );
-            mark_stalled(
-                &mut status.conditions,
-                "AzureRunsNeedController",
-                &msg,
-                info.generation,
-                now,
-            );
-            self.write(key, &mut object, &status, &[])?;
-            return Ok(Outcome::Stalled);
+        if self.runs_in_azure(key, &rc)? {
+            return self.azure_run_configuration(key, object, &rc, &info, now);
         }
         let target = self.target_state(key, &rc)?;
         let plan = plan_environment(&info, &rc.spec);
@@ -271,7 +268,7 @@ impl Engine<'_> {
                         format!("environment {} staged", plan.version()),
                     ));
                 }
-                Err(failure) => fail(
+                Err(failure) => record(
                     &mut d.status.conditions,
                     &mut d.events,
                     &failure,
@@ -285,31 +282,107 @@ impl Engine<'_> {
         Ok(outcome)
     }
 
-    /// The name of the run target when it is not the local machine (run-based compute or an
-    /// Azure ComputeTarget).
-    fn azure_target(&self, key: &Key, rc: &RunConfiguration) -> Result<Option<String>, StoreError> {
+    /// Whether runs go to Azure: run-based amlCompute, or a ComputeTarget that is not local.
+    fn runs_in_azure(&self, key: &Key, rc: &RunConfiguration) -> Result<bool, StoreError> {
         let Some(target) = &rc.spec.target_ref else {
-            return Ok(Some("run-based amlCompute".into()));
+            return Ok(true);
         };
-        let ct_key = Key {
-            kind: "ComputeTarget".into(),
-            namespace: key.namespace.clone(),
-            name: target.name.clone(),
-        };
+        let ct_key = key.sibling("ComputeTarget", &target.name);
         Ok(self
             .store
             .get(&ct_key)?
-            .filter(|ct| ct["spec"].get("local").is_none())
-            .map(|_| target.name.clone()))
+            .is_some_and(|ct| ct["spec"].get("local").is_none()))
+    }
+
+    /// The RunConfiguration's ComputeTarget and the Workspace its runs go to
+    /// (spec.workspaceRef, else the target's), as stored.
+    fn resolve(&self, key: &Key, rc: &RunConfiguration) -> Result<Resolved, StoreError> {
+        let stored = |kind: &str, name: &str| -> Result<Option<Value>, StoreError> {
+            self.store.get(&key.sibling(kind, name))
+        };
+        let target: Option<ComputeTarget> = match &rc.spec.target_ref {
+            Some(r) => {
+                stored("ComputeTarget", &r.name)?.and_then(|v| serde_json::from_value(v).ok())
+            }
+            None => None,
+        };
+        let workspace_name = rc
+            .spec
+            .workspace_ref
+            .as_ref()
+            .or(target.as_ref().and_then(|t| t.spec.workspace_ref.as_ref()))
+            .map(|r| r.name.clone());
+        let workspace: Option<Workspace> = match &workspace_name {
+            Some(name) => stored("Workspace", name)?.and_then(|v| serde_json::from_value(v).ok()),
+            None => None,
+        };
+        Ok(Resolved {
+            target,
+            workspace_name,
+            workspace,
+        })
+    }
+
+    /// A client for the resolved Workspace once it is Ready; otherwise why not.
+    fn connect(
+        &self,
+        key: &Key,
+        resolved: &Resolved,
+    ) -> Result<Result<WorkspaceClient, ActionFailure>, StoreError> {
+        let name = resolved.workspace_name.as_deref();
+        let ws = match require_workspace(name, resolved.workspace.as_ref(), |ws| {
+            not_ready(
+                ws.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default(),
+            )
+        }) {
+            Ok(ws) => ws,
+            Err(f) => return Ok(Err(f)),
+        };
+        let ws_key = key.sibling("Workspace", name.unwrap_or_default());
+        let secrets = StoredSecrets::load(self.store, &key.namespace)?;
+        Ok(self.azure.connect(&ws_key, ws, &secrets))
+    }
+
+    /// Registers the environment in the Workspace through the step the controller uses.
+    fn azure_run_configuration(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        rc: &RunConfiguration,
+        info: &ObjectInfo,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let input = run_configuration::Input {
+            info,
+            spec: &rc.spec,
+            status: rc.status.as_ref(),
+            target: self.target_state(key, rc)?,
+            environment: EnvironmentState::NotStaged,
+            now,
+        };
+        let d = match plan_environment(info, &rc.spec) {
+            Some(plan) if !info.paused => {
+                let client = self.connect(key, &self.resolve(key, rc)?)?;
+                let step = crate::actions::run_configuration::converge(client, &plan, input);
+                self.azure.block_on(step).decision
+            }
+            // Paused, or an invalid environment: the decision has no actions.
+            _ => run_configuration::reconcile(input),
+        };
+        let outcome = recheck_dependencies(
+            outcome_of(&d.status.conditions, d.requeue_after),
+            &d.status.conditions,
+        );
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
     }
 
     fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {
         let Some(target) = &rc.spec.target_ref else {
-            return Ok(TargetState::NotReady {
-                reason: "RunBasedComputeNeedsAzure".into(),
-                message: "run-based amlCompute needs Azure; standalone mode runs local targets"
-                    .into(),
-            });
+            return Ok(TargetState::Ready); // run-based compute is created per run
         };
         let ct_key = Key {
             kind: "ComputeTarget".into(),
@@ -350,6 +423,20 @@ impl Engine<'_> {
                 RunConfigurationState::NotReady { reason, message }
             }),
         };
+        let azure_rc = match &rc_object {
+            Some(v) => serde_json::from_value::<RunConfiguration>(v.clone())
+                .ok()
+                .map(|rc| {
+                    self.runs_in_azure(key, &rc)
+                        .map(|azure| azure.then_some(rc))
+                })
+                .transpose()?
+                .flatten(),
+            None => None,
+        };
+        if let Some(rc) = azure_rc {
+            return self.azure_experiment(key, object, &exp, &rc, run_configuration, now);
+        }
         let desired_id = experiment::run_id(&info);
         let observe = |id: &str| self.local.observe(id, now);
         let desired = observe(&desired_id);
@@ -365,7 +452,7 @@ impl Engine<'_> {
             (Err(f), _) | (_, Err(f)) => {
                 let mut status = exp.status.clone().unwrap_or_default();
                 let mut events = Vec::new();
-                fail(
+                record(
                     &mut status.conditions,
                     &mut events,
                     &f,
@@ -408,7 +495,7 @@ impl Engine<'_> {
                                 );
                             }
                         }
-                        Err(f) => fail(
+                        Err(f) => record(
                             &mut d.status.conditions,
                             &mut d.events,
                             &f,
@@ -419,7 +506,7 @@ impl Engine<'_> {
                 }
                 ExperimentAction::Cancel { run_id } => {
                     if let Err(f) = self.local.cancel(&run_id) {
-                        fail(
+                        record(
                             &mut d.status.conditions,
                             &mut d.events,
                             &f,
@@ -440,25 +527,74 @@ impl Engine<'_> {
                 }
             }
         }
-        let mut outcome = outcome_of(&d.status.conditions, d.requeue_after);
-        let run_finished = conditions::is_true(&d.status.conditions, conditions::SUCCEEDED)
-            || conditions::is_true(&d.status.conditions, conditions::FAILED);
+        let outcome = self.experiment_outcome(&info, &d, Poll::Local);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    /// Runs the Experiment in Azure through the step the controller uses.
+    fn azure_experiment(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        exp: &Experiment,
+        rc: &RunConfiguration,
+        run_configuration: RunConfigurationState,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let info = ObjectInfo::of(exp);
+        let resolved = self.resolve(key, rc)?;
+        // Azure is read unless paused; a deletion reads even then (it needs to know what runs).
+        let client = match !info.paused || info.deleting {
+            true => Some(self.connect(key, &resolved)?),
+            false => None,
+        };
+        let inputs = StoredRunInputs::load(self.store, &key.namespace)?;
+        let converged = self.azure.block_on(converge(RunWorld {
+            exp,
+            rc: Some(rc),
+            run_configuration,
+            target: resolved.target.as_ref(),
+            client,
+            inputs: &inputs,
+            now,
+        }));
+        if converged.release_finalizer {
+            self.store.remove(key)?;
+            self.reporter.step(key, "deleted");
+            return Ok(Outcome::Gone);
+        }
+        let d = converged.decision;
+        let outcome = self.experiment_outcome(&info, &d, Poll::Azure);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    /// Where an Experiment stands for `apply`: a failed run fails the apply; without
+    /// `--wait` a submitted run is enough; with it, only a finished run settles.
+    fn experiment_outcome(&self, info: &ObjectInfo, d: &ExperimentDecision, poll: Poll) -> Outcome {
+        let conds = &d.status.conditions;
+        let mut outcome = outcome_of(conds, d.requeue_after);
+        let run_finished = conditions::is_true(conds, conditions::SUCCEEDED)
+            || conditions::is_true(conds, conditions::FAILED);
         if info.deleting {
             // Cleanup is still running (a cancel was asked for): keep going until the object is gone.
-            outcome = Outcome::Progressing(Duration::from_millis(500));
-        } else if conditions::is_true(&d.status.conditions, conditions::FAILED) {
+            outcome = Outcome::Progressing(d.requeue_after.unwrap_or(Duration::from_millis(500)));
+        } else if conditions::is_true(conds, conditions::FAILED) {
             outcome = Outcome::RunFailed;
-        } else if !self.wait_for_runs && conditions::is_true(&d.status.conditions, SUBMITTED) {
+        } else if !self.wait_for_runs && conditions::is_true(conds, SUBMITTED) {
             outcome = Outcome::Settled;
         } else if self.wait_for_runs && !run_finished && outcome == Outcome::Settled {
             outcome = Outcome::Progressing(Duration::from_millis(500));
         }
-        if let Outcome::Progressing(after) = outcome {
+        match (poll, outcome) {
             // Local runs are cheap to poll: a person is watching.
-            outcome = Outcome::Progressing(after.min(Duration::from_millis(500)));
+            (Poll::Local, Outcome::Progressing(after)) => {
+                Outcome::Progressing(after.min(Duration::from_millis(500)))
+            }
+            (Poll::Azure, _) => recheck_dependencies(outcome, conds),
+            _ => outcome,
         }
-        self.write(key, &mut object, &d.status, &d.events)?;
-        Ok(outcome)
     }
 
     fn submit(
@@ -474,7 +610,9 @@ impl Engine<'_> {
         let plan = plan_environment(&rc_info, &rc.spec).ok_or_else(|| {
             crate::actions::needs_human("InvalidEnvironment", "RunConfiguration has no environment")
         })?;
-        let source = self.resolve_source(key, exp)?;
+        let source = StoredRunInputs::load(self.store, &key.namespace)
+            .map_err(|e| crate::actions::transient("StoreUnreadable", e))?
+            .snapshot_source(&exp.spec.source)?;
         let experiment_name = exp
             .spec
             .experiment_name
@@ -494,54 +632,6 @@ impl Engine<'_> {
         };
         self.local.submit(&submission, &step)?;
         self.local.observe(run_id, Timestamp::now())
-    }
-
-    fn resolve_source(
-        &self,
-        key: &Key,
-        exp: &Experiment,
-    ) -> Result<crate::snapshot::Source, ActionFailure> {
-        let lookup = |kind: &str, name: &str| {
-            self.store
-                .get(&Key {
-                    kind: kind.into(),
-                    namespace: key.namespace.clone(),
-                    name: name.into(),
-                })
-                .ok()
-                .flatten()
-        };
-        let config_map = exp
-            .spec
-            .source
-            .config_map
-            .as_ref()
-            .and_then(|r| lookup("ConfigMap", &r.name))
-            .map(|cm| ConfigMapData {
-                data: serde_json::from_value(cm["data"].clone()).unwrap_or_default(),
-                binary_data: serde_json::from_value::<std::collections::BTreeMap<String, String>>(
-                    cm["binaryData"].clone(),
-                )
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
-                        .ok()
-                        .map(|b| (k, b))
-                })
-                .collect(),
-            });
-        let git_secret = exp
-            .spec
-            .source
-            .git
-            .as_ref()
-            .and_then(|g| g.secret_ref.as_ref())
-            .and_then(|r| {
-                let secret = lookup("Secret", &r.name)?;
-                secret_value(&secret, &r.key).map(|v| (r.key.clone(), Secret::new(v)))
-            });
-        snapshot_source(&exp.spec.source, config_map, git_secret)
     }
 
     /// Writes status (and finalizers) only when something changed, plus the events.
@@ -569,22 +659,38 @@ impl Engine<'_> {
     }
 }
 
-fn fail(
-    conditions: &mut Vec<Condition>,
-    events: &mut Vec<Event>,
-    failure: &ActionFailure,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    record_failure(conditions, failure, generation, now);
-    events.push(Event::warning(&failure.reason, failure.message.clone()));
+/// How an Experiment's run is watched.
+#[derive(Clone, Copy)]
+enum Poll {
+    /// A process on this machine: look every half second.
+    Local,
+    /// An Azure job: as often as the shared decision says (its polling backs off).
+    Azure,
+}
+
+/// A standalone apply has no watches: an object waiting for another object of the same apply
+/// looks again within a second instead of the controller's fallback period.
+fn recheck_dependencies(outcome: Outcome, conds: &[Condition]) -> Outcome {
+    let waiting =
+        conditions::find(conds, READY).is_some_and(|c| c.reason.starts_with("WaitingFor"));
+    match outcome {
+        Outcome::Progressing(after) if waiting => {
+            Outcome::Progressing(after.min(Duration::from_secs(1)))
+        }
+        other => other,
+    }
 }
 
 /// None when the stored object's Ready condition is True; else its reason and message.
 fn readiness(object: &Value) -> Option<(String, String)> {
     let conditions: Vec<Condition> =
         serde_json::from_value(object["status"]["conditions"].clone()).unwrap_or_default();
-    match conditions::find(&conditions, READY) {
+    not_ready(&conditions)
+}
+
+/// None when Ready is True; else its reason and message.
+fn not_ready(conditions: &[Condition]) -> Option<(String, String)> {
+    match conditions::find(conditions, READY) {
         Some(c) if c.status == crate::api::ConditionStatus::True => None,
         Some(c) => Some((c.reason.clone(), c.message.clone())),
         None => Some(("NotReconciled".into(), "not reconciled yet".into())),
@@ -614,14 +720,4 @@ fn add_finalizer(object: &mut Value) {
             object["metadata"]["finalizers"] = Value::Array(vec![Value::String(FINALIZER.into())])
         }
     }
-}
-
-/// A Secret's value by key: `stringData` as written in the manifest, else base64 `data`.
-fn secret_value(secret: &Value, key: &str) -> Option<String> {
-    if let Some(v) = secret["stringData"][key].as_str() {
-        return Some(v.to_string());
-    }
-    let encoded = secret["data"][key].as_str()?;
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
-    String::from_utf8(bytes).ok()
 }
