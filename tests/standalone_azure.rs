@@ -46,10 +46,10 @@ fn workspace_and_cluster(fake: &fake_azureml::FakeAzureMl) -> String {
     )
 }
 
-/// An Experiment `name` running an inline `train.py` with RunConfiguration `rc`.
-fn experiment(name: &str, tags: &str) -> String {
+/// An Experiment `name` running an inline `train.py` with the RunConfiguration `rc`.
+fn experiment(name: &str, rc: &str, tags: &str) -> String {
     format!(
-        "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  runConfigurationRef: {{name: rc}}\n  \
+        "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  runConfigurationRef: {{name: {rc}}}\n  \
          script: train.py\n  arguments: [\"--epochs\", \"3\"]\n  tags: {tags}\n  \
          source: {{inline: {{files: {{train.py: \"print('training')\\n\"}}}}}}\n"
     )
@@ -126,8 +126,21 @@ async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up()
     fake.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
+/// A conda RunConfiguration `name`; `target` is its targetRef or run-based amlCompute.
+fn run_configuration(name: &str, target: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: {name}}}\nspec:\n  {target}\n  \
+         environment: {{condaDependencies: {{pythonVersion: \"3.11\", pipPackages: [scikit-learn==1.5.2]}}}}\n"
+    )
+}
+
+/// The fake Azure ML with Azurite behind its code uploads, and a directory holding its CA.
+async fn start_with_storage() -> (
+    fake_azureml::azurite::Azurite,
+    fake_azureml::FakeAzureMl,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let azurite = fake_azureml::azurite::Azurite::start();
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
         compute_provision_delay: std::time::Duration::from_millis(300),
@@ -141,12 +154,17 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
-    let rc = "apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {name: rc}\nspec:\n  targetRef: {name: cpu-cluster}\n  \
-              environment: {condaDependencies: {pythonVersion: \"3.11\", pipPackages: [scikit-learn==1.5.2]}}\n";
+    (azurite, fake, dir, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
+    let (_azurite, fake, dir, ca) = start_with_storage().await;
     let manifests = format!(
-        "{}---\n{rc}---\n{}",
+        "{}---\n{}---\n{}",
         workspace_and_cluster(&fake),
-        experiment("train", "{}")
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("train", "rc", "{}")
     );
     std::fs::write(dir.path().join("run.yaml"), manifests).unwrap();
     let get = |kind: &str, name: &str| -> Value {
@@ -177,10 +195,17 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     assert_eq!(fake.count("PUT", "/computes/cpu-cluster"), 1);
     assert!(!text(&out).contains(SP_SECRET));
 
-    // A run that fails in Azure fails the apply; the environment is not registered again.
+    // A run that fails in Azure fails the apply, once its run-based cluster is deleted.
     std::fs::write(
         dir.path().join("bad.yaml"),
-        experiment("bad", "{fake.outcome: Failed}"),
+        format!(
+            "{}---\n{}",
+            run_configuration(
+                "burst",
+                "workspaceRef: {name: ml}\n  amlCompute: {vmSize: STANDARD_D2_V2, maxNodes: 2}"
+            ),
+            experiment("bad", "burst", "{fake.outcome: Failed}")
+        ),
     )
     .unwrap();
     let out = tokio::task::block_in_place(|| {
@@ -194,7 +219,92 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     let bad = tokio::task::block_in_place(|| get("experiment", "bad"));
     assert_eq!(condition(&bad, "Failed")["status"], "True", "{bad:#}");
     assert_eq!(bad["status"]["currentRun"]["state"], "Failed");
-    assert_eq!(fake.count("PUT", "/environments/"), 1);
+    assert!(
+        bad["status"]["currentRun"].get("runBasedCompute").is_none(),
+        "{bad:#}"
+    );
+    assert_eq!(fake.count("PUT", "/computes/amlr"), 1);
+    assert_eq!(fake.count("DELETE", "/computes/amlr"), 1);
+    // Environments are named per RunConfiguration: "burst" registers its own, "rc" not again.
+    assert_eq!(fake.count("PUT", "/environments/"), 2);
+    assert_eq!(fake.count("PUT", "/environments/amlops-default-rc/"), 1);
     assert_eq!(fake.count("PUT", "/jobs/"), 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
+    let (_azurite, fake, dir, ca) = start_with_storage().await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("long", "rc", "{fake.outcome: Running}")
+    );
+    std::fs::write(dir.path().join("long.yaml"), manifests).unwrap();
+    let get = |kind: &str, name: &str| -> Value {
+        let out = amlops(dir.path(), &ca, &["get", kind, name, "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Without --wait, a submitted run is enough.
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "long.yaml", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let long = tokio::task::block_in_place(|| get("experiment", "long"));
+    assert_eq!(condition(&long, "Submitted")["status"], "True", "{long:#}");
+    assert_eq!(fake.count("PUT", "/jobs/"), 1);
+
+    // Deleting cancels the job in Azure, then the object goes.
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["delete", "experiment", "long", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("experiment/long deleted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.count("POST", "/cancel"), 1);
+
+    // Ctrl-C during `apply --wait` cancels the run in Azure.
+    std::fs::write(
+        dir.path().join("stuck.yaml"),
+        experiment("stuck", "rc", "{fake.outcome: Running}"),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_amlops"))
+        .args(["apply", "-f", "stuck.yaml", "--wait", "--timeout", "120s"])
+        .current_dir(dir.path())
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("AMLOPS_STATE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let submitted = std::time::Instant::now();
+    while fake.count("PUT", "/jobs/") < 2 {
+        assert!(submitted.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The status naming the run is written right after the PUT.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_eq!(fake.count("POST", "/cancel"), 2, "{}", text(&out));
     fake.shutdown().await;
 }

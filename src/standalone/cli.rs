@@ -363,25 +363,19 @@ fn cancel_runs(
     state: &StateArgs,
     keys: &[Key],
 ) -> anyhow::Result<()> {
-    let local = state.local();
     for key in keys.iter().filter(|k| k.kind == "Experiment") {
-        if let Some(id) = store
-            .get(key)?
-            .as_ref()
-            .and_then(|o| o["status"]["currentRun"]["id"].as_str().map(str::to_string))
-            && let Err(f) = local.cancel(&id)
-        {
-            eprintln!("error: cancelling run {id}: {}", f.message);
-        }
         let console = Console::new();
-        Engine {
+        let mut engine = Engine {
             store,
             azure,
-            local: local.clone(),
+            local: state.local(),
             reporter: &console,
             wait_for_runs: false,
+        };
+        if let Err(f) = engine.cancel_current_run(key)? {
+            eprintln!("error: cancelling the run of {key}: {}", f.message);
         }
-        .reconcile(key, Timestamp::now())?;
+        engine.reconcile(key, Timestamp::now())?;
         console.bar.finish_and_clear();
     }
     Ok(())

@@ -12,6 +12,7 @@ use super::azure::{Azure, StoredSecrets};
 use super::inputs::StoredRunInputs;
 use super::store::{Key, Store, StoreError};
 use crate::actions::experiment::{ExperimentDecision, RunWorld, converge};
+use crate::actions::job;
 use crate::actions::local::{LocalBackend, LocalSubmission};
 use crate::actions::run_configuration::require_workspace;
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
@@ -570,6 +571,33 @@ impl Engine<'_> {
         Ok(outcome)
     }
 
+    /// Asks the current run of the Experiment `key` to stop, wherever it runs (Ctrl-C during
+    /// `apply --wait`); the next reconcile observes the outcome.
+    pub fn cancel_current_run(&self, key: &Key) -> Result<Result<(), ActionFailure>, StoreError> {
+        let Some(object) = self.store.get(key)? else {
+            return Ok(Ok(()));
+        };
+        let Some(id) = object["status"]["currentRun"]["id"].as_str() else {
+            return Ok(Ok(()));
+        };
+        let rc_name = object["spec"]["runConfigurationRef"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let rc = self
+            .store
+            .get(&key.sibling("RunConfiguration", rc_name))?
+            .and_then(|v| serde_json::from_value::<RunConfiguration>(v).ok());
+        match rc {
+            Some(rc) if self.runs_in_azure(key, &rc)? => {
+                Ok(match self.connect(key, &self.resolve(key, &rc)?)? {
+                    Ok(client) => self.azure.block_on(job::cancel(&client, id)),
+                    Err(f) => Err(f),
+                })
+            }
+            _ => Ok(self.local.cancel(id)),
+        }
+    }
+
     /// Where an Experiment stands for `apply`: a failed run fails the apply; without
     /// `--wait` a submitted run is enough; with it, only a finished run settles.
     fn experiment_outcome(&self, info: &ObjectInfo, d: &ExperimentDecision, poll: Poll) -> Outcome {
@@ -581,7 +609,17 @@ impl Engine<'_> {
             // Cleanup is still running (a cancel was asked for): keep going until the object is gone.
             outcome = Outcome::Progressing(d.requeue_after.unwrap_or(Duration::from_millis(500)));
         } else if conditions::is_true(conds, conditions::FAILED) {
-            outcome = Outcome::RunFailed;
+            // With --wait, a failed run's run-based cluster is deleted before apply reports.
+            let cleaning_up = d
+                .status
+                .current_run
+                .iter()
+                .chain(&d.status.runs)
+                .any(|r| r.run_based_compute.is_some());
+            outcome = match (self.wait_for_runs && cleaning_up, d.requeue_after) {
+                (true, Some(after)) => Outcome::Progressing(after),
+                _ => Outcome::RunFailed,
+            };
         } else if !self.wait_for_runs && conditions::is_true(conds, SUBMITTED) {
             outcome = Outcome::Settled;
         } else if self.wait_for_runs && !run_finished && outcome == Outcome::Settled {
