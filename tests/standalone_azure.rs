@@ -172,6 +172,15 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
 
+    // The plan knows the run goes to Azure: the environment is registered, not staged here.
+    let plan = tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["plan", "-f", "run.yaml"]));
+    assert!(
+        text(&plan).contains("register environment amlops-default-rc:"),
+        "{}",
+        text(&plan)
+    );
+    assert_eq!(fake.requests().len(), 0, "plan calls nothing");
+
     let out = tokio::task::block_in_place(|| {
         amlops(
             dir.path(),

@@ -718,7 +718,7 @@ pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
             Some(_) => "no change",
         };
         println!("{}/{}: {verb}", d.key.kind.to_lowercase(), d.key.name);
-        for line in super::plan::effects(d, old.as_ref(), &store, &state.local())? {
+        for line in super::plan::effects(d, &docs, old.as_ref(), &store, &state.local())? {
             println!("  - {line}");
         }
     }

@@ -292,7 +292,7 @@ impl Engine<'_> {
         Ok(self
             .store
             .get(&ct_key)?
-            .is_some_and(|ct| ct["spec"].get("local").is_none()))
+            .is_some_and(|ct| is_azure_compute(&ct)))
     }
 
     /// The RunConfiguration's ComputeTarget and the Workspace its runs go to
@@ -717,6 +717,11 @@ fn recheck_dependencies(outcome: Outcome, conds: &[Condition]) -> Outcome {
         }
         other => other,
     }
+}
+
+/// A stored ComputeTarget that runs go to Azure for (anything but `local`).
+pub(super) fn is_azure_compute(ct: &Value) -> bool {
+    ct["spec"].get("local").is_none()
 }
 
 /// None when the stored object's Ready condition is True; else its reason and message.
