@@ -33,6 +33,28 @@ fn condition(obj: &Value, type_: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A service principal Secret, the Workspace `ml` on the fake and the amlCompute
+/// ComputeTarget `cpu-cluster` in it.
+fn workspace_and_cluster(fake: &fake_azureml::FakeAzureMl) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: sp}}\nstringData:\n  AZURE_TENANT_ID: 11111111-1111-1111-1111-111111111111\n  AZURE_CLIENT_ID: client-1\n  AZURE_CLIENT_SECRET: {SP_SECRET}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ml}}\nspec:\n  subscriptionId: 00000000-0000-0000-0000-000000000001\n  resourceGroup: rg1\n  workspaceName: ws1\n  \
+         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"}}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: cpu-cluster}}\nspec:\n  workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, minNodes: 0, maxNodes: 2}}\n",
+        fake.arm_endpoint(),
+        fake.authority_host()
+    )
+}
+
+/// An Experiment `name` running an inline `train.py` with the RunConfiguration `rc`.
+fn experiment(name: &str, rc: &str, tags: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  runConfigurationRef: {{name: {rc}}}\n  \
+         script: train.py\n  arguments: [\"--epochs\", \"3\"]\n  tags: {tags}\n  \
+         source: {{inline: {{files: {{train.py: \"print('training')\\n\"}}}}}}\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up() {
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
@@ -45,14 +67,7 @@ async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up()
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
-    let manifests = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: sp}}\nstringData:\n  AZURE_TENANT_ID: 11111111-1111-1111-1111-111111111111\n  AZURE_CLIENT_ID: client-1\n  AZURE_CLIENT_SECRET: {SP_SECRET}\n---\n\
-         apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ml}}\nspec:\n  subscriptionId: 00000000-0000-0000-0000-000000000001\n  resourceGroup: rg1\n  workspaceName: ws1\n  \
-         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"}}\n---\n\
-         apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: cpu-cluster}}\nspec:\n  workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, minNodes: 0, maxNodes: 2}}\n",
-        fake.arm_endpoint(),
-        fake.authority_host()
-    );
+    let manifests = workspace_and_cluster(&fake);
     std::fs::write(dir.path().join("azure.yaml"), manifests).unwrap();
 
     let out = tokio::task::block_in_place(|| {
@@ -108,5 +123,197 @@ async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up()
         .collect();
     assert_eq!(deletes.len(), 1);
     assert!(deletes[0].query.contains("underlyingResourceAction=Delete"));
+    fake.shutdown().await;
+}
+
+/// A conda RunConfiguration `name`; `target` is its targetRef or run-based amlCompute.
+fn run_configuration(name: &str, target: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: {name}}}\nspec:\n  {target}\n  \
+         environment: {{condaDependencies: {{pythonVersion: \"3.11\", pipPackages: [scikit-learn==1.5.2]}}}}\n"
+    )
+}
+
+/// The fake Azure ML with Azurite behind its code uploads, and a directory holding its CA.
+async fn start_with_storage() -> (
+    fake_azureml::azurite::Azurite,
+    fake_azureml::FakeAzureMl,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let azurite = fake_azureml::azurite::Azurite::start();
+    let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
+        compute_provision_delay: std::time::Duration::from_millis(300),
+        lro_retry_after_secs: 0,
+        job_phase_delay: std::time::Duration::from_millis(100),
+        storage: Some(azurite.storage_backend()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    (azurite, fake, dir, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
+    let (_azurite, fake, dir, ca) = start_with_storage().await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("train", "rc", "{}")
+    );
+    std::fs::write(dir.path().join("run.yaml"), manifests).unwrap();
+    let get = |kind: &str, name: &str| -> Value {
+        let out = amlops(dir.path(), &ca, &["get", kind, name, "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // The plan knows the run goes to Azure: the environment is registered, not staged here.
+    let plan = tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["plan", "-f", "run.yaml"]));
+    assert!(
+        text(&plan).contains("register environment amlops-default-rc:"),
+        "{}",
+        text(&plan)
+    );
+    assert_eq!(fake.requests().len(), 0, "plan calls nothing");
+
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "run.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rc = tokio::task::block_in_place(|| get("runconfiguration", "rc"));
+    assert_eq!(condition(&rc, "Ready")["status"], "True", "{rc:#}");
+    let exp = tokio::task::block_in_place(|| get("experiment", "train"));
+    assert_eq!(condition(&exp, "Succeeded")["status"], "True", "{exp:#}");
+    let run = &exp["status"]["currentRun"];
+    assert!(
+        run["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{exp:#}"
+    );
+    assert_eq!(run["state"], "Completed");
+    assert_eq!(fake.count("PUT", "/environments/"), 1);
+    assert_eq!(fake.count("PUT", "/jobs/"), 1);
+    assert_eq!(fake.count("PUT", "/computes/cpu-cluster"), 1);
+    assert!(!text(&out).contains(SP_SECRET));
+
+    // A run that fails in Azure fails the apply, once its run-based cluster is deleted.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        format!(
+            "{}---\n{}",
+            run_configuration(
+                "burst",
+                "workspaceRef: {name: ml}\n  amlCompute: {vmSize: STANDARD_D2_V2, maxNodes: 2}"
+            ),
+            experiment("bad", "burst", "{fake.outcome: Failed}")
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "bad.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let bad = tokio::task::block_in_place(|| get("experiment", "bad"));
+    assert_eq!(condition(&bad, "Failed")["status"], "True", "{bad:#}");
+    assert_eq!(bad["status"]["currentRun"]["state"], "Failed");
+    assert!(
+        bad["status"]["currentRun"].get("runBasedCompute").is_none(),
+        "{bad:#}"
+    );
+    assert_eq!(fake.count("PUT", "/computes/amlr"), 1);
+    assert_eq!(fake.count("DELETE", "/computes/amlr"), 1);
+    // Environments are named per RunConfiguration: "burst" registers its own, "rc" not again.
+    assert_eq!(fake.count("PUT", "/environments/"), 2);
+    assert_eq!(fake.count("PUT", "/environments/amlops-default-rc/"), 1);
+    assert_eq!(fake.count("PUT", "/jobs/"), 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
+    let (_azurite, fake, dir, ca) = start_with_storage().await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("long", "rc", "{fake.outcome: Running}")
+    );
+    std::fs::write(dir.path().join("long.yaml"), manifests).unwrap();
+    let get = |kind: &str, name: &str| -> Value {
+        let out = amlops(dir.path(), &ca, &["get", kind, name, "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Without --wait, a submitted run is enough.
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "long.yaml", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let long = tokio::task::block_in_place(|| get("experiment", "long"));
+    assert_eq!(condition(&long, "Submitted")["status"], "True", "{long:#}");
+    assert_eq!(fake.count("PUT", "/jobs/"), 1);
+
+    // Deleting cancels the job in Azure, then the object goes.
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["delete", "experiment", "long", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("experiment/long deleted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.count("POST", "/cancel"), 1);
+
+    // Ctrl-C during `apply --wait` cancels the run in Azure.
+    std::fs::write(
+        dir.path().join("stuck.yaml"),
+        experiment("stuck", "rc", "{fake.outcome: Running}"),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_amlops"))
+        .args(["apply", "-f", "stuck.yaml", "--wait", "--timeout", "120s"])
+        .current_dir(dir.path())
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("AMLOPS_STATE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let submitted = std::time::Instant::now();
+    while fake.count("PUT", "/jobs/") < 2 {
+        assert!(submitted.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The status naming the run is written right after the PUT.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_eq!(fake.count("POST", "/cancel"), 2, "{}", text(&out));
     fake.shutdown().await;
 }

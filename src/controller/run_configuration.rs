@@ -5,7 +5,7 @@
 //! RunConfigurations (and finished runs) may still use, so deletion leaves them in place.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use kube::runtime::controller::Action;
@@ -18,21 +18,15 @@ use super::kube_io::{Error, Finish, finish, relevant_change};
 use super::readiness::{not_ready, readiness_key};
 use super::scope::{Scope, shutdown_future};
 use super::workspace::{connect, resync_period};
-use crate::actions::environment;
-use crate::api::conditions::{self, READY};
-use crate::api::{ComputeTarget, RunConfiguration, RunConfigurationStatus, Workspace};
+use crate::actions::run_configuration::{self, require_workspace};
+use crate::api::{ComputeTarget, RunConfiguration, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
-    EnvironmentState, Input, RunConfigurationAction, TargetState, plan_environment,
-    reconcile as decide,
+    EnvironmentState, Input, TargetState, plan_environment, reconcile as decide,
 };
-use crate::reconcile::{
-    ActionFailure, Decision, Event, ObjectInfo, mark_progressing, record_failure,
-};
+use crate::reconcile::{ActionFailure, ObjectInfo};
 
 pub const KIND: &str = "RunConfiguration";
-
-const WORKSPACE_RECHECK: Duration = Duration::from_secs(30);
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
@@ -108,70 +102,15 @@ pub async fn workspace_client(
     shared: &Shared,
     resolved: &Resolved,
 ) -> Result<WorkspaceClient, ActionFailure> {
-    let name = resolved.workspace_name.as_deref().unwrap_or_default();
-    let Some(ws) = &resolved.workspace else {
-        let message = if name.is_empty() {
-            "no Workspace: set spec.workspaceRef or use a ComputeTarget that has one".to_string()
-        } else {
-            format!("Workspace {name:?} not found")
-        };
-        return Err(ActionFailure {
-            retryable: false,
-            reason: "WorkspaceNotFound".into(),
-            message,
-        });
-    };
-    let conds = ws
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    if let Some((reason, message)) = not_ready(conds, ws.metadata.generation) {
-        return Err(ActionFailure {
-            retryable: true,
-            reason: "WaitingForWorkspace".into(),
-            message: format!("waiting for Workspace {name:?}: {reason}: {message}"),
-        });
-    }
+    let ws = require_workspace(
+        resolved.workspace_name.as_deref(),
+        resolved.workspace.as_ref(),
+        |ws| {
+            let conds = ws.status.as_ref().map(|s| s.conditions.as_slice());
+            not_ready(conds.unwrap_or_default(), ws.metadata.generation)
+        },
+    )?;
     connect(shared, ws).await
-}
-
-/// Records a failure in the status; the Warning event goes out once per new reason.
-pub fn record(
-    conds: &mut Vec<crate::api::Condition>,
-    events: &mut Vec<Event>,
-    failure: &ActionFailure,
-    generation: Option<i64>,
-    now: jiff::Timestamp,
-) {
-    let known = conditions::find(conds, READY).is_some_and(|c| c.reason == failure.reason);
-    if failure.reason == "WaitingForWorkspace" {
-        mark_progressing(conds, &failure.reason, &failure.message, generation, now);
-    } else {
-        record_failure(conds, failure, generation, now);
-    }
-    if !known && failure.reason != "WaitingForWorkspace" {
-        events.push(Event::warning(&failure.reason, failure.message.clone()));
-    }
-}
-
-fn failed(
-    old: Option<&RunConfigurationStatus>,
-    info: &ObjectInfo,
-    failure: &ActionFailure,
-    now: jiff::Timestamp,
-) -> Decision<RunConfigurationStatus, RunConfigurationAction> {
-    let mut d = Decision::new(old.cloned().unwrap_or_default());
-    d.status.observed_generation = info.generation;
-    record(
-        &mut d.status.conditions,
-        &mut d.events,
-        failure,
-        info.generation,
-        now,
-    );
-    d.requeue_after = (failure.reason == "WaitingForWorkspace").then_some(WORKSPACE_RECHECK);
-    d
 }
 
 async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -187,71 +126,23 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
     let target = target_state(&rc, resolved.target.as_ref());
     let plan = plan_environment(&info, &rc.spec);
     let old = rc.status.as_ref();
-    let input = |environment, status: Option<RunConfigurationStatus>| {
-        decide(Input {
-            info: &info,
-            spec: &rc.spec,
-            status: status.as_ref(),
-            target: target.clone(),
-            environment,
-            now,
-        })
+    let input_of = |status| Input {
+        info: &info,
+        spec: &rc.spec,
+        status,
+        target: target.clone(),
+        environment: EnvironmentState::NotStaged,
+        now,
     };
     let needs_azure = !info.paused && !matches!(target, TargetState::Unusable { .. });
-    let mut failure = None;
-    let d = match (&plan, needs_azure) {
+    let (d, failure) = match (&plan, needs_azure) {
         (Some(plan), true) => {
-            let observed = match workspace_client(shared, &resolved).await {
-                Ok(client) => environment::observe(&client, plan)
-                    .await
-                    .map(|state| (state, client)),
-                Err(f) => Err(f),
-            };
-            match observed {
-                Ok((state, client)) => {
-                    let mut d = input(state, old.cloned());
-                    for action in std::mem::take(&mut d.actions) {
-                        let RunConfigurationAction::StageEnvironment(plan) = action;
-                        let owner = format!("{}/{}", info.namespace, info.name);
-                        match environment::register(&client, &plan, &owner).await {
-                            Ok(()) => {
-                                let mut next =
-                                    input(EnvironmentState::Staged, Some(d.status.clone()));
-                                next.events.push(Event::normal(
-                                    "EnvironmentRegistered",
-                                    format!(
-                                        "environment {}:{} registered",
-                                        plan.name(),
-                                        plan.version()
-                                    ),
-                                ));
-                                d = next;
-                            }
-                            Err(f) => {
-                                record(
-                                    &mut d.status.conditions,
-                                    &mut d.events,
-                                    &f,
-                                    info.generation,
-                                    now,
-                                );
-                                d.requeue_after = None;
-                                failure = Some((f.reason.clone(), f.retryable));
-                            }
-                        }
-                    }
-                    d
-                }
-                Err(f) => {
-                    if f.reason != "WaitingForWorkspace" {
-                        failure = Some((f.reason.clone(), f.retryable));
-                    }
-                    failed(old, &info, &f, now)
-                }
-            }
+            let client = workspace_client(shared, &resolved).await;
+            let converged = run_configuration::converge(client, plan, input_of(old)).await;
+            (converged.decision, converged.failure)
         }
         // Paused, an unusable target, or an invalid environment: the decision has no actions.
-        _ => input(EnvironmentState::NotStaged, old.cloned()),
+        _ => (decide(input_of(old)), None),
     };
     let resync = resolved
         .workspace

@@ -102,6 +102,32 @@ pub fn record_failure(
     }
 }
 
+/// The reason of a failure that only means "the Workspace is not Ready yet": shown as
+/// progress, never as a Warning.
+pub const WAITING_FOR_WORKSPACE: &str = "WaitingForWorkspace";
+
+/// Records a failed action in a status (see [`record_failure`]) and tells a person once: the
+/// Warning event goes out only when the Ready reason changes. Waiting for the Workspace is
+/// progress, not a failure.
+pub fn record(
+    conds: &mut Vec<crate::api::Condition>,
+    events: &mut Vec<Event>,
+    failure: &ActionFailure,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    use crate::api::conditions::{self, READY};
+    let known = conditions::find(conds, READY).is_some_and(|c| c.reason == failure.reason);
+    if failure.reason == WAITING_FOR_WORKSPACE {
+        mark_progressing(conds, &failure.reason, &failure.message, generation, now);
+        return;
+    }
+    record_failure(conds, failure, generation, now);
+    if !known {
+        events.push(Event::warning(&failure.reason, failure.message.clone()));
+    }
+}
+
 /// Sets the kstatus trio for a settled, healthy object.
 pub fn mark_ready(
     conditions: &mut Vec<crate::api::Condition>,

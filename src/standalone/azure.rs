@@ -38,7 +38,8 @@ impl StoredSecrets {
         })
     }
 
-    fn value(&self, name: &str, key: &str) -> Result<Secret, SecretError> {
+    /// One key of one Secret, as text.
+    pub fn value(&self, name: &str, key: &str) -> Result<Secret, SecretError> {
         let err = |e: fn(String, String, String) -> SecretError| {
             e(self.namespace.clone(), name.to_string(), key.to_string())
         };
@@ -99,7 +100,8 @@ impl Azure {
         })
     }
 
-    fn connect(
+    /// A client for the Workspace `key`/`ws`, authenticated with its credential.
+    pub fn connect(
         &self,
         key: &Key,
         ws: &Workspace,
@@ -108,6 +110,11 @@ impl Azure {
         let id = format!("{}/{}", key.namespace, key.name);
         self.runtime
             .block_on(self.connector.connect(&id, &ws.spec, secrets))
+    }
+
+    /// Runs one shared async step (an `actions::*::converge`) to completion.
+    pub fn block_on<F: Future>(&self, step: F) -> F::Output {
+        self.runtime.block_on(step)
     }
 
     /// Reads the workspace facts (location, storage, studio URL) for the Workspace reconciler.

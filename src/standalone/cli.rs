@@ -363,25 +363,19 @@ fn cancel_runs(
     state: &StateArgs,
     keys: &[Key],
 ) -> anyhow::Result<()> {
-    let local = state.local();
     for key in keys.iter().filter(|k| k.kind == "Experiment") {
-        if let Some(id) = store
-            .get(key)?
-            .as_ref()
-            .and_then(|o| o["status"]["currentRun"]["id"].as_str().map(str::to_string))
-            && let Err(f) = local.cancel(&id)
-        {
-            eprintln!("error: cancelling run {id}: {}", f.message);
-        }
         let console = Console::new();
-        Engine {
+        let mut engine = Engine {
             store,
             azure,
-            local: local.clone(),
+            local: state.local(),
             reporter: &console,
             wait_for_runs: false,
+        };
+        if let Err(f) = engine.cancel_current_run(key)? {
+            eprintln!("error: cancelling the run of {key}: {}", f.message);
         }
-        .reconcile(key, Timestamp::now())?;
+        engine.reconcile(key, Timestamp::now())?;
         console.bar.finish_and_clear();
     }
     Ok(())
@@ -724,7 +718,7 @@ pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
             Some(_) => "no change",
         };
         println!("{}/{}: {verb}", d.key.kind.to_lowercase(), d.key.name);
-        for line in super::plan::effects(d, old.as_ref(), &store, &state.local())? {
+        for line in super::plan::effects(d, &docs, old.as_ref(), &store, &state.local())? {
             println!("  - {line}");
         }
     }

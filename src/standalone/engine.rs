@@ -8,10 +8,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod azure_runs;
+
 use super::azure::{Azure, StoredSecrets};
+use super::inputs::StoredRunInputs;
 use super::store::{Key, Store, StoreError};
+use crate::actions::experiment::ExperimentDecision;
 use crate::actions::local::{LocalBackend, LocalSubmission};
-use crate::actions::source::{ConfigMapData, snapshot_source};
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
 use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration, Workspace};
 use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
@@ -20,8 +23,8 @@ use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
 use crate::reconcile::workspace;
-use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_stalled, record_failure};
-use crate::snapshot::Secret;
+use crate::reconcile::{ActionFailure, Event, ObjectInfo, record};
+use azure_runs::recheck_dependencies;
 
 /// Where an object stands after one reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,21 +220,8 @@ impl Engine<'_> {
             self.store.remove(key)?;
             return Ok(Outcome::Gone);
         }
-        if let Some(name) = self.azure_target(key, &rc)? {
-            let mut status = rc.status.clone().unwrap_or_default();
-            status.observed_generation = info.generation;
-            let msg = format!(
-                "ComputeTarget {name:?} is Azure compute: runs on Azure are submitted by `amlops controller`; standalone mode runs on local ComputeTargets"
-            );
-            mark_stalled(
-                &mut status.conditions,
-                "AzureRunsNeedController",
-                &msg,
-                info.generation,
-                now,
-            );
-            self.write(key, &mut object, &status, &[])?;
-            return Ok(Outcome::Stalled);
+        if self.runs_in_azure(key, &rc)? {
+            return self.azure_run_configuration(key, object, &rc, &info, now);
         }
         let target = self.target_state(key, &rc)?;
         let plan = plan_environment(&info, &rc.spec);
@@ -271,7 +261,7 @@ impl Engine<'_> {
                         format!("environment {} staged", plan.version()),
                     ));
                 }
-                Err(failure) => fail(
+                Err(failure) => record(
                     &mut d.status.conditions,
                     &mut d.events,
                     &failure,
@@ -285,31 +275,9 @@ impl Engine<'_> {
         Ok(outcome)
     }
 
-    /// The name of the run target when it is not the local machine (run-based compute or an
-    /// Azure ComputeTarget).
-    fn azure_target(&self, key: &Key, rc: &RunConfiguration) -> Result<Option<String>, StoreError> {
-        let Some(target) = &rc.spec.target_ref else {
-            return Ok(Some("run-based amlCompute".into()));
-        };
-        let ct_key = Key {
-            kind: "ComputeTarget".into(),
-            namespace: key.namespace.clone(),
-            name: target.name.clone(),
-        };
-        Ok(self
-            .store
-            .get(&ct_key)?
-            .filter(|ct| ct["spec"].get("local").is_none())
-            .map(|_| target.name.clone()))
-    }
-
     fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {
         let Some(target) = &rc.spec.target_ref else {
-            return Ok(TargetState::NotReady {
-                reason: "RunBasedComputeNeedsAzure".into(),
-                message: "run-based amlCompute needs Azure; standalone mode runs local targets"
-                    .into(),
-            });
+            return Ok(TargetState::Ready); // run-based compute is created per run
         };
         let ct_key = Key {
             kind: "ComputeTarget".into(),
@@ -350,6 +318,20 @@ impl Engine<'_> {
                 RunConfigurationState::NotReady { reason, message }
             }),
         };
+        let azure_rc = match &rc_object {
+            Some(v) => serde_json::from_value::<RunConfiguration>(v.clone())
+                .ok()
+                .map(|rc| {
+                    self.runs_in_azure(key, &rc)
+                        .map(|azure| azure.then_some(rc))
+                })
+                .transpose()?
+                .flatten(),
+            None => None,
+        };
+        if let Some(rc) = azure_rc {
+            return self.azure_experiment(key, object, &exp, &rc, run_configuration, now);
+        }
         let desired_id = experiment::run_id(&info);
         let observe = |id: &str| self.local.observe(id, now);
         let desired = observe(&desired_id);
@@ -365,7 +347,7 @@ impl Engine<'_> {
             (Err(f), _) | (_, Err(f)) => {
                 let mut status = exp.status.clone().unwrap_or_default();
                 let mut events = Vec::new();
-                fail(
+                record(
                     &mut status.conditions,
                     &mut events,
                     &f,
@@ -408,7 +390,7 @@ impl Engine<'_> {
                                 );
                             }
                         }
-                        Err(f) => fail(
+                        Err(f) => record(
                             &mut d.status.conditions,
                             &mut d.events,
                             &f,
@@ -419,7 +401,7 @@ impl Engine<'_> {
                 }
                 ExperimentAction::Cancel { run_id } => {
                     if let Err(f) = self.local.cancel(&run_id) {
-                        fail(
+                        record(
                             &mut d.status.conditions,
                             &mut d.events,
                             &f,
@@ -440,25 +422,46 @@ impl Engine<'_> {
                 }
             }
         }
-        let mut outcome = outcome_of(&d.status.conditions, d.requeue_after);
-        let run_finished = conditions::is_true(&d.status.conditions, conditions::SUCCEEDED)
-            || conditions::is_true(&d.status.conditions, conditions::FAILED);
+        let outcome = self.experiment_outcome(&info, &d, Poll::Local);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    /// Where an Experiment stands for `apply`: a failed run fails the apply; without
+    /// `--wait` a submitted run is enough; with it, only a finished run settles.
+    fn experiment_outcome(&self, info: &ObjectInfo, d: &ExperimentDecision, poll: Poll) -> Outcome {
+        let conds = &d.status.conditions;
+        let mut outcome = outcome_of(conds, d.requeue_after);
+        let run_finished = conditions::is_true(conds, conditions::SUCCEEDED)
+            || conditions::is_true(conds, conditions::FAILED);
         if info.deleting {
             // Cleanup is still running (a cancel was asked for): keep going until the object is gone.
-            outcome = Outcome::Progressing(Duration::from_millis(500));
-        } else if conditions::is_true(&d.status.conditions, conditions::FAILED) {
-            outcome = Outcome::RunFailed;
-        } else if !self.wait_for_runs && conditions::is_true(&d.status.conditions, SUBMITTED) {
+            outcome = Outcome::Progressing(d.requeue_after.unwrap_or(Duration::from_millis(500)));
+        } else if conditions::is_true(conds, conditions::FAILED) {
+            // With --wait, a failed run's run-based cluster is deleted before apply reports.
+            let cleaning_up = d
+                .status
+                .current_run
+                .iter()
+                .chain(&d.status.runs)
+                .any(|r| r.run_based_compute.is_some());
+            outcome = match (self.wait_for_runs && cleaning_up, d.requeue_after) {
+                (true, Some(after)) => Outcome::Progressing(after),
+                _ => Outcome::RunFailed,
+            };
+        } else if !self.wait_for_runs && conditions::is_true(conds, SUBMITTED) {
             outcome = Outcome::Settled;
         } else if self.wait_for_runs && !run_finished && outcome == Outcome::Settled {
             outcome = Outcome::Progressing(Duration::from_millis(500));
         }
-        if let Outcome::Progressing(after) = outcome {
+        match (poll, outcome) {
             // Local runs are cheap to poll: a person is watching.
-            outcome = Outcome::Progressing(after.min(Duration::from_millis(500)));
+            (Poll::Local, Outcome::Progressing(after)) => {
+                Outcome::Progressing(after.min(Duration::from_millis(500)))
+            }
+            (Poll::Azure, _) => recheck_dependencies(outcome, conds),
+            _ => outcome,
         }
-        self.write(key, &mut object, &d.status, &d.events)?;
-        Ok(outcome)
     }
 
     fn submit(
@@ -474,7 +477,9 @@ impl Engine<'_> {
         let plan = plan_environment(&rc_info, &rc.spec).ok_or_else(|| {
             crate::actions::needs_human("InvalidEnvironment", "RunConfiguration has no environment")
         })?;
-        let source = self.resolve_source(key, exp)?;
+        let source = StoredRunInputs::load(self.store, &key.namespace)
+            .map_err(|e| crate::actions::transient("StoreUnreadable", e))?
+            .snapshot_source(&exp.spec.source)?;
         let experiment_name = exp
             .spec
             .experiment_name
@@ -494,54 +499,6 @@ impl Engine<'_> {
         };
         self.local.submit(&submission, &step)?;
         self.local.observe(run_id, Timestamp::now())
-    }
-
-    fn resolve_source(
-        &self,
-        key: &Key,
-        exp: &Experiment,
-    ) -> Result<crate::snapshot::Source, ActionFailure> {
-        let lookup = |kind: &str, name: &str| {
-            self.store
-                .get(&Key {
-                    kind: kind.into(),
-                    namespace: key.namespace.clone(),
-                    name: name.into(),
-                })
-                .ok()
-                .flatten()
-        };
-        let config_map = exp
-            .spec
-            .source
-            .config_map
-            .as_ref()
-            .and_then(|r| lookup("ConfigMap", &r.name))
-            .map(|cm| ConfigMapData {
-                data: serde_json::from_value(cm["data"].clone()).unwrap_or_default(),
-                binary_data: serde_json::from_value::<std::collections::BTreeMap<String, String>>(
-                    cm["binaryData"].clone(),
-                )
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
-                        .ok()
-                        .map(|b| (k, b))
-                })
-                .collect(),
-            });
-        let git_secret = exp
-            .spec
-            .source
-            .git
-            .as_ref()
-            .and_then(|g| g.secret_ref.as_ref())
-            .and_then(|r| {
-                let secret = lookup("Secret", &r.name)?;
-                secret_value(&secret, &r.key).map(|v| (r.key.clone(), Secret::new(v)))
-            });
-        snapshot_source(&exp.spec.source, config_map, git_secret)
     }
 
     /// Writes status (and finalizers) only when something changed, plus the events.
@@ -569,22 +526,30 @@ impl Engine<'_> {
     }
 }
 
-fn fail(
-    conditions: &mut Vec<Condition>,
-    events: &mut Vec<Event>,
-    failure: &ActionFailure,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    record_failure(conditions, failure, generation, now);
-    events.push(Event::warning(&failure.reason, failure.message.clone()));
+/// How an Experiment's run is watched.
+#[derive(Clone, Copy)]
+enum Poll {
+    /// A process on this machine: look every half second.
+    Local,
+    /// An Azure job: as often as the shared decision says (its polling backs off).
+    Azure,
+}
+
+/// A stored ComputeTarget that runs go to Azure for (anything but `local`).
+pub(super) fn is_azure_compute(ct: &Value) -> bool {
+    ct["spec"].get("local").is_none()
 }
 
 /// None when the stored object's Ready condition is True; else its reason and message.
 fn readiness(object: &Value) -> Option<(String, String)> {
     let conditions: Vec<Condition> =
         serde_json::from_value(object["status"]["conditions"].clone()).unwrap_or_default();
-    match conditions::find(&conditions, READY) {
+    not_ready(&conditions)
+}
+
+/// None when Ready is True; else its reason and message.
+fn not_ready(conditions: &[Condition]) -> Option<(String, String)> {
+    match conditions::find(conditions, READY) {
         Some(c) if c.status == crate::api::ConditionStatus::True => None,
         Some(c) => Some((c.reason.clone(), c.message.clone())),
         None => Some(("NotReconciled".into(), "not reconciled yet".into())),
@@ -614,14 +579,4 @@ fn add_finalizer(object: &mut Value) {
             object["metadata"]["finalizers"] = Value::Array(vec![Value::String(FINALIZER.into())])
         }
     }
-}
-
-/// A Secret's value by key: `stringData` as written in the manifest, else base64 `data`.
-fn secret_value(secret: &Value, key: &str) -> Option<String> {
-    if let Some(v) = secret["stringData"][key].as_str() {
-        return Some(v.to_string());
-    }
-    let encoded = secret["data"][key].as_str()?;
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
-    String::from_utf8(bytes).ok()
 }

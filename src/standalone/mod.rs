@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod cli;
 pub mod engine;
+pub mod inputs;
 pub mod manifests;
 mod plan;
 pub mod render;

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::engine::is_azure_compute;
 use super::manifests::Document;
 use super::store::{Key, Store, StoreError};
 use crate::actions::local::LocalBackend;
@@ -12,6 +13,7 @@ use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
 /// Human-readable effects, one per line.
 pub fn effects(
     doc: &Document,
+    docs: &[Document],
     old: Option<&Value>,
     store: &Store,
     local: &LocalBackend,
@@ -35,9 +37,7 @@ pub fn effects(
                     "attach"
                 };
                 match (old, spec_changed) {
-                    (None, _) => vec![format!(
-                        "Azure: {verb} {kind} compute {name:?} (needs `amlops controller` in a cluster)"
-                    )],
+                    (None, _) => vec![format!("Azure: {verb} {kind} compute {name:?}")],
                     (Some(_), true) => vec![format!(
                         "Azure: update {kind} compute {name:?} (scale settings in place)"
                     )],
@@ -54,11 +54,18 @@ pub fn effects(
                         namespace: doc.key.namespace.clone(),
                         ..Default::default()
                     };
+                    let azure = runs_in_azure(&rc, doc, docs, store)?;
                     match plan_environment(&info, &rc.spec) {
                         Some(plan @ EnvironmentPlan::Existing { .. }) => vec![format!(
                             "use the registered Azure ML environment {}:{}",
                             plan.name(),
                             plan.version()
+                        )],
+                        Some(plan) if azure => vec![format!(
+                            "register environment {}:{} in the Workspace unless it is there ({})",
+                            plan.name(),
+                            short(plan.version()),
+                            describe_plan(&plan)
                         )],
                         Some(plan) => match local.environment_staged(&plan) {
                             Ok(true) => vec![format!(
@@ -123,6 +130,25 @@ fn rc_missing(doc: &Document, store: &Store) -> Result<bool, StoreError> {
             name: name.into(),
         })?
         .is_none())
+}
+
+/// Whether the RunConfiguration's runs go to Azure: run-based amlCompute, or a ComputeTarget
+/// (from these manifests, else the store) that is not local.
+fn runs_in_azure(
+    rc: &RunConfiguration,
+    doc: &Document,
+    docs: &[Document],
+    store: &Store,
+) -> Result<bool, StoreError> {
+    let Some(target) = &rc.spec.target_ref else {
+        return Ok(true);
+    };
+    let key = doc.key.sibling("ComputeTarget", &target.name);
+    let ct = match docs.iter().find(|d| d.key == key) {
+        Some(d) => Some(d.object.clone()),
+        None => store.get(&key)?,
+    };
+    Ok(ct.is_some_and(|ct| is_azure_compute(&ct)))
 }
 
 fn short(version: &str) -> &str {

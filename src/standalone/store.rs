@@ -49,6 +49,17 @@ pub struct Key {
     pub name: String,
 }
 
+impl Key {
+    /// The object `kind`/`name` in the same namespace (what a reference in a spec names).
+    pub fn sibling(&self, kind: &str, name: &str) -> Key {
+        Key {
+            kind: kind.into(),
+            namespace: self.namespace.clone(),
+            name: name.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.kind, self.name)?;

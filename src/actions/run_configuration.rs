@@ -1,0 +1,146 @@
+//! One reconcile of a RunConfiguration whose runs go to Azure, shared by both frontends:
+//! observe the planned environment version (one GET), decide, register it when absent.
+
+use std::time::Duration;
+
+use super::environment;
+use crate::api::{RunConfigurationStatus, Workspace};
+use crate::azure::WorkspaceClient;
+use crate::reconcile::run_configuration::{
+    EnvironmentPlan, EnvironmentState, Input, RunConfigurationAction, reconcile as decide,
+};
+use crate::reconcile::{ActionFailure, Decision, Event, WAITING_FOR_WORKSPACE, record};
+
+/// How often to look again while the Workspace is not Ready.
+pub const WORKSPACE_RECHECK: Duration = Duration::from_secs(30);
+
+type RcDecision = Decision<RunConfigurationStatus, RunConfigurationAction>;
+
+/// The outcome of one [`converge`]: the decision with the registration folded in, and the
+/// failure (reason, retryable) worth counting, if one stopped it. Waiting for the Workspace
+/// is not counted.
+pub struct Converged {
+    pub decision: RcDecision,
+    pub failure: Option<(String, bool)>,
+}
+
+/// The Workspace runs go to (`name` is spec.workspaceRef, else the target's), when it is
+/// Ready: absent is a failure a person must fix, not Ready is worth waiting for.
+/// `not_ready` is the frontend's readiness check: `None` when Ready, else reason and message.
+pub fn require_workspace<'w>(
+    name: Option<&str>,
+    workspace: Option<&'w Workspace>,
+    not_ready: impl Fn(&Workspace) -> Option<(String, String)>,
+) -> Result<&'w Workspace, ActionFailure> {
+    let name = name.unwrap_or_default();
+    let Some(ws) = workspace else {
+        return Err(ActionFailure {
+            retryable: false,
+            reason: "WorkspaceNotFound".into(),
+            message: if name.is_empty() {
+                "no Workspace: set spec.workspaceRef or use a ComputeTarget that has one".into()
+            } else {
+                format!("Workspace {name:?} not found")
+            },
+        });
+    };
+    match not_ready(ws) {
+        None => Ok(ws),
+        Some((reason, message)) => Err(ActionFailure {
+            retryable: true,
+            reason: WAITING_FOR_WORKSPACE.into(),
+            message: format!("waiting for Workspace {name:?}: {reason}: {message}"),
+        }),
+    }
+}
+
+/// The decision when Azure could not be read: the old status with the failure recorded.
+fn failed(input: &Input<'_>, failure: &ActionFailure) -> RcDecision {
+    let mut d = Decision::new(input.status.cloned().unwrap_or_default());
+    d.status.observed_generation = input.info.generation;
+    record(
+        &mut d.status.conditions,
+        &mut d.events,
+        failure,
+        input.info.generation,
+        input.now,
+    );
+    d.requeue_after = (failure.reason == WAITING_FOR_WORKSPACE).then_some(WORKSPACE_RECHECK);
+    d
+}
+
+/// Observes `plan` in the Workspace `client` connects to, decides (`input.environment` is
+/// replaced by what was observed) and registers the version when the decision asks for it.
+pub async fn converge(
+    client: Result<WorkspaceClient, ActionFailure>,
+    plan: &EnvironmentPlan,
+    input: Input<'_>,
+) -> Converged {
+    let observed = match client {
+        Ok(client) => environment::observe(&client, plan)
+            .await
+            .map(|state| (state, client)),
+        Err(f) => Err(f),
+    };
+    let (state, client) = match observed {
+        Ok(o) => o,
+        Err(f) => {
+            let failure =
+                (f.reason != WAITING_FOR_WORKSPACE).then(|| (f.reason.clone(), f.retryable));
+            return Converged {
+                decision: failed(&input, &f),
+                failure,
+            };
+        }
+    };
+    let Input {
+        info,
+        spec,
+        status,
+        target,
+        now,
+        ..
+    } = input;
+    let decide_with = |status: Option<&RunConfigurationStatus>, environment| {
+        decide(Input {
+            info,
+            spec,
+            status,
+            target: target.clone(),
+            environment,
+            now,
+        })
+    };
+    let mut d = decide_with(status, state);
+    let mut failure = None;
+    for action in std::mem::take(&mut d.actions) {
+        let RunConfigurationAction::StageEnvironment(plan) = action;
+        let owner = format!("{}/{}", info.namespace, info.name);
+        match environment::register(&client, &plan, &owner).await {
+            Ok(()) => {
+                // Registered: decide again so the status says Ready in this same pass.
+                let mut next = decide_with(Some(&d.status), EnvironmentState::Staged);
+                next.events.push(Event::normal(
+                    "EnvironmentRegistered",
+                    format!("environment {}:{} registered", plan.name(), plan.version()),
+                ));
+                d = next;
+            }
+            Err(f) => {
+                record(
+                    &mut d.status.conditions,
+                    &mut d.events,
+                    &f,
+                    info.generation,
+                    now,
+                );
+                d.requeue_after = None;
+                failure = Some((f.reason.clone(), f.retryable));
+            }
+        }
+    }
+    Converged {
+        decision: d,
+        failure,
+    }
+}

@@ -1,0 +1,214 @@
+//! The Azure side of `amlops apply` for runs: RunConfigurations whose target is Azure
+//! compute register their environment, and their Experiments run, through the same shared
+//! steps as the controller (`actions::run_configuration::converge`,
+//! `actions::experiment::converge`), with the Workspace, target, Secrets and ConfigMaps read
+//! from the store.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{Engine, Outcome, Poll, is_azure_compute, not_ready, outcome_of};
+use crate::actions::experiment::{RunWorld, converge};
+use crate::actions::job;
+use crate::actions::run_configuration::require_workspace;
+use crate::api::conditions::{self, READY};
+use crate::api::{ComputeTarget, Condition, Experiment, RunConfiguration, Workspace};
+use crate::azure::WorkspaceClient;
+use crate::reconcile::experiment::RunConfigurationState;
+use crate::reconcile::run_configuration::{self, EnvironmentState, plan_environment};
+use crate::reconcile::{ActionFailure, ObjectInfo};
+use crate::standalone::azure::StoredSecrets;
+use crate::standalone::inputs::StoredRunInputs;
+use crate::standalone::store::{Key, StoreError};
+
+/// What a RunConfiguration resolves to in the store.
+struct Resolved {
+    target: Option<ComputeTarget>,
+    /// The Workspace name looked for (spec.workspaceRef, else the target's).
+    workspace_name: Option<String>,
+    workspace: Option<Workspace>,
+}
+
+/// A standalone apply has no watches: an object waiting for another object of the same apply
+/// looks again within a second instead of the controller's fallback period.
+pub(super) fn recheck_dependencies(outcome: Outcome, conds: &[Condition]) -> Outcome {
+    let waiting =
+        conditions::find(conds, READY).is_some_and(|c| c.reason.starts_with("WaitingFor"));
+    match outcome {
+        Outcome::Progressing(after) if waiting => {
+            Outcome::Progressing(after.min(Duration::from_secs(1)))
+        }
+        other => other,
+    }
+}
+
+impl Engine<'_> {
+    /// Whether runs go to Azure: run-based amlCompute, or a ComputeTarget that is not local.
+    pub(super) fn runs_in_azure(
+        &self,
+        key: &Key,
+        rc: &RunConfiguration,
+    ) -> Result<bool, StoreError> {
+        let Some(target) = &rc.spec.target_ref else {
+            return Ok(true);
+        };
+        let ct_key = key.sibling("ComputeTarget", &target.name);
+        Ok(self
+            .store
+            .get(&ct_key)?
+            .is_some_and(|ct| is_azure_compute(&ct)))
+    }
+
+    /// The RunConfiguration's ComputeTarget and the Workspace its runs go to
+    /// (spec.workspaceRef, else the target's), as stored.
+    fn resolve(&self, key: &Key, rc: &RunConfiguration) -> Result<Resolved, StoreError> {
+        let stored = |kind: &str, name: &str| -> Result<Option<Value>, StoreError> {
+            self.store.get(&key.sibling(kind, name))
+        };
+        let target: Option<ComputeTarget> = match &rc.spec.target_ref {
+            Some(r) => {
+                stored("ComputeTarget", &r.name)?.and_then(|v| serde_json::from_value(v).ok())
+            }
+            None => None,
+        };
+        let workspace_name = rc
+            .spec
+            .workspace_ref
+            .as_ref()
+            .or(target.as_ref().and_then(|t| t.spec.workspace_ref.as_ref()))
+            .map(|r| r.name.clone());
+        let workspace: Option<Workspace> = match &workspace_name {
+            Some(name) => stored("Workspace", name)?.and_then(|v| serde_json::from_value(v).ok()),
+            None => None,
+        };
+        Ok(Resolved {
+            target,
+            workspace_name,
+            workspace,
+        })
+    }
+
+    /// A client for the resolved Workspace once it is Ready; otherwise why not.
+    fn connect(
+        &self,
+        key: &Key,
+        resolved: &Resolved,
+    ) -> Result<Result<WorkspaceClient, ActionFailure>, StoreError> {
+        let name = resolved.workspace_name.as_deref();
+        let ws = match require_workspace(name, resolved.workspace.as_ref(), |ws| {
+            not_ready(
+                ws.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default(),
+            )
+        }) {
+            Ok(ws) => ws,
+            Err(f) => return Ok(Err(f)),
+        };
+        let ws_key = key.sibling("Workspace", name.unwrap_or_default());
+        let secrets = StoredSecrets::load(self.store, &key.namespace)?;
+        Ok(self.azure.connect(&ws_key, ws, &secrets))
+    }
+
+    /// Registers the environment in the Workspace through the step the controller uses.
+    pub(super) fn azure_run_configuration(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        rc: &RunConfiguration,
+        info: &ObjectInfo,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let input = run_configuration::Input {
+            info,
+            spec: &rc.spec,
+            status: rc.status.as_ref(),
+            target: self.target_state(key, rc)?,
+            environment: EnvironmentState::NotStaged,
+            now,
+        };
+        let d = match plan_environment(info, &rc.spec) {
+            Some(plan) if !info.paused => {
+                let client = self.connect(key, &self.resolve(key, rc)?)?;
+                let step = crate::actions::run_configuration::converge(client, &plan, input);
+                self.azure.block_on(step).decision
+            }
+            // Paused, or an invalid environment: the decision has no actions.
+            _ => run_configuration::reconcile(input),
+        };
+        let outcome = recheck_dependencies(
+            outcome_of(&d.status.conditions, d.requeue_after),
+            &d.status.conditions,
+        );
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    /// Runs the Experiment in Azure through the step the controller uses.
+    pub(super) fn azure_experiment(
+        &mut self,
+        key: &Key,
+        mut object: Value,
+        exp: &Experiment,
+        rc: &RunConfiguration,
+        run_configuration: RunConfigurationState,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let info = ObjectInfo::of(exp);
+        let resolved = self.resolve(key, rc)?;
+        // Azure is read unless paused; a deletion reads even then (it needs to know what runs).
+        let client = match !info.paused || info.deleting {
+            true => Some(self.connect(key, &resolved)?),
+            false => None,
+        };
+        let inputs = StoredRunInputs::load(self.store, &key.namespace)?;
+        let converged = self.azure.block_on(converge(RunWorld {
+            exp,
+            rc: Some(rc),
+            run_configuration,
+            target: resolved.target.as_ref(),
+            client,
+            inputs: &inputs,
+            now,
+        }));
+        if converged.release_finalizer {
+            self.store.remove(key)?;
+            self.reporter.step(key, "deleted");
+            return Ok(Outcome::Gone);
+        }
+        let d = converged.decision;
+        let outcome = self.experiment_outcome(&info, &d, Poll::Azure);
+        self.write(key, &mut object, &d.status, &d.events)?;
+        Ok(outcome)
+    }
+
+    /// Asks the current run of the Experiment `key` to stop, wherever it runs (Ctrl-C during
+    /// `apply --wait`); the next reconcile observes the outcome.
+    pub fn cancel_current_run(&self, key: &Key) -> Result<Result<(), ActionFailure>, StoreError> {
+        let Some(object) = self.store.get(key)? else {
+            return Ok(Ok(()));
+        };
+        let Some(id) = object["status"]["currentRun"]["id"].as_str() else {
+            return Ok(Ok(()));
+        };
+        let rc_name = object["spec"]["runConfigurationRef"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let rc = self
+            .store
+            .get(&key.sibling("RunConfiguration", rc_name))?
+            .and_then(|v| serde_json::from_value::<RunConfiguration>(v).ok());
+        match rc {
+            Some(rc) if self.runs_in_azure(key, &rc)? => {
+                Ok(match self.connect(key, &self.resolve(key, &rc)?)? {
+                    Ok(client) => self.azure.block_on(job::cancel(&client, id)),
+                    Err(f) => Err(f),
+                })
+            }
+            _ => Ok(self.local.cancel(id)),
+        }
+    }
+}
