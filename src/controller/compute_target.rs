@@ -1,6 +1,5 @@
 //! The ComputeTarget controller: observe Azure, decide, execute, write status.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,16 +8,17 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish, has_finalizer, relevant_change, set_finalizer};
+use super::kube_io::{Error, Finish, finish, has_finalizer, set_finalizer};
+use super::readiness::{readiness_of, why_not_ready};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
+use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::compute::{Converged, converge};
-use crate::api::conditions::{self, READY};
 use crate::api::{ComputeKind, ComputeTarget, ComputeTargetSpec, SecretKeyRef, Workspace};
 use crate::reconcile::ObjectInfo;
 use crate::reconcile::compute_target::{Input, WorkspaceState, attached_resource, needs_azure};
@@ -31,31 +31,10 @@ pub struct Ctx {
 }
 
 fn workspace_state(ws: Option<&Workspace>) -> WorkspaceState {
-    match ws {
+    match ws.map(why_not_ready) {
         None => WorkspaceState::Missing,
-        Some(ws) => {
-            let conds = ws
-                .status
-                .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default();
-            match conditions::find(conds, READY) {
-                Some(c)
-                    if conditions::is_true(conds, READY)
-                        && c.observed_generation == ws.metadata.generation =>
-                {
-                    WorkspaceState::Ready
-                }
-                Some(c) => WorkspaceState::NotReady {
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                },
-                None => WorkspaceState::NotReady {
-                    reason: "NotReconciled".into(),
-                    message: "the Workspace has no status yet".into(),
-                },
-            }
-        }
+        Some(None) => WorkspaceState::Ready,
+        Some(Some((reason, message))) => WorkspaceState::NotReady { reason, message },
     }
 }
 
@@ -177,16 +156,6 @@ fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
     Action::requeue(super::context::FIRST_BACKOFF * 5)
 }
 
-/// A Workspace matters to its ComputeTargets only when its readiness or spec changes.
-fn workspace_readiness(ws: &Workspace) -> Option<u64> {
-    let mut h = DefaultHasher::new();
-    ws.metadata.generation.hash(&mut h);
-    workspace_state(Some(ws))
-        .eq(&WorkspaceState::Ready)
-        .hash(&mut h);
-    Some(h.finish())
-}
-
 fn users_of_workspace(
     store: &Store<ComputeTarget>,
     ws: &Workspace,
@@ -224,28 +193,12 @@ fn users_of_secret(
 /// Runs the ComputeTarget controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
-    let main = watcher(
-        scope.api::<ComputeTarget>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects()
-    .predicate_filter(relevant_change, Default::default());
-    let workspaces = watcher(
+    let main = watches::own(scope.api::<ComputeTarget>(&shared.client), writer);
+    let workspaces = watches::changes(
         scope.api::<Workspace>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(workspace_readiness, Default::default());
-    let secrets = watcher(
-        scope.api::<PartialObjectMeta<Secret>>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::resource_version, Default::default());
+        readiness_of::<Workspace>,
+    );
+    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
     let (by_ws, by_secret) = (reader.clone(), reader.clone());
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),

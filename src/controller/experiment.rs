@@ -10,15 +10,16 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish, has_finalizer, relevant_change, set_finalizer};
-use super::readiness::{not_ready, readiness_key};
+use super::kube_io::{Error, Finish, finish, has_finalizer, set_finalizer};
+use super::readiness::{readiness_of, why_not_ready};
 use super::run_configuration::{resolve, workspace_client};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
+use super::watches;
 use super::workspace::resync_period;
 use crate::actions::experiment::{RunInputs, RunWorld, converge};
 use crate::actions::source::{ConfigMapData, snapshot_source};
@@ -100,8 +101,7 @@ fn run_configuration_state(rc: Option<&RunConfiguration>) -> RunConfigurationSta
     let Some(rc) = rc else {
         return RunConfigurationState::Missing;
     };
-    let conds = rc.status.as_ref().map(|s| s.conditions.as_slice());
-    match not_ready(conds.unwrap_or_default(), rc.metadata.generation) {
+    match why_not_ready(rc) {
         None => RunConfigurationState::Ready,
         Some((reason, message)) => RunConfigurationState::NotReady { reason, message },
     }
@@ -195,26 +195,10 @@ fn users_of_run_configuration(
 /// Runs the Experiment controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
-    let main = watcher(
-        scope.api::<Experiment>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects()
-    .predicate_filter(relevant_change, Default::default());
-    let run_configurations = watcher(
+    let main = watches::own(scope.api::<Experiment>(&shared.client), writer);
+    let run_configurations = watches::changes(
         scope.api::<RunConfiguration>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(
-        |rc: &RunConfiguration| {
-            let conds = rc.status.as_ref().map(|s| s.conditions.as_slice());
-            readiness_key(conds.unwrap_or_default(), rc.metadata.generation)
-        },
-        Default::default(),
+        readiness_of::<RunConfiguration>,
     );
     let by_rc = reader.clone();
     Controller::for_stream(main, reader)

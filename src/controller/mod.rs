@@ -16,6 +16,7 @@ pub mod readiness;
 pub mod run_configuration;
 pub mod scope;
 pub mod secrets;
+mod watches;
 pub mod workspace;
 
 use std::net::SocketAddr;

@@ -3,8 +3,36 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::api::Condition;
+use kube::Resource;
+
 use crate::api::conditions::{self, READY};
+use crate::api::{ComputeTarget, Condition, RunConfiguration, Workspace};
+
+/// The kinds other kinds wait on.
+pub trait Readiness: Resource {
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! readiness_from_status {
+    ($($kind:ty),*) => {$(
+        impl Readiness for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+            }
+        }
+    )*};
+}
+readiness_from_status!(Workspace, ComputeTarget, RunConfiguration);
+
+/// `None` when `obj` is Ready for its current generation; else the reason and message.
+pub fn why_not_ready<K: Readiness>(obj: &K) -> Option<(String, String)> {
+    not_ready(obj.conditions(), obj.meta().generation)
+}
+
+/// The watch key of a dependency: changes only with its generation or readiness.
+pub fn readiness_of<K: Readiness>(obj: &K) -> Option<u64> {
+    readiness_key(obj.conditions(), obj.meta().generation)
+}
 
 /// `None` when Ready is True for `generation`; else the reason and message to wait on.
 pub fn not_ready(conds: &[Condition], generation: Option<i64>) -> Option<(String, String)> {

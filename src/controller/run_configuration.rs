@@ -10,13 +10,14 @@ use std::time::Instant;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish, relevant_change};
-use super::readiness::{not_ready, readiness_key};
+use super::kube_io::{Error, Finish, finish};
+use super::readiness::{readiness_of, why_not_ready};
 use super::scope::{Scope, shutdown_future};
+use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::run_configuration::{self, require_workspace};
 use crate::api::{ComputeTarget, RunConfiguration, Workspace};
@@ -89,9 +90,7 @@ pub fn target_state(rc: &RunConfiguration, target: Option<&ComputeTarget>) -> Ta
             message: "local compute runs user code inside the operator pod, which is not allowed in a cluster; use amlCompute, remoteVM or kubernetes, or `amlops apply` for local runs".into(),
         };
     }
-    let status = ct.status.as_ref();
-    let conds = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    match not_ready(conds, ct.metadata.generation) {
+    match why_not_ready(ct) {
         None => TargetState::Ready,
         Some((reason, message)) => TargetState::NotReady { reason, message },
     }
@@ -105,10 +104,7 @@ pub async fn workspace_client(
     let ws = require_workspace(
         resolved.workspace_name.as_deref(),
         resolved.workspace.as_ref(),
-        |ws| {
-            let conds = ws.status.as_ref().map(|s| s.conditions.as_slice());
-            not_ready(conds.unwrap_or_default(), ws.metadata.generation)
-        },
+        why_not_ready::<Workspace>,
     )?;
     connect(shared, ws).await
 }
@@ -190,39 +186,14 @@ fn users(
 /// Runs the RunConfiguration controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
-    let main = watcher(
-        scope.api::<RunConfiguration>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects()
-    .predicate_filter(relevant_change, Default::default());
-    let targets = watcher(
+    let main = watches::own(scope.api::<RunConfiguration>(&shared.client), writer);
+    let targets = watches::changes(
         scope.api::<ComputeTarget>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(
-        |ct: &ComputeTarget| {
-            let conds = ct.status.as_ref().map(|s| s.conditions.as_slice());
-            readiness_key(conds.unwrap_or_default(), ct.metadata.generation)
-        },
-        Default::default(),
+        readiness_of::<ComputeTarget>,
     );
-    let workspaces = watcher(
+    let workspaces = watches::changes(
         scope.api::<Workspace>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(
-        |ws: &Workspace| {
-            let conds = ws.status.as_ref().map(|s| s.conditions.as_slice());
-            readiness_key(conds.unwrap_or_default(), ws.metadata.generation)
-        },
-        Default::default(),
+        readiness_of::<Workspace>,
     );
     let (by_target, by_ws) = (reader.clone(), reader.clone());
     Controller::for_stream(main, reader)

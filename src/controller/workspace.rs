@@ -8,14 +8,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::duration;
-use super::kube_io::{Error, Finish, finish, relevant_change};
+use super::kube_io::{Error, Finish, finish};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
+use super::watches;
 use crate::actions::workspace::discover;
 use crate::api::{Workspace, WorkspaceSpec};
 use crate::reconcile::workspace::{Input, reconcile as decide};
@@ -133,18 +134,8 @@ fn users_of_secret(
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let api: Api<Workspace> = scope.api(&shared.client);
     let (reader, writer) = reflector::store();
-    let main = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(relevant_change, Default::default());
-    let secrets = watcher(
-        scope.api::<PartialObjectMeta<Secret>>(&shared.client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::resource_version, Default::default());
+    let main = watches::own(api, writer);
+    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
     let store = reader.clone();
     Controller::for_stream(main, reader)
         .with_config(
