@@ -1,0 +1,182 @@
+//! `amlops apply`: store the manifests, then reconcile until settled.
+
+use super::*;
+
+use super::console::{Console, INTERRUPTED, catch_ctrl_c};
+
+pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
+    let mut store = state.open()?;
+    let Some(mut docs) = load_admitted(&args.files, state, &store)? else {
+        return Ok(EXIT_INVALID);
+    };
+    if args.rerun {
+        let token = Timestamp::now().to_string();
+        for d in docs.iter_mut().filter(|d| d.key.kind == "Experiment") {
+            d.object["metadata"]["annotations"][crate::api::RERUN_ANNOTATION] =
+                Value::String(token.clone());
+        }
+    }
+    docs.sort_by_key(|d| kind_order(&d.key.kind));
+    for d in &docs {
+        let (applied, _) = store.apply(&d.key, &d.object)?;
+        let word = match applied {
+            Applied::Created => "created",
+            Applied::Configured => "configured",
+            Applied::Unchanged => "unchanged",
+        };
+        println!("{}/{} {word}", d.key.kind.to_lowercase(), d.key.name);
+    }
+    let keys: Vec<Key> = docs
+        .iter()
+        .filter(|d| KINDS.contains(&d.key.kind.as_str()))
+        .map(|d| d.key.clone())
+        .collect();
+    let code = converge(&mut store, state, &keys, args.wait, args.timeout)?;
+    print_summary(&store, &keys)?;
+    Ok(code)
+}
+
+/// Reconciles `keys` until each is settled, stalled or gone, or the timeout passes.
+pub(super) fn converge(
+    store: &mut Store,
+    state: &StateArgs,
+    keys: &[Key],
+    wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
+    if wait {
+        catch_ctrl_c();
+    }
+    let console = Console::new();
+    let azure = Azure::new()?;
+    let deadline = Instant::now() + timeout;
+    let mut due: BTreeMap<Key, Instant> =
+        keys.iter().map(|k| (k.clone(), Instant::now())).collect();
+    let mut outcomes: BTreeMap<Key, Outcome> = BTreeMap::new();
+    loop {
+        let mut engine = Engine {
+            store,
+            azure: &azure,
+            local: state.local(),
+            reporter: &console,
+            wait_for_runs: wait,
+        };
+        for key in keys {
+            if due.get(key).is_none_or(|t| *t > Instant::now()) {
+                continue;
+            }
+            let outcome = engine.reconcile(key, Timestamp::now())?;
+            match outcome {
+                Outcome::Progressing(after) => {
+                    due.insert(key.clone(), Instant::now() + after);
+                }
+                _ => {
+                    due.remove(key);
+                }
+            }
+            outcomes.insert(key.clone(), outcome);
+        }
+        let waiting: Vec<String> = due
+            .keys()
+            .map(|k| format!("{}/{}", k.kind.to_lowercase(), k.name))
+            .collect();
+        if waiting.is_empty() {
+            console.bar.finish_and_clear();
+            let failed = outcomes
+                .values()
+                .any(|o| matches!(o, Outcome::Stalled | Outcome::RunFailed));
+            return Ok(if failed { EXIT_FAILED } else { EXIT_OK });
+        }
+        if INTERRUPTED.swap(false, Ordering::SeqCst) {
+            console.line("interrupted: cancelling the runs of this apply".into());
+            cancel_runs(engine.store, &azure, state, keys)?;
+            console.bar.finish_and_clear();
+            return Ok(130);
+        }
+        if Instant::now() >= deadline {
+            console.bar.finish_and_clear();
+            eprintln!(
+                "error: timed out after {}s waiting for {}",
+                timeout.as_secs(),
+                waiting.join(", ")
+            );
+            return Ok(EXIT_TIMEOUT);
+        }
+        console
+            .bar
+            .set_message(format!("waiting for {}", waiting.join(", ")));
+        let next = due.values().min().copied().unwrap_or_else(Instant::now);
+        std::thread::sleep(
+            next.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(50), Duration::from_millis(500)),
+        );
+    }
+}
+
+fn cancel_runs(
+    store: &mut Store,
+    azure: &Azure,
+    state: &StateArgs,
+    keys: &[Key],
+) -> anyhow::Result<()> {
+    for key in keys.iter().filter(|k| k.kind == "Experiment") {
+        let console = Console::new();
+        let mut engine = Engine {
+            store,
+            azure,
+            local: state.local(),
+            reporter: &console,
+            wait_for_runs: false,
+        };
+        if let Err(f) = engine.cancel_current_run(key)? {
+            eprintln!("error: cancelling the run of {key}: {}", f.message);
+        }
+        engine.reconcile(key, Timestamp::now())?;
+        console.bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn print_summary(store: &Store, keys: &[Key]) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    for kind in KINDS {
+        let objects: Vec<(Key, Value)> = keys
+            .iter()
+            .filter(|k| k.kind == kind)
+            .filter_map(|k| store.get(k).ok().flatten().map(|v| (k.clone(), v)))
+            .collect();
+        if !objects.is_empty() {
+            println!("\n{}", render::table(kind, &objects, false, now).trim_end());
+        }
+        for (key, object) in objects.iter().filter(|_| kind == "Experiment") {
+            let run = &object["status"]["currentRun"];
+            if let (Some(logs), Some(outputs)) = (run["logs"].as_str(), run["outputs"].as_str()) {
+                println!(
+                    "experiment/{}: logs {logs}/stdout.log and stderr.log; outputs {outputs}",
+                    key.name
+                );
+            }
+            if let Some(message) = problem_message(object) {
+                println!("experiment/{}: {message}", key.name);
+            }
+        }
+        for (key, object) in objects.iter().filter(|_| kind != "Experiment") {
+            if let Some(message) = problem_message(object) {
+                println!("{}/{}: {message}", kind.to_lowercase(), key.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Stalled message of an object, if it needs a human.
+fn problem_message(object: &Value) -> Option<String> {
+    let c = render::json_path(object, ".status.conditions[?(@.type==\"Stalled\")]")?;
+    (c["status"] == "True").then(|| {
+        format!(
+            "{}: {}",
+            c["reason"].as_str().unwrap_or_default(),
+            c["message"].as_str().unwrap_or_default()
+        )
+    })
+}

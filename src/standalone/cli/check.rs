@@ -1,0 +1,120 @@
+//! `amlops validate` and `amlops plan`: offline checks for pull requests.
+
+use super::*;
+
+pub fn validate(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
+    let store = state.open()?;
+    let Some(docs) = load_admitted(&args.files, state, &store)? else {
+        return Ok(EXIT_INVALID);
+    };
+    let problems = cross_references(&docs, &store)?;
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    if problems.is_empty() {
+        println!("{} objects valid", docs.len());
+        Ok(EXIT_OK)
+    } else {
+        Ok(EXIT_INVALID)
+    }
+}
+
+/// References that point nowhere: neither among the documents nor in the store.
+fn cross_references(docs: &[Document], store: &Store) -> anyhow::Result<Vec<String>> {
+    let exists = |kind: &str, ns: &str, name: &str| -> anyhow::Result<bool> {
+        let key = Key {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        Ok(docs.iter().any(|d| d.key == key) || store.get(&key)?.is_some())
+    };
+    let mut problems = Vec::new();
+    for d in docs {
+        let ns = &d.key.namespace;
+        let refs: Vec<(&str, &str, &str)> = match d.key.kind.as_str() {
+            "ComputeTarget" => vec![(
+                "spec.workspaceRef.name",
+                "Workspace",
+                "/spec/workspaceRef/name",
+            )],
+            "RunConfiguration" => vec![
+                (
+                    "spec.targetRef.name",
+                    "ComputeTarget",
+                    "/spec/targetRef/name",
+                ),
+                (
+                    "spec.workspaceRef.name",
+                    "Workspace",
+                    "/spec/workspaceRef/name",
+                ),
+            ],
+            "Experiment" => vec![
+                (
+                    "spec.runConfigurationRef.name",
+                    "RunConfiguration",
+                    "/spec/runConfigurationRef/name",
+                ),
+                (
+                    "spec.source.configMap.name",
+                    "ConfigMap",
+                    "/spec/source/configMap/name",
+                ),
+                (
+                    "spec.source.git.secretRef.name",
+                    "Secret",
+                    "/spec/source/git/secretRef/name",
+                ),
+            ],
+            _ => vec![],
+        };
+        for (field, kind, pointer) in refs {
+            if let Some(name) = d.object.pointer(pointer).and_then(Value::as_str)
+                && !exists(kind, ns, name)?
+            {
+                problems.push(format!("{}: {field}: {kind} {name:?} is not defined in these manifests or the state store", d.location()));
+            }
+        }
+        if let Some(path) = d
+            .object
+            .pointer("/spec/source/localPath")
+            .and_then(Value::as_str)
+            && !Path::new(path).is_dir()
+        {
+            problems.push(format!(
+                "{}: spec.source.localPath: {path} is not a directory",
+                d.location()
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
+    let store = state.open()?;
+    let Some(docs) = load_admitted(&args.files, state, &store)? else {
+        return Ok(EXIT_INVALID);
+    };
+    for d in &docs {
+        let old = store.get(&d.key)?;
+        let verb = match &old {
+            None => "create",
+            Some(o) if o.get("spec") != d.object.get("spec") => "update (new generation)",
+            Some(o)
+                if o["metadata"].get("annotations") != d.object["metadata"].get("annotations")
+                    || o["metadata"].get("labels") != d.object["metadata"].get("labels") =>
+            {
+                "update (metadata only)"
+            }
+            Some(_) => "no change",
+        };
+        println!("{}/{}: {verb}", d.key.kind.to_lowercase(), d.key.name);
+        for line in
+            crate::standalone::plan::effects(d, &docs, old.as_ref(), &store, &state.local())?
+        {
+            println!("  - {line}");
+        }
+    }
+    Ok(EXIT_OK)
+}
