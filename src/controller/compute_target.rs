@@ -12,7 +12,7 @@ use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish, has_finalizer, set_finalizer};
+use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
 use super::readiness::{readiness_of, why_not_ready};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
@@ -151,9 +151,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
 }
 
 fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "ComputeTarget reconcile failed");
-    ctx.shared.metrics.error(KIND, "KubernetesApiError");
-    Action::requeue(super::context::FIRST_BACKOFF * 5)
+    api_error_requeue(KIND, err, &ctx.shared)
 }
 
 fn users_of_workspace(

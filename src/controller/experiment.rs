@@ -14,7 +14,7 @@ use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish, has_finalizer, set_finalizer};
+use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
 use super::readiness::{readiness_of, why_not_ready};
 use super::run_configuration::{resolve, workspace_client};
 use super::scope::{Scope, shutdown_future};
@@ -174,9 +174,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
 }
 
 fn error_policy(_: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "Experiment reconcile failed");
-    ctx.shared.metrics.error(KIND, "KubernetesApiError");
-    Action::requeue(super::context::FIRST_BACKOFF * 5)
+    api_error_requeue(KIND, err, &ctx.shared)
 }
 
 fn users_of_run_configuration(

@@ -179,3 +179,11 @@ pub fn relevant_change<K: Resource>(obj: &K) -> Option<u64> {
     meta.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
 }
+
+/// What every controller does when a Kubernetes API call failed mid-reconcile: count it and
+/// try again after a pause (Azure failures never get here: they become conditions).
+pub fn api_error_requeue(kind: &'static str, err: &Error, shared: &Shared) -> Action {
+    tracing::warn!(error = %err, kind, "reconcile failed on a Kubernetes API call");
+    shared.metrics.error(kind, "KubernetesApiError");
+    Action::requeue(super::context::FIRST_BACKOFF * 5)
+}

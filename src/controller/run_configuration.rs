@@ -14,7 +14,7 @@ use kube::runtime::{Controller, reflector};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, finish};
+use super::kube_io::{Error, Finish, api_error_requeue, finish};
 use super::readiness::{readiness_of, why_not_ready};
 use super::scope::{Scope, shutdown_future};
 use super::watches;
@@ -165,9 +165,7 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
 }
 
 fn error_policy(_: Arc<RunConfiguration>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "RunConfiguration reconcile failed");
-    ctx.shared.metrics.error(KIND, "KubernetesApiError");
-    Action::requeue(super::context::FIRST_BACKOFF * 5)
+    api_error_requeue(KIND, err, &ctx.shared)
 }
 
 fn users(

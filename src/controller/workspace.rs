@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::duration;
-use super::kube_io::{Error, Finish, finish};
+use super::kube_io::{Error, Finish, api_error_requeue, finish};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
@@ -104,9 +104,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
 }
 
 fn error_policy(_: Arc<Workspace>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "Workspace reconcile failed");
-    ctx.shared.metrics.error(KIND, "KubernetesApiError");
-    Action::requeue(super::context::FIRST_BACKOFF * 5)
+    api_error_requeue(KIND, err, &ctx.shared)
 }
 
 /// Workspaces whose service-principal Secret is `secret`.
