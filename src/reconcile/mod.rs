@@ -68,6 +68,38 @@ pub struct ActionFailure {
     pub message: String,
 }
 
+/// Sets the kstatus trio: `Ready` as given, plus `Reconciling` or `Stalled` (or neither, for a
+/// settled object) set True and the other removed.
+fn kstatus(
+    conditions: &mut Vec<crate::api::Condition>,
+    ready: bool,
+    flag: Option<&str>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
+    conditions::set(
+        conditions,
+        Observation::new(READY, ready, reason, message),
+        generation,
+        now,
+    );
+    for t in [RECONCILING, STALLED] {
+        if flag == Some(t) {
+            conditions::set(
+                conditions,
+                Observation::new(t, true, reason, message),
+                generation,
+                now,
+            );
+        } else {
+            conditions::remove(conditions, t);
+        }
+    }
+}
+
 /// Writes the outcome of a failed action into a status's conditions: `Ready=False` with the
 /// reason, plus `Reconciling` (retryable) or `Stalled` (needs a human).
 pub fn record_failure(
@@ -76,30 +108,21 @@ pub fn record_failure(
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) {
-    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(
+    use crate::api::conditions::{RECONCILING, STALLED};
+    let flag = if failure.retryable {
+        RECONCILING
+    } else {
+        STALLED
+    };
+    kstatus(
         conditions,
-        Observation::new(READY, false, &failure.reason, &failure.message),
+        false,
+        Some(flag),
+        &failure.reason,
+        &failure.message,
         generation,
         now,
     );
-    if failure.retryable {
-        conditions::set(
-            conditions,
-            Observation::new(RECONCILING, true, &failure.reason, &failure.message),
-            generation,
-            now,
-        );
-        conditions::remove(conditions, STALLED);
-    } else {
-        conditions::set(
-            conditions,
-            Observation::new(STALLED, true, &failure.reason, &failure.message),
-            generation,
-            now,
-        );
-        conditions::remove(conditions, RECONCILING);
-    }
 }
 
 /// The reason of a failure that only means "the Workspace is not Ready yet": shown as
@@ -136,15 +159,7 @@ pub fn mark_ready(
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) {
-    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(
-        conditions,
-        Observation::new(READY, true, reason, message),
-        generation,
-        now,
-    );
-    conditions::remove(conditions, RECONCILING);
-    conditions::remove(conditions, STALLED);
+    kstatus(conditions, true, None, reason, message, generation, now);
 }
 
 /// Sets the kstatus trio for work in progress (not an error).
@@ -155,20 +170,15 @@ pub fn mark_progressing(
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) {
-    use crate::api::conditions::{self, Observation, READY, RECONCILING, STALLED};
-    conditions::set(
+    kstatus(
         conditions,
-        Observation::new(READY, false, reason, message),
+        false,
+        Some(crate::api::conditions::RECONCILING),
+        reason,
+        message,
         generation,
         now,
     );
-    conditions::set(
-        conditions,
-        Observation::new(RECONCILING, true, reason, message),
-        generation,
-        now,
-    );
-    conditions::remove(conditions, STALLED);
 }
 
 /// Sets the kstatus trio for a problem that needs a human (no retry will fix it).
@@ -179,13 +189,12 @@ pub fn mark_stalled(
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) {
-    record_failure(
+    kstatus(
         conditions,
-        &ActionFailure {
-            retryable: false,
-            reason: reason.into(),
-            message: message.into(),
-        },
+        false,
+        Some(crate::api::conditions::STALLED),
+        reason,
+        message,
         generation,
         now,
     );
