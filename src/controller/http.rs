@@ -58,3 +58,47 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The endpoints over real HTTP, as the kubelet and Prometheus reach them.
+    #[tokio::test]
+    async fn health_readiness_and_metrics_over_http() {
+        let health = Health {
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        health
+            .metrics
+            .reconciled("ComputeTarget", std::time::Duration::from_millis(3));
+        health.metrics.error("ComputeTarget", "QuotaExceeded");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(axum::serve(listener, router(health.clone())).into_future());
+        let http = reqwest::Client::new();
+        let get = |path: &'static str| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let r = http.get(format!("{base}{path}")).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        assert_eq!(get("/healthz").await, (200, "ok".to_string()));
+        assert_eq!(get("/readyz").await.0, 503);
+        health.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get("/readyz").await, (200, "ready".to_string()));
+        let (status, body) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("ComputeTarget") && body.contains("QuotaExceeded"),
+            "{body}"
+        );
+        assert!(
+            body.trim_end().ends_with("# EOF"),
+            "OpenMetrics text ends with # EOF"
+        );
+        server.abort();
+    }
+}
