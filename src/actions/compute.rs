@@ -12,9 +12,10 @@ use crate::azure::lro::{OperationHandle, OperationKind, PollState, Started};
 use crate::azure::models::common::IsoDuration;
 use crate::azure::models::compute::{
     AmlComputeProperties, Compute, ComputeKind, ComputeResource, DataLakeAnalyticsProperties,
-    DatabricksProperties, HdInsightProperties, KubernetesProperties, RemoteLoginPortPublicAccess,
-    ResourceId, ScaleSettings, UnderlyingResourceAction, UserAccountCredentials,
-    VirtualMachineProperties, VirtualMachineSshCredentials, VmPriority,
+    DatabricksProperties, HdInsightProperties, InstanceTypeResources, InstanceTypeSchema,
+    KubernetesProperties, RemoteLoginPortPublicAccess, ResourceId, ScaleSettings,
+    UnderlyingResourceAction, UserAccountCredentials, VirtualMachineProperties,
+    VirtualMachineSshCredentials, VmPriority,
 };
 use crate::azure::{Secret, WorkspaceClient};
 use crate::reconcile::compute_target::{
@@ -336,9 +337,24 @@ pub async fn build_resource<S: SecretSource>(
             (ComputeKind::DataLakeAnalytics(p), Some(id))
         }
         SpecKind::Kubernetes(k) => {
+            let instance_types = k
+                .instance_types
+                .iter()
+                .map(|(name, t)| {
+                    let schema = InstanceTypeSchema {
+                        node_selector: t.node_selector.clone(),
+                        resources: InstanceTypeResources {
+                            requests: t.resources.requests.clone(),
+                            limits: t.resources.limits.clone(),
+                        },
+                    };
+                    (name.clone(), schema)
+                })
+                .collect();
             let p = KubernetesProperties {
                 namespace: Some(k.namespace.clone()),
                 default_instance_type: k.default_instance_type.clone(),
+                instance_types,
             };
             (ComputeKind::Kubernetes(p), Some(k.resource_id.clone()))
         }

@@ -104,6 +104,43 @@ async fn data_lake_defaults_to_the_workspace_subscription() {
     );
 }
 
+#[tokio::test]
+async fn kubernetes_attach_sends_instance_types_valid_against_the_spec() {
+    let s: ComputeTargetSpec = serde_json::from_value(json!({
+        "workspaceRef": {"name": "ws"},
+        "kubernetes": {
+            "resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks",
+            "namespace": "azureml",
+            "defaultInstanceType": "gpu",
+            "instanceTypes": {"gpu": {"nodeSelector": {"agentpool": "gpu"}, "resources": {"limits": {"nvidia.com/gpu": "1"}}}}
+        }
+    }))
+    .unwrap();
+    let body =
+        serde_json::to_value(build_resource(&s, "ml/aks", "s", &Keys).await.unwrap()).unwrap();
+    let k = &body["properties"]["properties"];
+    assert_eq!(k["namespace"], "azureml");
+    assert_eq!(
+        k["instanceTypes"]["gpu"]["nodeSelector"]["agentpool"],
+        "gpu"
+    );
+    assert_eq!(
+        k["instanceTypes"]["gpu"]["resources"]["limits"]["nvidia.com/gpu"],
+        "1"
+    );
+    let spec = fake_azureml::spec::Spec::get().unwrap();
+    let schema = spec.definition("ComputeResource").unwrap();
+    let violations = spec.validate(schema, &body);
+    assert!(violations.is_empty(), "{violations:?}");
+    let mut broken = body.clone();
+    broken["properties"]["properties"]["instanceTypes"]["gpu"]["resources"]["limits"]["nvidia.com/gpu"] =
+        json!(1);
+    assert!(
+        !spec.validate(schema, &broken).is_empty(),
+        "the validator must reject a number where the spec wants a string"
+    );
+}
+
 #[test]
 fn observed_maps_state_scale_and_node_counts() {
     let r: ComputeResource = serde_json::from_value(json!({

@@ -433,6 +433,33 @@ pub struct KubernetesProperties {
     /// Default instance type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_instance_type: Option<String>,
+    /// Named instance types (`InstanceTypeSchema`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instance_types: BTreeMap<String, InstanceTypeSchema>,
+}
+
+/// `InstanceTypeSchema`: where the pods of an instance type run and what they get.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceTypeSchema {
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resources: InstanceTypeResources,
+}
+
+/// `InstanceTypeSchemaResources`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceTypeResources {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
 }
 
 /// `PATCH` body for scale settings: `{"properties":{"properties":{"scaleSettings":..}}}`.
