@@ -202,3 +202,30 @@ async fn restart_mid_create_resumes_without_a_second_put() {
     env.wait_for("ComputeTarget", "gpu", 60, is_ready).await;
     assert_eq!(env.compute_calls("PUT"), 1, "{:#?}", env.azure.requests());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_exceeded_is_stalled_with_the_azure_code_and_not_retried_in_a_loop() {
+    let env = Env::start(fake_azureml::Options {
+        max_nodes_quota: Some(4),
+        ..fast_azure()
+    })
+    .await;
+    env.workspace("ws", "ws1", None);
+    env.compute_target("big", aml(0, 10));
+    let ct = env
+        .wait_for("ComputeTarget", "big", 30, |o| {
+            condition(o, "Stalled").is_some_and(|(s, _)| s == "True")
+        })
+        .await;
+    assert_eq!(condition(&ct, "Stalled").unwrap().1, "QuotaExceeded");
+    assert_eq!(
+        condition(&ct, "Ready").unwrap(),
+        ("False".to_string(), "QuotaExceeded".to_string())
+    );
+    env.wait_for_event("big", "Warning", "QuotaExceeded", 10)
+        .await;
+    let puts = env.compute_calls("PUT");
+    assert_eq!(puts, 1, "a needs-a-human error is not retried");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.compute_calls("PUT"), puts, "no hot loop while Stalled");
+}

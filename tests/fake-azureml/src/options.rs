@@ -20,6 +20,9 @@ pub struct Options {
     pub validate_bodies: bool,
     /// Blob storage that `startPendingUpload` hands out SAS URLs for (e.g. Azurite).
     pub storage: Option<StorageBackend>,
+    /// Dedicated-core quota of the subscription in nodes: an AmlCompute PUT asking for more
+    /// `maxNodeCount` is refused with 400 `QuotaExceeded`, as Azure does. `None`: unlimited.
+    pub max_nodes_quota: Option<i64>,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             faults: Faults::default(),
             validate_bodies: true,
             storage: None,
+            max_nodes_quota: None,
         }
     }
 }

@@ -137,6 +137,17 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
         Ok(body) => body,
         Err(reply) => return reply,
     };
+    let asked = body
+        .pointer("/properties/properties/scaleSettings/maxNodeCount")
+        .and_then(Value::as_i64);
+    if let (Some(quota), Some(asked)) = (ctx.shared.options.max_nodes_quota, asked)
+        && asked > quota
+    {
+        let message = format!(
+            "Operation results in exceeding quota limits of Core. Maximum allowed: {quota} nodes, requested: {asked}."
+        );
+        return Reply::arm_error(400, "QuotaExceeded", &message);
+    }
     let Ok(mut store) = ctx.shared.store.lock() else {
         return lock_poisoned();
     };
