@@ -62,6 +62,9 @@ struct Cli {
     /// Base64 account key (read from this environment variable so it stays out of `ps`).
     #[arg(long, default_value = "FAKE_AZUREML_STORAGE_KEY")]
     storage_key_env: String,
+    /// Refuse AmlCompute PUTs asking for more nodes than this with 400 QuotaExceeded.
+    #[arg(long)]
+    max_nodes_quota: Option<i64>,
 }
 
 impl Cli {
@@ -95,6 +98,7 @@ impl Cli {
             },
             validate_bodies: !self.no_validate,
             storage,
+            max_nodes_quota: self.max_nodes_quota,
         })
     }
 }
