@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::environment;
+use crate::api::readiness::why_not_ready;
 use crate::api::{RunConfigurationStatus, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
@@ -26,11 +27,9 @@ pub struct Converged {
 
 /// The Workspace runs go to (`name` is spec.workspaceRef, else the target's), when it is
 /// Ready: absent is a failure a person must fix, not Ready is worth waiting for.
-/// `not_ready` is the frontend's readiness check: `None` when Ready, else reason and message.
 pub fn require_workspace<'w>(
     name: Option<&str>,
     workspace: Option<&'w Workspace>,
-    not_ready: impl Fn(&Workspace) -> Option<(String, String)>,
 ) -> Result<&'w Workspace, ActionFailure> {
     let name = name.unwrap_or_default();
     let Some(ws) = workspace else {
@@ -44,7 +43,7 @@ pub fn require_workspace<'w>(
             },
         });
     };
-    match not_ready(ws) {
+    match why_not_ready(ws) {
         None => Ok(ws),
         Some((reason, message)) => Err(ActionFailure {
             retryable: true,

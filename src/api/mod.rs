@@ -11,6 +11,7 @@ mod compute_target;
 pub mod conditions;
 mod crds;
 mod experiment;
+pub mod readiness;
 mod run_configuration;
 pub mod validate;
 mod workspace;

@@ -13,12 +13,13 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
-use super::readiness::{readiness_of, why_not_ready};
+use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::compute::{Converged, converge};
+use crate::api::readiness::why_not_ready;
 use crate::api::{ComputeKind, ComputeTarget, ComputeTargetSpec, SecretKeyRef, Workspace};
 use crate::reconcile::ObjectInfo;
 use crate::reconcile::compute_target::{Input, WorkspaceState, attached_resource, needs_azure};

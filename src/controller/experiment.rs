@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
-use super::readiness::{readiness_of, why_not_ready};
+use super::readiness::readiness_of;
 use super::run_configuration::{resolve, workspace_client};
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
@@ -24,6 +24,7 @@ use super::workspace::resync_period;
 use crate::actions::experiment::{RunInputs, RunWorld, converge};
 use crate::actions::source::{ConfigMapData, snapshot_source};
 use crate::actions::{SecretError, SecretSource, needs_human};
+use crate::api::readiness::why_not_ready;
 use crate::api::{Experiment, RunConfiguration, Source};
 use crate::reconcile::experiment::RunConfigurationState;
 use crate::reconcile::{ActionFailure, ObjectInfo};

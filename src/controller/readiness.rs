@@ -1,53 +1,13 @@
-//! Readiness of a referenced object, as the objects that depend on it see it: `Ready=True`
-//! for the generation it was computed for, else why not.
+//! The watch key of a dependency: what the objects waiting on it react to.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use kube::Resource;
-
-use crate::api::conditions::{self, READY};
-use crate::api::{ComputeTarget, Condition, RunConfiguration, Workspace};
-
-/// The kinds other kinds wait on.
-pub trait Readiness: Resource {
-    fn conditions(&self) -> &[Condition];
-}
-
-macro_rules! readiness_from_status {
-    ($($kind:ty),*) => {$(
-        impl Readiness for $kind {
-            fn conditions(&self) -> &[Condition] {
-                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
-            }
-        }
-    )*};
-}
-readiness_from_status!(Workspace, ComputeTarget, RunConfiguration);
-
-/// `None` when `obj` is Ready for its current generation; else the reason and message.
-pub fn why_not_ready<K: Readiness>(obj: &K) -> Option<(String, String)> {
-    not_ready(obj.conditions(), obj.meta().generation)
-}
+use crate::api::Condition;
+use crate::api::readiness::{Readiness, not_ready};
 
 /// The watch key of a dependency: changes only with its generation or readiness.
 pub fn readiness_of<K: Readiness>(obj: &K) -> Option<u64> {
     readiness_key(obj.conditions(), obj.meta().generation)
-}
-
-/// `None` when Ready is True for `generation`; else the reason and message to wait on.
-pub fn not_ready(conds: &[Condition], generation: Option<i64>) -> Option<(String, String)> {
-    match conditions::find(conds, READY) {
-        Some(c) if conditions::is_true(conds, READY) && c.observed_generation == generation => None,
-        Some(_) if conditions::is_true(conds, READY) => Some((
-            "NotReconciled".into(),
-            "the latest spec has not been reconciled yet".into(),
-        )),
-        Some(c) => Some((c.reason.clone(), c.message.clone())),
-        None => Some((
-            "NotReconciled".into(),
-            "the object has no status yet".into(),
-        )),
-    }
 }
 
 /// What dependents react to: the generation and whether it is ready (not every status write).
@@ -61,31 +21,33 @@ pub fn readiness_key(conds: &[Condition], generation: Option<i64>) -> Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::conditions::Observation;
+    use crate::api::conditions::{self, Observation, READY};
 
     #[test]
-    fn ready_only_for_the_observed_generation() {
+    fn the_key_moves_with_generation_and_readiness_not_with_messages() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let mut c = Vec::new();
-        assert_eq!(not_ready(&c, Some(1)).unwrap().0, "NotReconciled");
-        conditions::set(
-            &mut c,
-            Observation::new(READY, true, "Ready", "ok"),
-            Some(1),
-            now,
-        );
-        assert!(not_ready(&c, Some(1)).is_none());
-        assert_eq!(not_ready(&c, Some(2)).unwrap().0, "NotReconciled");
         conditions::set(
             &mut c,
             Observation::new(READY, false, "Creating", "LRO"),
             Some(2),
             now,
         );
-        assert_eq!(
-            not_ready(&c, Some(2)),
-            Some(("Creating".into(), "LRO".into()))
+        let creating = readiness_key(&c, Some(2));
+        assert_ne!(creating, readiness_key(&c, Some(3)));
+        conditions::set(
+            &mut c,
+            Observation::new(READY, false, "Creating", "still"),
+            Some(2),
+            now,
         );
-        assert_ne!(readiness_key(&c, Some(2)), readiness_key(&c, Some(3)));
+        assert_eq!(creating, readiness_key(&c, Some(2)));
+        conditions::set(
+            &mut c,
+            Observation::new(READY, true, "Ready", "ok"),
+            Some(2),
+            now,
+        );
+        assert_ne!(creating, readiness_key(&c, Some(2)));
     }
 }

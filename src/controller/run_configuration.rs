@@ -15,11 +15,12 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish};
-use super::readiness::{readiness_of, why_not_ready};
+use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::run_configuration::{self, require_workspace};
+use crate::api::readiness::why_not_ready;
 use crate::api::{ComputeTarget, RunConfiguration, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
@@ -104,7 +105,6 @@ pub async fn workspace_client(
     let ws = require_workspace(
         resolved.workspace_name.as_deref(),
         resolved.workspace.as_ref(),
-        why_not_ready::<Workspace>,
     )?;
     connect(shared, ws).await
 }

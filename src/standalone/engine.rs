@@ -16,6 +16,7 @@ use super::store::{Key, Store, StoreError};
 use crate::actions::experiment::ExperimentDecision;
 use crate::actions::local::{LocalBackend, LocalSubmission};
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
+use crate::api::readiness::not_ready;
 use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration, Workspace};
 use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
 use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
@@ -544,16 +545,7 @@ pub(super) fn is_azure_compute(ct: &Value) -> bool {
 fn readiness(object: &Value) -> Option<(String, String)> {
     let conditions: Vec<Condition> =
         serde_json::from_value(object["status"]["conditions"].clone()).unwrap_or_default();
-    not_ready(&conditions)
-}
-
-/// None when Ready is True; else its reason and message.
-fn not_ready(conditions: &[Condition]) -> Option<(String, String)> {
-    match conditions::find(conditions, READY) {
-        Some(c) if c.status == crate::api::ConditionStatus::True => None,
-        Some(c) => Some((c.reason.clone(), c.message.clone())),
-        None => Some(("NotReconciled".into(), "not reconciled yet".into())),
-    }
+    not_ready(&conditions, object["metadata"]["generation"].as_i64())
 }
 
 fn outcome_of(conditions: &[Condition], requeue: Option<Duration>) -> Outcome {

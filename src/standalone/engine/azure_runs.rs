@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{Engine, Outcome, Poll, is_azure_compute, not_ready, outcome_of};
+use super::{Engine, Outcome, Poll, is_azure_compute, outcome_of};
 use crate::actions::experiment::{RunWorld, converge};
 use crate::actions::job;
 use crate::actions::run_configuration::require_workspace;
@@ -97,14 +97,7 @@ impl Engine<'_> {
         resolved: &Resolved,
     ) -> Result<Result<WorkspaceClient, ActionFailure>, StoreError> {
         let name = resolved.workspace_name.as_deref();
-        let ws = match require_workspace(name, resolved.workspace.as_ref(), |ws| {
-            not_ready(
-                ws.status
-                    .as_ref()
-                    .map(|s| s.conditions.as_slice())
-                    .unwrap_or_default(),
-            )
-        }) {
+        let ws = match require_workspace(name, resolved.workspace.as_ref()) {
             Ok(ws) => ws,
             Err(f) => return Ok(Err(f)),
         };
