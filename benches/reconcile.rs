@@ -116,6 +116,7 @@ fn main() {
                 already_attached_by: None,
                 in_cluster: true,
                 kubernetes_compute_enabled: false,
+                retry_after_stall: Duration::from_secs(3600),
                 now,
             });
             let changed = ct.status.as_ref() != Some(&d.status);

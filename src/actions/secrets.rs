@@ -4,7 +4,9 @@
 use std::future::Future;
 
 use crate::azure::Secret;
-use crate::reconcile::ActionFailure;
+use crate::reconcile::{
+    ActionFailure, INVALID_SECRET, SECRET_KEY_NOT_FOUND, SECRET_NOT_FOUND, SECRET_UNREADABLE,
+};
 
 /// Reads one key of a Secret in the namespace of the object being reconciled. The
 /// controller reads Kubernetes Secrets; the standalone frontend reads its own store.
@@ -49,10 +51,10 @@ pub enum SecretError {
 impl From<SecretError> for ActionFailure {
     fn from(e: SecretError) -> Self {
         let (retryable, reason) = match &e {
-            SecretError::NotFound { .. } => (false, "SecretNotFound"),
-            SecretError::KeyMissing { .. } => (false, "SecretKeyNotFound"),
-            SecretError::NotText { .. } => (false, "InvalidSecret"),
-            SecretError::Unreadable { retryable, .. } => (*retryable, "SecretUnreadable"),
+            SecretError::NotFound { .. } => (false, SECRET_NOT_FOUND),
+            SecretError::KeyMissing { .. } => (false, SECRET_KEY_NOT_FOUND),
+            SecretError::NotText { .. } => (false, INVALID_SECRET),
+            SecretError::Unreadable { retryable, .. } => (*retryable, SECRET_UNREADABLE),
         };
         ActionFailure {
             retryable,

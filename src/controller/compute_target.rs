@@ -107,6 +107,10 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let now = jiff::Timestamp::now();
     let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
     let old = ct.status.as_ref();
+    let resync = ws
+        .as_ref()
+        .map(|w| resync_period(shared, &w.spec))
+        .unwrap_or(shared.settings.resync_period);
     let input = Input {
         info: &info,
         spec: &ct.spec,
@@ -117,6 +121,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         already_attached_by: already_attached_by(&ctx.store, &ct),
         in_cluster: true,
         kubernetes_compute_enabled: shared.settings.enable_kubernetes_compute,
+        retry_after_stall: resync,
         now,
     };
     let client = match (ws.as_ref(), needs_azure(&info, &ct.spec, &workspace)) {
@@ -128,10 +133,6 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         failure,
         release_finalizer: release,
     } = converge(client, input, &secrets).await;
-    let resync = ws
-        .as_ref()
-        .map(|w| resync_period(shared, &w.spec))
-        .unwrap_or(shared.settings.resync_period);
     finish(
         shared,
         &api,

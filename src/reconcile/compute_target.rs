@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    ActionFailure, Decision, Event, ObjectInfo, mark_progressing, mark_ready, mark_stalled,
-    record_failure,
+    ActionFailure, Decision, Event, ObjectInfo, is_about_a_secret, mark_progressing, mark_ready,
+    mark_stalled, record_failure,
 };
-use crate::api::conditions::{self, READY};
+use crate::api::conditions::{self, ConditionStatus, READY, STALLED};
 use crate::api::{
     ComputeKind, ComputeTargetSpec, ComputeTargetStatus, DeletionPolicy, ErrorInfo, NodeCounts,
     PendingOperation,
@@ -109,6 +109,9 @@ pub struct Input<'a> {
     /// Running inside a cluster (the controller) rather than standalone.
     pub in_cluster: bool,
     pub kubernetes_compute_enabled: bool,
+    /// How long a write Azure refused with a needs-a-human error (e.g. `QuotaExceeded`) waits
+    /// before it is sent again for the same generation: the resync period.
+    pub retry_after_stall: Duration,
     pub now: Timestamp,
 }
 
@@ -255,6 +258,10 @@ pub fn reconcile(input: Input<'_>) -> Decision<ComputeTargetStatus, ComputeActio
     }
     match input.observed {
         None => {
+            if let Some(wait) = stall_wait(&input) {
+                d.requeue_after = Some(wait);
+                return d;
+            }
             let (reason, verb) = if is_attach(&kind) {
                 ("Attaching", "attaching")
             } else {
@@ -304,6 +311,29 @@ fn workspace_ready(
             false
         }
     }
+}
+
+/// How long to hold back a write that Azure refused with a needs-a-human error for this
+/// generation. Any event (a Workspace status write, a restart, a finalizer) re-runs the
+/// reconcile; without this hold each one would repeat the refused PUT. A spec change (new
+/// generation) or the end of the resync period tries again; a failure about a Secret is
+/// tried again at once (the Secret's watch brings the reconcile).
+fn stall_wait(input: &Input<'_>) -> Option<Duration> {
+    let status = input.status?;
+    let refused = status
+        .last_error
+        .as_ref()
+        .filter(|e| !is_about_a_secret(&e.code))?;
+    let stalled = conditions::find(&status.conditions, STALLED)
+        .filter(|c| c.status == ConditionStatus::True && c.reason == refused.code)?;
+    if status.observed_generation != input.info.generation {
+        return None;
+    }
+    let since = input.now.duration_since(stalled.last_transition_time.0);
+    let wait = SignedDuration::try_from(input.retry_after_stall).ok()? - since;
+    (wait > SignedDuration::ZERO)
+        .then(|| Duration::try_from(wait).ok())
+        .flatten()
 }
 
 /// The verb of a pending operation kind (`Create`, `Update`, `Delete`, `Detach`).
@@ -488,6 +518,10 @@ fn settled(
         if let Some(want) = desired_scale(input.spec)
             && o.scale != Some(want)
         {
+            if let Some(wait) = stall_wait(input) {
+                d.requeue_after = Some(wait);
+                return;
+            }
             let msg = format!(
                 "scaling to min {} / max {} nodes, idle {}s",
                 want.min_nodes, want.max_nodes, want.idle_seconds

@@ -125,6 +125,24 @@ pub fn record_failure(
     );
 }
 
+/// Reasons of failures about a referenced Secret (missing, key missing, not text,
+/// unreadable). The Secret's watch re-runs the reconcile when it changes, so such a failure is
+/// tried again then, unlike a write Azure refused.
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
+pub const INVALID_SECRET: &str = "InvalidSecret";
+pub const SECRET_UNREADABLE: &str = "SecretUnreadable";
+
+pub fn is_about_a_secret(reason: &str) -> bool {
+    [
+        SECRET_NOT_FOUND,
+        SECRET_KEY_NOT_FOUND,
+        INVALID_SECRET,
+        SECRET_UNREADABLE,
+    ]
+    .contains(&reason)
+}
+
 /// The reason of a failure that only means "the Workspace is not Ready yet": shown as
 /// progress, never as a Warning.
 pub const WAITING_FOR_WORKSPACE: &str = "WaitingForWorkspace";

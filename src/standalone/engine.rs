@@ -168,6 +168,9 @@ impl Engine<'_> {
             already_attached_by: None,
             in_cluster: false,
             kubernetes_compute_enabled: false,
+            // Standalone passes end when objects settle; running `apply` again is the
+            // user's request to retry, so a refused write is sent again at once.
+            retry_after_stall: Duration::ZERO,
             now,
         };
         let d = if needs_azure(&info, &ct.spec, &input.workspace) {

@@ -103,6 +103,7 @@ struct Case<'a> {
     operation: Option<OperationOutcome>,
     already_attached_by: Option<String>,
     in_cluster: bool,
+    retry_after_stall: Duration,
     now: Timestamp,
 }
 
@@ -117,6 +118,7 @@ impl<'a> Case<'a> {
             operation: None,
             already_attached_by: None,
             in_cluster: true,
+            retry_after_stall: Duration::from_secs(3600),
             now: t(0),
         }
     }
@@ -131,6 +133,7 @@ impl<'a> Case<'a> {
             already_attached_by: self.already_attached_by.clone(),
             in_cluster: self.in_cluster,
             kubernetes_compute_enabled: false,
+            retry_after_stall: self.retry_after_stall,
             now: self.now,
         })
     }
@@ -307,10 +310,12 @@ fn failed_action_is_stalled_or_reconciling_by_retryability() {
             .iter()
             .any(|e| e.warning && e.reason == "QuotaExceeded")
     );
-    // the same failure again: no new warning
+    // the retry after the resync period fails the same way: no new warning
     let mut c = Case::new(aml());
     c.status = Some(&d.status);
+    c.now = t(1 + 3600);
     let mut d2 = c.run();
+    assert_eq!(d2.actions, vec![ComputeAction::Create]);
     apply_outcome(&mut d2, ActionOutcome::Failed(quota), Some(2), t(2));
     assert!(!d2.events.iter().any(|e| e.warning));
     let throttled = ActionFailure {
@@ -322,6 +327,60 @@ fn failed_action_is_stalled_or_reconciling_by_retryability() {
     apply_outcome(&mut d3, ActionOutcome::Failed(throttled), Some(2), t(1));
     assert_eq!(reason(&d3, RECONCILING), "TooManyRequests");
     assert!(find(&d3.status.conditions, STALLED).is_none());
+}
+
+#[test]
+fn refused_write_is_held_back_until_the_resync_period_or_a_new_generation() {
+    let quota = ActionFailure {
+        retryable: false,
+        reason: "QuotaExceeded".into(),
+        message: "cores".into(),
+    };
+    let mut refused = Case::new(aml()).run();
+    apply_outcome(
+        &mut refused,
+        ActionOutcome::Failed(quota.clone()),
+        Some(2),
+        t(10),
+    );
+    let mut c = Case::new(aml());
+    c.status = Some(&refused.status);
+    // Any trigger within the period (a Workspace write, a restart): nothing is sent.
+    c.now = t(70);
+    let d = c.run();
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(3600 - 60)));
+    assert_eq!(reason(&d, STALLED), "QuotaExceeded");
+    assert_eq!(d.status, refused.status, "the status is left as it is");
+    // The period is over: one more try.
+    c.now = t(10 + 3600);
+    assert_eq!(c.run().actions, vec![ComputeAction::Create]);
+    // A new generation (the user changed the spec) tries at once.
+    c.now = t(70);
+    c.info.generation = Some(3);
+    assert_eq!(c.run().actions, vec![ComputeAction::Create]);
+    // A scale-up refused for quota is held back the same way.
+    let obs = observed_aml("Succeeded", 0, 2);
+    let mut scaling = Case::new(aml());
+    scaling.observed = Some(&obs);
+    let mut d = scaling.run();
+    assert!(matches!(d.actions[..], [ComputeAction::UpdateScale(_)]));
+    apply_outcome(&mut d, ActionOutcome::Failed(quota), Some(2), t(10));
+    scaling.status = Some(&d.status);
+    scaling.now = t(20);
+    assert!(scaling.run().actions.is_empty());
+    // A missing Secret is not Azure's refusal: when its watch brings the reconcile, try again.
+    let mut d = Case::new(aml()).run();
+    let secret = ActionFailure {
+        retryable: false,
+        reason: "SecretNotFound".into(),
+        message: "Secret ml/admin not found".into(),
+    };
+    apply_outcome(&mut d, ActionOutcome::Failed(secret), Some(2), t(10));
+    let mut c = Case::new(aml());
+    c.status = Some(&d.status);
+    c.now = t(20);
+    assert_eq!(c.run().actions, vec![ComputeAction::Create]);
 }
 
 #[test]
