@@ -315,5 +315,38 @@ async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
     let out = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     assert_eq!(fake.count("POST", "/cancel"), 2, "{}", text(&out));
+
+    // With its RunConfiguration gone, an Azure run cannot be reached: the deletion stops
+    // and says so (instead of dropping the object while the job runs on), until --force.
+    std::fs::write(
+        dir.path().join("orphan.yaml"),
+        experiment("orphan", "rc", "{fake.outcome: Running}"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| tokio::task::block_in_place(|| amlops(dir.path(), &ca, args));
+    let out = run(&["apply", "-f", "orphan.yaml", "--timeout", "120s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["delete", "runconfiguration", "rc", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["delete", "experiment", "orphan", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("still deleting"), "{}", text(&out));
+    let orphan = tokio::task::block_in_place(|| get("experiment", "orphan"));
+    let stalled = condition(&orphan, "Stalled");
+    assert_eq!(stalled["reason"], "CleanupBlocked", "{orphan:#}");
+    assert!(
+        stalled["message"].as_str().unwrap().contains("--force"),
+        "{stalled:#}"
+    );
+    assert_eq!(fake.count("POST", "/cancel"), 2, "nothing reached Azure");
+    let out = run(&["delete", "experiment", "orphan", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("removed without cleanup"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["get", "experiment", "orphan"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     fake.shutdown().await;
 }

@@ -17,7 +17,7 @@ use crate::api::{
 use crate::azure::WorkspaceClient;
 use crate::reconcile::compute_target::azure_name;
 use crate::reconcile::experiment::{
-    self as decide_mod, ExperimentAction, ObservedRun, RunConfigurationState, RunState,
+    self as decide_mod, ExperimentAction, ObservedRun, RunConfigurationState,
 };
 use crate::reconcile::run_configuration::plan_environment;
 use crate::reconcile::{ActionFailure, Decision, Event, ObjectInfo, mark_progressing, record};
@@ -79,10 +79,6 @@ struct Run<'a, I> {
     target: Option<&'a ComputeTarget>,
     inputs: &'a I,
     now: jiff::Timestamp,
-}
-
-fn is_terminal(run: &RunStatus) -> bool {
-    RunState::parse(&run.state).is_some_and(RunState::is_terminal)
 }
 
 async fn observe(
@@ -218,7 +214,7 @@ impl<I: RunInputs> Run<'_, I> {
             .chain(d.status.runs.iter_mut());
         let mut owners: Vec<&mut RunStatus> = Vec::new();
         for run in runs {
-            let over = releasing || is_terminal(run) || Some(&run.id) != current.as_ref();
+            let over = releasing || decide_mod::is_over(run) || Some(&run.id) != current.as_ref();
             if over && let Some(name) = &run.run_based_compute {
                 names.push(name.clone());
                 owners.push(run);
@@ -288,15 +284,6 @@ fn failed_decision(
     d
 }
 
-/// A run that may still be going, or a run-based cluster that may still exist.
-fn has_unfinished_work(status: &ExperimentStatus) -> bool {
-    status
-        .current_run
-        .iter()
-        .chain(status.runs.iter())
-        .any(|r| r.run_based_compute.is_some() || !is_terminal(r))
-}
-
 /// One reconcile of an Experiment against Azure: observe, decide, execute the actions in
 /// order, then delete the run-based clusters of runs that are over. Writes nothing to Azure
 /// while paused; a deletion still observes (it needs to know what runs).
@@ -362,7 +349,9 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
     let writes = client.as_ref().filter(|_| !info.paused);
     for action in std::mem::take(&mut d.actions) {
         let Some(client) = writes else {
-            if action == ExperimentAction::ReleaseFinalizer && !has_unfinished_work(&d.status) {
+            if action == ExperimentAction::ReleaseFinalizer
+                && decide_mod::unfinished_runs(&d.status).next().is_none()
+            {
                 // Nothing was ever started in Azure (or all of it is over): nothing to clean up.
                 release = true;
             } else if info.deleting {

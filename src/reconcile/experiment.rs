@@ -60,6 +60,21 @@ impl RunState {
     }
 }
 
+/// Whether a recorded run is over (an unknown state counts as not over).
+pub fn is_over(run: &RunStatus) -> bool {
+    RunState::parse(&run.state).is_some_and(RunState::is_terminal)
+}
+
+/// Recorded runs that may still be going, or whose run-based cluster may still exist: what
+/// a deletion has to clean up.
+pub fn unfinished_runs(status: &ExperimentStatus) -> impl Iterator<Item = &RunStatus> {
+    status
+        .current_run
+        .iter()
+        .chain(status.runs.iter())
+        .filter(|r| r.run_based_compute.is_some() || !is_over(r))
+}
+
 /// What the backend (Azure ML or the local executor) reports about one run.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ObservedRun {

@@ -24,7 +24,7 @@ use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
 use crate::reconcile::workspace;
-use crate::reconcile::{ActionFailure, Event, ObjectInfo, record};
+use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_stalled, record};
 use azure_runs::recheck_dependencies;
 
 /// Where an object stands after one reconcile.
@@ -279,6 +279,18 @@ impl Engine<'_> {
         Ok(outcome)
     }
 
+    /// A recorded run this machine cannot clean up: unfinished (or holding a run-based cluster)
+    /// and unknown to the local executor, so it went to Azure through a RunConfiguration
+    /// that is no longer in the store.
+    fn unreachable_run(&self, exp: &Experiment, now: Timestamp) -> Option<String> {
+        let status = exp.status.as_ref()?;
+        experiment::unfinished_runs(status)
+            .find(|r| {
+                r.run_based_compute.is_some() || matches!(self.local.observe(&r.id, now), Ok(None))
+            })
+            .map(|r| r.id.clone())
+    }
+
     fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {
         let Some(target) = &rc.spec.target_ref else {
             return Ok(TargetState::Ready); // run-based compute is created per run
@@ -335,6 +347,25 @@ impl Engine<'_> {
         };
         if let Some(rc) = azure_rc {
             return self.azure_experiment(key, object, &exp, &rc, run_configuration, now);
+        }
+        if info.deleting
+            && let Some(run) = self.unreachable_run(&exp, now)
+        {
+            let msg = format!(
+                "run {run} is not a local run and RunConfiguration {:?} is not in the store, so it cannot be cancelled (nor its run-based compute deleted) from here: apply the RunConfiguration and its Workspace again, or cancel the job in Azure ML studio and run `amlops delete --force`",
+                exp.spec.run_configuration_ref.name
+            );
+            let mut status = exp.status.clone().unwrap_or_default();
+            mark_stalled(
+                &mut status.conditions,
+                "CleanupBlocked",
+                &msg,
+                info.generation,
+                now,
+            );
+            let events = [Event::warning("CleanupBlocked", msg)];
+            self.write(key, &mut object, &status, &events)?;
+            return Ok(Outcome::Stalled);
         }
         let desired_id = experiment::run_id(&info);
         let observe = |id: &str| self.local.observe(id, now);

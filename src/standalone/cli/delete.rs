@@ -43,6 +43,15 @@ pub fn delete(args: &DeleteArgs, state: &StateArgs) -> anyhow::Result<i32> {
             println!("{}/{} not found", key.kind.to_lowercase(), key.name);
             continue;
         }
+        if args.force {
+            store.remove(key)?;
+            println!(
+                "{}/{} removed without cleanup (--force)",
+                key.kind.to_lowercase(),
+                key.name
+            );
+            continue;
+        }
         store.delete(key)?;
         pending.push(key.clone());
     }

@@ -114,6 +114,11 @@ pub struct DeleteArgs {
     pub name: Option<String>,
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Remove the objects from the store at once, without their cleanup: runs are not
+    /// cancelled and nothing in Azure is deleted or detached (like removing a finalizer by
+    /// hand). For an object whose cleanup cannot finish.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
