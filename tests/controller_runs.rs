@@ -411,3 +411,78 @@ async fn local_target_is_stalled_in_a_cluster() {
     );
     assert_eq!(env.azure.count("PUT", "/environments/"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_registry_credentials_reach_azure_as_a_connection_and_nowhere_else() {
+    const PASSWORD: &str = "registry-pass-7f3a";
+    let env = Env::start(fast_azure()).await;
+    env.workspace("ws", "ws1", None);
+    let mut spec = conda_rc(json!({"workspaceRef": {"name": "ws"}}));
+    spec["docker"] = json!({
+        "baseImage": "private.example.io/train:1",
+        "registry": {"address": "private.example.io", "username": "puller",
+                     "passwordSecretRef": {"name": "registry", "key": "password"}},
+    });
+    run_configuration(&env, "private", spec);
+
+    // The Secret is not there yet: Stalled, naming it; nothing is written to Azure.
+    let rc = env
+        .wait_for("RunConfiguration", "private", 30, |o| {
+            has_reason(o, "Stalled", "SecretNotFound")
+        })
+        .await;
+    assert!(rc["status"].to_string().contains("registry"), "{rc:#}");
+    assert_eq!(env.azure.count("PUT", "/connections/"), 0);
+
+    // It appears: the connection is written once with the password, then Ready.
+    env.kube
+        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry", "namespace": NS}, "stringData": {"password": PASSWORD}}))
+        .unwrap();
+    let rc = env
+        .wait_for("RunConfiguration", "private", 30, is_ready)
+        .await;
+    let name = rc["status"]["registryConnection"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("amlops-registry-"), "{name}");
+    let stored = env.azure.connections(&name);
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    let props = &stored[0]["properties"];
+    assert_eq!(props["category"], "ContainerRegistry");
+    assert_eq!(props["target"], "private.example.io");
+    assert_eq!(props["credentials"]["username"], "puller");
+    assert_eq!(props["credentials"]["password"], PASSWORD);
+    assert_eq!(env.azure.count("PUT", "/connections/"), 1);
+    env.wait_for_event("private", "Normal", "RegistryConnectionWritten", 10)
+        .await;
+
+    // The password is nowhere in the object or its events.
+    assert!(!rc.to_string().contains(PASSWORD));
+    assert!(
+        !format!("{:?}", env.events("private")).contains(PASSWORD),
+        "{:?}",
+        env.events("private")
+    );
+
+    // Reconciling again (a restart would) reads the connection and writes nothing.
+    env.azure.reset();
+    env.kube
+        .merge_patch(
+            AMLOPS,
+            "RunConfiguration",
+            NS,
+            "private",
+            json!({"metadata": {"annotations": {"touch": "1"}}}),
+        )
+        .unwrap();
+    for _ in 0..50 {
+        if env.azure.count("GET", "/connections/") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.azure.count("GET", "/connections/"), 1);
+    assert_eq!(env.azure.count("PUT", "/connections/"), 0);
+    assert_rbac_allows(&env);
+}

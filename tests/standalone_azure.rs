@@ -160,10 +160,17 @@ async fn start_with_storage() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     let (_azurite, fake, dir, ca) = start_with_storage().await;
+    const REGISTRY_PASSWORD: &str = "registry-pass-3c9e";
     let manifests = format!(
-        "{}---\n{}---\n{}",
+        "{}---\n{}---\n{}---\n{}",
         workspace_and_cluster(&fake),
-        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        format_args!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: registry}}\nstringData: {{password: {REGISTRY_PASSWORD}}}\n"
+        ),
+        run_configuration(
+            "rc",
+            "targetRef: {name: cpu-cluster}\n  docker: {baseImage: private.example.io/train:1, registry: {address: private.example.io, username: puller, passwordSecretRef: {name: registry, key: password}}}"
+        ),
         experiment("train", "rc", "{}")
     );
     std::fs::write(dir.path().join("run.yaml"), manifests).unwrap();
@@ -176,6 +183,11 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     let plan = tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["plan", "-f", "run.yaml"]));
     assert!(
         text(&plan).contains("register environment amlops-default-rc:"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        text(&plan).contains("write workspace connection amlops-registry-"),
         "{}",
         text(&plan)
     );
@@ -203,6 +215,16 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
     assert_eq!(fake.count("PUT", "/jobs/"), 1);
     assert_eq!(fake.count("PUT", "/computes/cpu-cluster"), 1);
     assert!(!text(&out).contains(SP_SECRET));
+    // The private registry's password went to Azure as a connection, and nowhere else.
+    let connection = rc["status"]["registryConnection"].as_str().unwrap();
+    let stored = fake.connections(connection);
+    assert_eq!(
+        stored[0]["properties"]["credentials"]["password"],
+        REGISTRY_PASSWORD
+    );
+    assert_eq!(fake.count("PUT", "/connections/"), 1);
+    assert!(!text(&out).contains(REGISTRY_PASSWORD));
+    assert!(!rc.to_string().contains(REGISTRY_PASSWORD));
 
     // A run that fails in Azure fails the apply, once its run-based cluster is deleted.
     std::fs::write(

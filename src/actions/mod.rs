@@ -10,6 +10,7 @@ pub mod environment;
 pub mod experiment;
 pub mod job;
 pub mod local;
+pub mod registry;
 pub mod run_compute;
 pub mod run_configuration;
 pub mod secrets;

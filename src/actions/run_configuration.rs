@@ -1,14 +1,16 @@
 //! One reconcile of a RunConfiguration whose runs go to Azure, shared by both frontends:
-//! observe the planned environment version (one GET), decide, register it when absent.
+//! observe the planned environment version (one GET) and the private registry's connection
+//! (one GET, a PUT when absent), decide, register the environment when absent.
 
 use std::time::Duration;
 
-use super::environment;
+use super::{SecretSource, environment, registry};
 use crate::api::readiness::why_not_ready;
 use crate::api::{RunConfigurationStatus, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
-    EnvironmentPlan, EnvironmentState, Input, RunConfigurationAction, reconcile as decide,
+    EnvironmentPlan, EnvironmentState, Input, RunConfigurationAction, plan_registry,
+    reconcile as decide,
 };
 use crate::reconcile::{ActionFailure, Decision, Event, WAITING_FOR_WORKSPACE, record};
 
@@ -68,20 +70,28 @@ fn failed(input: &Input<'_>, failure: &ActionFailure) -> RcDecision {
     d
 }
 
-/// Observes `plan` in the Workspace `client` connects to, decides (`input.environment` is
-/// replaced by what was observed) and registers the version when the decision asks for it.
-pub async fn converge(
+/// Observes `plan` in the Workspace `client` connects to, makes the private registry's
+/// connection exist (if the spec has one), decides (`input.environment` is replaced by what
+/// was observed) and registers the version when the decision asks for it.
+pub async fn converge<S: SecretSource>(
     client: Result<WorkspaceClient, ActionFailure>,
     plan: &EnvironmentPlan,
     input: Input<'_>,
+    secrets: &S,
 ) -> Converged {
-    let observed = match client {
-        Ok(client) => environment::observe(&client, plan)
-            .await
-            .map(|state| (state, client)),
-        Err(f) => Err(f),
-    };
-    let (state, client) = match observed {
+    let owner = format!("{}/{}", input.info.namespace, input.info.name);
+    let registry = plan_registry(input.spec);
+    let observed = async {
+        let client = client?;
+        let state = environment::observe(&client, plan).await?;
+        let written = match &registry {
+            Some(r) => registry::converge(&client, r, secrets, &owner).await?,
+            None => false,
+        };
+        Ok::<_, ActionFailure>((state, written, client))
+    }
+    .await;
+    let (state, written, client) = match observed {
         Ok(o) => o,
         Err(f) => {
             let failure =
@@ -111,10 +121,10 @@ pub async fn converge(
         })
     };
     let mut d = decide_with(status, state);
+    d.status.registry_connection = registry.as_ref().map(|r| r.name.clone());
     let mut failure = None;
     for action in std::mem::take(&mut d.actions) {
         let RunConfigurationAction::StageEnvironment(plan) = action;
-        let owner = format!("{}/{}", info.namespace, info.name);
         match environment::register(&client, &plan, &owner).await {
             Ok(()) => {
                 // Registered: decide again so the status says Ready in this same pass.
@@ -137,6 +147,15 @@ pub async fn converge(
                 failure = Some((f.reason.clone(), f.retryable));
             }
         }
+    }
+    if let Some(r) = registry.as_ref().filter(|_| written) {
+        d.events.push(Event::normal(
+            "RegistryConnectionWritten",
+            format!(
+                "workspace connection {} holds the credentials of registry {}",
+                r.name, r.address
+            ),
+        ));
     }
     Converged {
         decision: d,

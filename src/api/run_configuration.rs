@@ -216,7 +216,12 @@ pub struct Docker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub base_image: Option<String>,
-    /// Private registry of the base image.
+    /// Private registry of the base image. On Azure, amlops writes its credentials into a
+    /// workspace connection of category `ContainerRegistry` (named in
+    /// `status.registryConnection`), which Azure ML uses to pull the image. The connection is
+    /// written again when the address, user name or Secret reference changes; to roll a
+    /// rotated password, point `passwordSecretRef` at the new Secret (or key). Ignored on
+    /// `local` compute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<Registry>,
     /// Mount the host's shared volumes into the container.
@@ -267,6 +272,11 @@ pub struct RunConfigurationStatus {
     /// True when the referenced ComputeTarget is Ready (always true for run-based compute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ready: Option<bool>,
+    /// The Azure ML workspace connection (category `ContainerRegistry`) holding the
+    /// credentials of `docker.registry`, once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub registry_connection: Option<String>,
 }
 
 /// An environment version, named by content so an unchanged spec never registers again.

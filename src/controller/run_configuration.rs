@@ -1,5 +1,6 @@
 //! The RunConfiguration controller: find the target and the workspace, observe the planned
-//! environment version (one GET), decide, register it when absent, write status.
+//! environment version (one GET) and the private registry's connection, decide, register
+//! the environment when absent, write status.
 //!
 //! No finalizer: environment versions are immutable, content-named assets that other
 //! RunConfigurations (and finished runs) may still use, so deletion leaves them in place.
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, reflector};
@@ -17,6 +20,7 @@ use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish};
 use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
+use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::run_configuration::{self, require_workspace};
@@ -134,7 +138,9 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
     let (d, failure) = match (&plan, needs_azure) {
         (Some(plan), true) => {
             let client = workspace_client(shared, &resolved).await;
-            let converged = run_configuration::converge(client, plan, input_of(old)).await;
+            let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
+            let converged =
+                run_configuration::converge(client, plan, input_of(old), &secrets).await;
             (converged.decision, converged.failure)
         }
         // Paused, an unusable target, or an invalid environment: the decision has no actions.
@@ -193,7 +199,9 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
         scope.api::<Workspace>(&shared.client),
         readiness_of::<Workspace>,
     );
-    let (by_target, by_ws) = (reader.clone(), reader.clone());
+    // The registry password's Secret: a missing one is retried when it appears.
+    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
+    let (by_target, by_ws, by_secret) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
@@ -211,6 +219,16 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
                     .workspace_ref
                     .as_ref()
                     .is_some_and(|r| r.name == name)
+            })
+        })
+        .watches_stream(secrets, move |secret| {
+            let name = secret.name_any();
+            users(&by_secret, secret.namespace(), |rc| {
+                rc.spec
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.registry.as_ref())
+                    .is_some_and(|r| r.password_secret_ref.name == name)
             })
         })
         .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))

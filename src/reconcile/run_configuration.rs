@@ -7,7 +7,8 @@ use jiff::Timestamp;
 
 use super::{Decision, ObjectInfo, mark_progressing, mark_ready, mark_stalled};
 use crate::api::{
-    Docker, EnvironmentSource, RunConfigurationSpec, RunConfigurationStatus, StagedEnvironment,
+    Docker, EnvironmentSource, RunConfigurationSpec, RunConfigurationStatus, SecretKeyRef,
+    StagedEnvironment,
 };
 
 /// Base image of system-managed and user-managed environments on Azure when docker.baseImage is unset.
@@ -172,6 +173,55 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
         }),
         _ => None,
     }
+}
+
+/// The workspace connection that carries `docker.registry` credentials to Azure ML.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryPlan {
+    /// Connection name: one per (address, user name, Secret reference), so RunConfigurations
+    /// that share a registry login share the connection, and any change makes a new one.
+    pub name: String,
+    pub address: String,
+    pub username: String,
+    pub password: SecretKeyRef,
+}
+
+/// What Azure reports about a connection (never its credentials).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ObservedConnection {
+    pub category: Option<String>,
+    pub target: Option<String>,
+}
+
+pub const REGISTRY_CATEGORY: &str = "ContainerRegistry";
+
+/// The registry connection a spec asks for, if any.
+pub fn plan_registry(spec: &RunConfigurationSpec) -> Option<RegistryPlan> {
+    let r = spec.docker.as_ref()?.registry.as_ref()?;
+    let digest = content_version(&[
+        &r.address,
+        &r.username,
+        &r.password_secret_ref.name,
+        &r.password_secret_ref.key,
+    ]);
+    Some(RegistryPlan {
+        // Azure's rule: ^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$ (16 + 16 characters here).
+        name: format!("amlops-registry-{}", &digest[..16]),
+        address: r.address.clone(),
+        username: r.username.clone(),
+        password: r.password_secret_ref.clone(),
+    })
+}
+
+/// Whether the connection found in Azure is the planned one; `false` means write it. The
+/// name already encodes user name and Secret reference, so address and category suffice.
+pub fn registry_in_sync(plan: &RegistryPlan, observed: Option<&ObservedConnection>) -> bool {
+    observed.is_some_and(|o| {
+        o.category.as_deref() == Some(REGISTRY_CATEGORY)
+            && o.target
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(&plan.address))
+    })
 }
 
 /// Whether the run target can take runs.
@@ -412,6 +462,56 @@ mod tests {
             plan_environment(&info(), &with_image).unwrap().version()
         );
         assert_eq!(a.name(), "amlops-ml-sk");
+    }
+
+    #[test]
+    fn registry_connection_is_named_by_login_and_compared_by_address() {
+        assert_eq!(plan_registry(&spec(conda())), None);
+        let with = |address: &str, user: &str, key: &str| {
+            let mut s = spec(conda());
+            s.docker = Some(Docker {
+                enabled: true,
+                base_image: Some("private.example.io/train:1".into()),
+                registry: Some(crate::api::Registry {
+                    address: address.into(),
+                    username: user.into(),
+                    password_secret_ref: SecretKeyRef {
+                        name: "registry".into(),
+                        key: key.into(),
+                    },
+                }),
+                ..Default::default()
+            });
+            plan_registry(&s).unwrap()
+        };
+        let plan = with("private.example.io", "puller", "password");
+        let rule = regex::Regex::new("^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$").unwrap();
+        assert!(rule.is_match(&plan.name), "{}", plan.name);
+        assert_eq!(plan, with("private.example.io", "puller", "password"));
+        for other in [
+            with("other.example.io", "puller", "password"),
+            with("private.example.io", "pusher", "password"),
+            with("private.example.io", "puller", "rotated"),
+        ] {
+            assert_ne!(plan.name, other.name);
+        }
+        assert!(!registry_in_sync(&plan, None));
+        let found = |category: &str, target: &str| ObservedConnection {
+            category: Some(category.into()),
+            target: Some(target.into()),
+        };
+        assert!(registry_in_sync(
+            &plan,
+            Some(&found("ContainerRegistry", "PRIVATE.example.io"))
+        ));
+        assert!(!registry_in_sync(
+            &plan,
+            Some(&found("Git", "private.example.io"))
+        ));
+        assert!(!registry_in_sync(
+            &plan,
+            Some(&found("ContainerRegistry", "elsewhere.io"))
+        ));
     }
 
     #[test]

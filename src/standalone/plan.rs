@@ -8,7 +8,7 @@ use super::store::{Key, Store, StoreError};
 use crate::actions::local::LocalBackend;
 use crate::api::{ComputeTarget, RunConfiguration};
 use crate::reconcile::ObjectInfo;
-use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
+use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment, plan_registry};
 
 /// Human-readable effects, one per line.
 pub fn effects(
@@ -55,7 +55,13 @@ pub fn effects(
                         ..Default::default()
                     };
                     let azure = runs_in_azure(&rc, doc, docs, store)?;
-                    match plan_environment(&info, &rc.spec) {
+                    let registry = plan_registry(&rc.spec).filter(|_| azure).map(|r| {
+                        format!(
+                            "write workspace connection {} with the credentials of registry {} unless it is there",
+                            r.name, r.address
+                        )
+                    });
+                    let environment = match plan_environment(&info, &rc.spec) {
                         Some(plan @ EnvironmentPlan::Existing { .. }) => vec![format!(
                             "use the registered Azure ML environment {}:{}",
                             plan.name(),
@@ -80,7 +86,8 @@ pub fn effects(
                             Err(f) => vec![format!("cannot run locally: {}", f.message)],
                         },
                         None => vec!["no environment declared".into()],
-                    }
+                    };
+                    registry.into_iter().chain(environment).collect()
                 }
                 Err(e) => vec![format!("unreadable: {e}")],
             }

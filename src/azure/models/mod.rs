@@ -5,6 +5,7 @@
 pub mod code;
 pub mod common;
 pub mod compute;
+pub mod connection;
 pub mod environment;
 pub mod job;
 pub mod workspace;

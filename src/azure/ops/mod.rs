@@ -4,6 +4,7 @@
 
 mod code;
 mod compute;
+mod connection;
 mod environment;
 mod job;
 mod workspace;

@@ -126,7 +126,9 @@ impl Engine<'_> {
         let d = match plan_environment(info, &rc.spec) {
             Some(plan) if !info.paused => {
                 let client = self.connect(key, &self.resolve(key, rc)?)?;
-                let step = crate::actions::run_configuration::converge(client, &plan, input);
+                let secrets = StoredSecrets::load(self.store, &key.namespace)?;
+                let step =
+                    crate::actions::run_configuration::converge(client, &plan, input, &secrets);
                 self.azure.block_on(step).decision
             }
             // Paused, or an invalid environment: the decision has no actions.

@@ -111,6 +111,11 @@ impl FakeAzureMl {
         self.shared.reset(true)
     }
 
+    /// What was PUT as connection `name` (credentials included: Azure itself never returns them).
+    pub fn connections(&self, name: &str) -> Vec<serde_json::Value> {
+        self.shared.connections(name)
+    }
+
     /// Sets how jobs named `job` end; returns how many jobs matched.
     pub fn set_job_outcome(&self, job: &str, outcome: JobOutcome) -> usize {
         self.shared.set_job_outcome(job, outcome)

@@ -95,6 +95,19 @@ impl Shared {
         }
     }
 
+    /// The stored body of every connection named `name` (any workspace), credentials included.
+    pub fn connections(&self, name: &str) -> Vec<serde_json::Value> {
+        let Ok(store) = self.store.lock() else {
+            return Vec::new();
+        };
+        store
+            .connections
+            .values()
+            .filter(|c| c.name == name)
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
     /// Sets the outcome of every job named `name` (any workspace); returns how many.
     pub fn set_job_outcome(&self, name: &str, outcome: JobOutcome) -> usize {
         let Ok(mut store) = self.store.lock() else {

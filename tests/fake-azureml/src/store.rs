@@ -1,4 +1,4 @@
-//! The fake's state: computes, environment and code versions, jobs and long-running
+//! The fake's state: computes, environment and code versions, jobs, connections and long-running
 //! operations, keyed by lower-cased ARM resource id (ARM ids are case-insensitive).
 
 use crate::lifecycle::JobOutcome;
@@ -13,6 +13,8 @@ pub struct Store {
     /// Environment and code versions.
     pub assets: HashMap<String, Asset>,
     pub jobs: HashMap<String, Job>,
+    /// Workspace connections, as PUT (credentials included; they are stripped when rendered).
+    pub connections: HashMap<String, Asset>,
     pub operations: HashMap<String, Operation>,
 }
 

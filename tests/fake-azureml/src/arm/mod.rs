@@ -3,6 +3,7 @@
 
 mod assets;
 mod computes;
+mod connections;
 mod immutable;
 mod jobs;
 mod lro;
@@ -210,6 +211,8 @@ async fn dispatch(shared: &Shared, req: &Request, route: &RouteMatch<'_>) -> Rep
         ("POST", "/codes/{name}/versions/{version}/startPendingUpload") => {
             assets::start_pending_upload(&ctx).await
         }
+        ("GET", "/connections/{connectionName}") => connections::get(&ctx),
+        ("PUT", "/connections/{connectionName}") => connections::put(&ctx),
         ("GET", "/jobs") => jobs::list(&ctx),
         ("GET", "/jobs/{id}") => jobs::get(&ctx),
         ("PUT", "/jobs/{id}") => jobs::put(&ctx),
