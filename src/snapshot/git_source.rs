@@ -43,9 +43,22 @@ pub fn checkout(
     dest: &Path,
 ) -> Result<GitProvenance, SnapshotError> {
     let clean_url = strip_credentials(src.url.clone());
+    // gix's messages may quote the URL as given: keep a password in it (or the token) out.
+    let secrets: Vec<String> = url::Url::parse(&src.url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+        .into_iter()
+        .chain(match &src.auth {
+            GitAuth::Token(t) => Some(t.expose().to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
     let err = |message: String| SnapshotError::Git {
         url: clean_url.clone(),
-        message,
+        message: secrets
+            .iter()
+            .fold(message, |m, s| m.replace(s.as_str(), "<redacted>")),
     };
     std::fs::create_dir_all(cache_dir).map_err(SnapshotError::io(cache_dir))?;
     let key_file = write_ssh_key(&src.auth, cache_dir)?;
@@ -67,11 +80,12 @@ pub fn checkout(
             gix::ObjectId::from_hex(sha.as_bytes()).is_ok_and(|id| repo.find_object(id).is_ok())
         });
         if !have_commit {
-            fetch(&repo, &src.auth, shallow).map_err(|e| err(format!("fetch: {e}")))?;
+            fetch(&repo, &src.auth, shallow).map_err(|e| err(format!("fetch: {}", chain(&*e))))?;
         }
         repo
     } else {
-        clone(src, &repo_dir, overrides, shallow).map_err(|e| err(format!("clone: {e}")))?
+        clone(src, &repo_dir, overrides, shallow)
+            .map_err(|e| err(format!("clone: {}", chain(&*e))))?
     };
 
     let (commit, branch) = resolve(&repo, src.revision.as_deref()).ok_or_else(|| {
@@ -110,6 +124,22 @@ pub fn checkout(
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error with its causes ("handshake failed: ...: 401"): gix's top-level messages alone
+/// do not say what went wrong.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
 
 fn clone(
     src: &GitSource,

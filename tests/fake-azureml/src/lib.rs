@@ -13,9 +13,11 @@ mod record;
 mod reply;
 mod server;
 pub mod spec;
+/// The rustls the TLS material is built for (test servers wrap their streams with it).
+pub use rustls;
 mod storage;
 mod store;
-mod tls;
+pub mod tls;
 mod token;
 
 pub use lifecycle::JobOutcome;
