@@ -88,7 +88,7 @@ impl RunInputs for KubeRunInputs {
         };
         let git_secret = match source.git.as_ref().and_then(|g| g.secret_ref.as_ref()) {
             Some(r) => match self.secrets.secret_value(&r.name, &r.key).await {
-                Ok(v) => Some((r.key.clone(), snapshot::Secret::new(v.expose()))),
+                Ok(v) => Some((r.key.clone(), v)),
                 Err(SecretError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             },

@@ -2,31 +2,13 @@
 //! pipeline (walk, ignore rules, hashing, upload) treats the same way.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
+
+pub use crate::azure::Secret;
 
 use super::SnapshotError;
 use super::git_source::{self, GitSource};
 use super::provenance::{self, GitProvenance};
-
-/// A secret string (token, key) whose `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// Where the code of a run comes from.
 #[derive(Debug, Clone)]

@@ -58,7 +58,7 @@ impl StoredRunInputs {
             });
         let git_secret = match source.git.as_ref().and_then(|g| g.secret_ref.as_ref()) {
             Some(r) => match self.secrets.value(&r.name, &r.key) {
-                Ok(v) => Some((r.key.clone(), snapshot::Secret::new(v.expose()))),
+                Ok(v) => Some((r.key.clone(), v)),
                 Err(SecretError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             },
