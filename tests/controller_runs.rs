@@ -486,3 +486,31 @@ async fn private_registry_credentials_reach_azure_as_a_connection_and_nowhere_el
     assert_eq!(env.azure.count("PUT", "/connections/"), 0);
     assert_rbac_allows(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_for_its_configmap_starts_when_it_appears() {
+    let (env, _azurite) = start().await;
+    ready_target(&env).await;
+    experiment(
+        &env,
+        "from-cm",
+        "rc",
+        json!({"configMap": {"name": "code"}}),
+        json!({}),
+    );
+    let exp = env
+        .wait_for("Experiment", "from-cm", 30, |o| {
+            has_reason(o, "Stalled", "ConfigMapNotFound")
+        })
+        .await;
+    assert!(exp["status"].to_string().contains("code"), "{exp:#}");
+    assert_eq!(env.azure.count("PUT", "/jobs/"), 0);
+
+    // The ConfigMap's watch brings the Experiment back at once (the resync is an hour away).
+    env.kube
+        .create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "code", "namespace": NS}, "data": {"train.py": TRAIN}}))
+        .unwrap();
+    env.wait_for("Experiment", "from-cm", 30, succeeded).await;
+    assert_eq!(env.azure.count("PUT", "/jobs/"), 1);
+    assert_rbac_allows(&env);
+}

@@ -6,9 +6,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, reflector};
+use kube::runtime::reflector::{self, Store};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
@@ -156,40 +156,6 @@ fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
     api_error_requeue(KIND, err, &ctx.shared)
 }
 
-fn users_of_workspace(
-    store: &Store<ComputeTarget>,
-    ws: &Workspace,
-) -> Vec<ObjectRef<ComputeTarget>> {
-    store
-        .state()
-        .iter()
-        .filter(|ct| {
-            ct.namespace() == ws.namespace()
-                && ct
-                    .spec
-                    .workspace_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == ws.name_any())
-        })
-        .map(|ct| ObjectRef::from_obj(ct.as_ref()))
-        .collect()
-}
-
-fn users_of_secret(
-    store: &Store<ComputeTarget>,
-    secret: &str,
-    namespace: Option<String>,
-) -> Vec<ObjectRef<ComputeTarget>> {
-    store
-        .state()
-        .iter()
-        .filter(|ct| {
-            ct.namespace() == namespace && secret_refs(&ct.spec).iter().any(|r| r.name == secret)
-        })
-        .map(|ct| ObjectRef::from_obj(ct.as_ref()))
-        .collect()
-}
-
 /// Runs the ComputeTarget controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
@@ -208,9 +174,20 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
-        .watches_stream(workspaces, move |ws| users_of_workspace(&by_ws, &ws))
+        .watches_stream(workspaces, move |ws| {
+            let name = ws.name_any();
+            watches::users(&by_ws, ws.namespace(), |ct| {
+                ct.spec
+                    .workspace_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+            })
+        })
         .watches_stream(secrets, move |s| {
-            users_of_secret(&by_secret, &s.name_any(), s.namespace())
+            let name = s.name_any();
+            watches::users(&by_secret, s.namespace(), |ct| {
+                secret_refs(&ct.spec).iter().any(|r| r.name == name)
+            })
         })
         .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
         .run(reconcile, error_policy, ctx)

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, reflector};
+use kube::runtime::reflector;
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
@@ -178,19 +179,6 @@ fn error_policy(_: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Action {
     api_error_requeue(KIND, err, &ctx.shared)
 }
 
-fn users_of_run_configuration(
-    store: &Store<Experiment>,
-    rc: &RunConfiguration,
-) -> Vec<ObjectRef<Experiment>> {
-    let name = rc.name_any();
-    store
-        .state()
-        .iter()
-        .filter(|e| e.namespace() == rc.namespace() && e.spec.run_configuration_ref.name == name)
-        .map(|e| ObjectRef::from_obj(e.as_ref()))
-        .collect()
-}
-
 /// Runs the Experiment controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
@@ -199,13 +187,41 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
         scope.api::<RunConfiguration>(&shared.client),
         readiness_of::<RunConfiguration>,
     );
-    let by_rc = reader.clone();
+    // The source's ConfigMap and the git credential's Secret: a run waiting for one of them
+    // is submitted as soon as it appears.
+    let config_maps = watches::versions(scope.api::<PartialObjectMeta<ConfigMap>>(&shared.client));
+    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
+    let (by_rc, by_cm, by_secret) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
         .watches_stream(run_configurations, move |rc| {
-            users_of_run_configuration(&by_rc, &rc)
+            let name = rc.name_any();
+            watches::users(&by_rc, rc.namespace(), |e| {
+                e.spec.run_configuration_ref.name == name
+            })
+        })
+        .watches_stream(config_maps, move |cm| {
+            let name = cm.name_any();
+            watches::users(&by_cm, cm.namespace(), |e| {
+                e.spec
+                    .source
+                    .config_map
+                    .as_ref()
+                    .is_some_and(|c| c.name == name)
+            })
+        })
+        .watches_stream(secrets, move |secret| {
+            let name = secret.name_any();
+            watches::users(&by_secret, secret.namespace(), |e| {
+                e.spec
+                    .source
+                    .git
+                    .as_ref()
+                    .and_then(|g| g.secret_ref.as_ref())
+                    .is_some_and(|r| r.name == name)
+            })
         })
         .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
         .run(

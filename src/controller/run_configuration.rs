@@ -11,9 +11,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, reflector};
+use kube::runtime::reflector;
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
@@ -174,19 +174,6 @@ fn error_policy(_: Arc<RunConfiguration>, err: &Error, ctx: Arc<Ctx>) -> Action 
     api_error_requeue(KIND, err, &ctx.shared)
 }
 
-fn users(
-    store: &Store<RunConfiguration>,
-    namespace: Option<String>,
-    uses: impl Fn(&RunConfiguration) -> bool,
-) -> Vec<ObjectRef<RunConfiguration>> {
-    store
-        .state()
-        .iter()
-        .filter(|rc| rc.namespace() == namespace && uses(rc))
-        .map(|rc| ObjectRef::from_obj(rc.as_ref()))
-        .collect()
-}
-
 /// Runs the RunConfiguration controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let (reader, writer) = reflector::store();
@@ -208,13 +195,13 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
         )
         .watches_stream(targets, move |ct| {
             let name = ct.name_any();
-            users(&by_target, ct.namespace(), |rc| {
+            watches::users(&by_target, ct.namespace(), |rc| {
                 rc.spec.target_ref.as_ref().is_some_and(|r| r.name == name)
             })
         })
         .watches_stream(workspaces, move |ws| {
             let name = ws.name_any();
-            users(&by_ws, ws.namespace(), |rc| {
+            watches::users(&by_ws, ws.namespace(), |rc| {
                 rc.spec
                     .workspace_ref
                     .as_ref()
@@ -223,7 +210,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
         })
         .watches_stream(secrets, move |secret| {
             let name = secret.name_any();
-            users(&by_secret, secret.namespace(), |rc| {
+            watches::users(&by_secret, secret.namespace(), |rc| {
                 rc.spec
                     .docker
                     .as_ref()

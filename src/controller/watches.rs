@@ -6,6 +6,7 @@ use std::hash::Hash;
 
 use futures::Stream;
 use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -50,4 +51,23 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     changes(api, predicates::resource_version)
+}
+
+/// The cached objects in `namespace` for which `uses` holds: what a change of a watched
+/// dependency re-reconciles.
+pub fn users<K>(
+    store: &Store<K>,
+    namespace: Option<String>,
+    uses: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource + Clone + Debug + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace == namespace && uses(o))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
 }
