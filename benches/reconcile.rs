@@ -69,6 +69,7 @@ fn main() {
                 run_configuration: RunConfigurationState::Ready,
                 desired: Some(&running),
                 previous: None,
+                retry_after_stall: Duration::from_secs(3600),
                 now,
             });
             let changed = exp.status.as_ref() != Some(&d.status);

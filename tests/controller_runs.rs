@@ -514,3 +514,57 @@ async fn a_run_waiting_for_its_configmap_starts_when_it_appears() {
     assert_eq!(env.azure.count("PUT", "/jobs/"), 1);
     assert_rbac_allows(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_based_cluster_over_quota_is_stalled_once_and_not_resubmitted_on_restart() {
+    let azurite = Azurite::start();
+    let mut env = Env::start(fake_azureml::Options {
+        job_phase_delay: Duration::from_millis(100),
+        storage: Some(azurite.storage_backend()),
+        max_nodes_quota: Some(4),
+        ..fast_azure()
+    })
+    .await;
+    env.workspace("ws", "ws1", None);
+    run_configuration(
+        &env,
+        "big",
+        conda_rc(
+            json!({"workspaceRef": {"name": "ws"}, "amlCompute": {"vmSize": "STANDARD_D2_V2", "maxNodes": 10}}),
+        ),
+    );
+    env.wait_for("RunConfiguration", "big", 60, is_ready).await;
+    experiment(&env, "wide", "big", inline(), json!({}));
+    let exp = env
+        .wait_for("Experiment", "wide", 60, |o| {
+            has_reason(o, "Stalled", "QuotaExceeded")
+        })
+        .await;
+    assert_eq!(
+        exp["status"]["currentRun"]["error"]["code"], "QuotaExceeded",
+        "{exp:#}"
+    );
+    env.wait_for_event("wide", "Warning", "QuotaExceeded", 10)
+        .await;
+    assert_eq!(env.compute_calls("PUT"), 1);
+    assert_eq!(env.azure.count("PUT", "/jobs/"), 0);
+
+    // A restart reconciles it again: the refused cluster is not asked for again.
+    let gets = env.azure.count("GET", "/jobs/");
+    env.stop_controllers().await;
+    env.start_controllers();
+    for _ in 0..100 {
+        if env.azure.count("GET", "/jobs/") > gets {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        env.azure.count("GET", "/jobs/") > gets,
+        "the restarted controller looked again"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.compute_calls("PUT"), 1, "no second PUT while Stalled");
+    let exp = env.get("Experiment", "wide").unwrap();
+    assert_eq!(condition(&exp, "Stalled").unwrap().1, "QuotaExceeded");
+}

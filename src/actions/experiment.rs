@@ -53,6 +53,8 @@ pub struct RunWorld<'a, I> {
     /// is not usable, and why.
     pub client: Option<Result<WorkspaceClient, ActionFailure>>,
     pub inputs: &'a I,
+    /// See [`decide_mod::Input::retry_after_stall`].
+    pub retry_after_stall: Duration,
     pub now: jiff::Timestamp,
 }
 
@@ -295,6 +297,7 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
         target,
         client,
         inputs,
+        retry_after_stall,
         now,
     } = world;
     let info = ObjectInfo::of(exp);
@@ -336,6 +339,7 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
             run_configuration,
             desired: desired.as_ref(),
             previous: previous.as_ref(),
+            retry_after_stall,
             now,
         }),
         (Err(f), _) => {
@@ -385,6 +389,7 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
                 }
                 Err(f) => {
                     d.requeue_after = None;
+                    decide_mod::record_refusal(&mut d.status, &run_id, &f);
                     Err(f)
                 }
             },

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::needs_human;
 use crate::api::Source;
-use crate::reconcile::ActionFailure;
+use crate::reconcile::{ActionFailure, CONFIG_MAP_NOT_FOUND};
 use crate::snapshot::{self, GitAuth, GitSource, Secret};
 
 /// The data of a ConfigMap source.
@@ -32,7 +32,7 @@ pub fn snapshot_source(
     if let Some(cm) = &source.config_map {
         let data = config_map.ok_or_else(|| {
             needs_human(
-                "ConfigMapNotFound",
+                CONFIG_MAP_NOT_FOUND,
                 format!("ConfigMap {:?} (spec.source.configMap) not found", cm.name),
             )
         })?;
@@ -127,7 +127,7 @@ mod tests {
         };
         assert_eq!(
             snapshot_source(&src, None, None).unwrap_err().reason,
-            "ConfigMapNotFound"
+            CONFIG_MAP_NOT_FOUND
         );
         let data = ConfigMapData {
             data: [("train.py".to_string(), "print(1)".to_string())].into(),

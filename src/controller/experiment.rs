@@ -140,6 +140,11 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         namespace: info.namespace.clone(),
         secrets: KubeSecrets::new(shared.client.clone(), &info.namespace),
     };
+    let resync = resolved
+        .as_ref()
+        .and_then(|r| r.workspace.as_ref())
+        .map(|w| resync_period(shared, &w.spec))
+        .unwrap_or(shared.settings.resync_period);
     let converged = converge(RunWorld {
         exp: exp.as_ref(),
         rc: rc.as_ref(),
@@ -147,15 +152,11 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         target: resolved.as_ref().and_then(|r| r.target.as_ref()),
         client,
         inputs: &inputs,
+        retry_after_stall: resync,
         now,
     })
     .await;
     let d = converged.decision;
-    let resync = resolved
-        .as_ref()
-        .and_then(|r| r.workspace.as_ref())
-        .map(|w| resync_period(shared, &w.spec))
-        .unwrap_or(shared.settings.resync_period);
     finish(
         shared,
         &api,

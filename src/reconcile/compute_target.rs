@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    ActionFailure, Decision, Event, ObjectInfo, is_about_a_secret, mark_progressing, mark_ready,
-    mark_stalled, record_failure,
+    ActionFailure, Decision, Event, ObjectInfo, mark_progressing, mark_ready, mark_stalled,
+    record_failure, refusal_hold,
 };
-use crate::api::conditions::{self, ConditionStatus, READY, STALLED};
+use crate::api::conditions::{self, READY};
 use crate::api::{
     ComputeKind, ComputeTargetSpec, ComputeTargetStatus, DeletionPolicy, ErrorInfo, NodeCounts,
     PendingOperation,
@@ -313,27 +313,17 @@ fn workspace_ready(
     }
 }
 
-/// How long to hold back a write that Azure refused with a needs-a-human error for this
-/// generation. Any event (a Workspace status write, a restart, a finalizer) re-runs the
-/// reconcile; without this hold each one would repeat the refused PUT. A spec change (new
-/// generation) or the end of the resync period tries again; a failure about a Secret is
-/// tried again at once (the Secret's watch brings the reconcile).
+/// The refusal hold ([`refusal_hold`]) of the last write Azure refused, if any.
 fn stall_wait(input: &Input<'_>) -> Option<Duration> {
     let status = input.status?;
-    let refused = status
-        .last_error
-        .as_ref()
-        .filter(|e| !is_about_a_secret(&e.code))?;
-    let stalled = conditions::find(&status.conditions, STALLED)
-        .filter(|c| c.status == ConditionStatus::True && c.reason == refused.code)?;
-    if status.observed_generation != input.info.generation {
-        return None;
-    }
-    let since = input.now.duration_since(stalled.last_transition_time.0);
-    let wait = SignedDuration::try_from(input.retry_after_stall).ok()? - since;
-    (wait > SignedDuration::ZERO)
-        .then(|| Duration::try_from(wait).ok())
-        .flatten()
+    refusal_hold(
+        &status.conditions,
+        &status.last_error.as_ref()?.code,
+        status.observed_generation,
+        input.info.generation,
+        input.retry_after_stall,
+        input.now,
+    )
 }
 
 /// The verb of a pending operation kind (`Create`, `Update`, `Delete`, `Detach`).

@@ -9,7 +9,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Decision, Event, ObjectInfo, mark_progressing, mark_ready, mark_stalled};
+use super::{
+    Decision, Event, ObjectInfo, mark_progressing, mark_ready, mark_stalled, refusal_hold,
+};
 use crate::api::conditions::{self, FAILED, Observation, RUNNING, SUBMITTED, SUCCEEDED};
 use crate::api::{ErrorInfo, ExperimentSpec, ExperimentStatus, GitProvenance, RunStatus};
 
@@ -57,6 +59,38 @@ impl RunState {
     }
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+    }
+}
+
+/// The [`refusal_hold`] of this generation's run when Azure refused its submission (the run
+/// is still `NotStarted` and carries the refusal as its error).
+fn refused_submission_hold(input: &Input<'_>, desired_id: &str) -> Option<Duration> {
+    let status = input.status?;
+    let run = status.current_run.as_ref().filter(|r| {
+        r.id == desired_id && RunState::parse(&r.state) == Some(RunState::NotStarted)
+    })?;
+    refusal_hold(
+        &status.conditions,
+        &run.error.as_ref()?.code,
+        status.observed_generation,
+        input.info.generation,
+        input.retry_after_stall,
+        input.now,
+    )
+}
+
+/// Records on the run that Azure refused its submission, so a later reconcile holds it back
+/// ([`refusal_hold`]) instead of repeating it; a retryable failure is not recorded.
+pub fn record_refusal(status: &mut ExperimentStatus, run_id: &str, failure: &super::ActionFailure) {
+    if let Some(run) = status
+        .current_run
+        .as_mut()
+        .filter(|r| r.id == run_id && !failure.retryable)
+    {
+        run.error = Some(ErrorInfo {
+            code: failure.reason.clone(),
+            message: failure.message.clone(),
+        });
     }
 }
 
@@ -117,6 +151,9 @@ pub struct Input<'a> {
     pub desired: Option<&'a ObservedRun>,
     /// The backend's view of `status.currentRun` when that is an older run than the desired one.
     pub previous: Option<&'a ObservedRun>,
+    /// How long a submission Azure refused with a needs-a-human error waits before it is
+    /// tried again for the same generation (see [`refusal_hold`]): the resync period.
+    pub retry_after_stall: Duration,
     pub now: Timestamp,
 }
 
@@ -160,6 +197,7 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
     let active =
         |r: Option<&ObservedRun>| r.and_then(|r| r.state).is_some_and(|s| !s.is_terminal());
     let superseded = old.current_run.as_ref().filter(|_| !current_is_desired);
+    let hold = refused_submission_hold(&input, &desired_id);
 
     if info.deleting {
         if active(input.desired) {
@@ -263,6 +301,7 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
                 );
                 d.requeue_after = Some(Duration::from_secs(15));
             }
+            RunConfigurationState::Ready if hold.is_some() => d.requeue_after = hold,
             RunConfigurationState::Ready => {
                 d.actions.push(ExperimentAction::Submit {
                     run_id: desired_id.clone(),
@@ -341,7 +380,9 @@ pub fn fold_submitted(
     observed: &ObservedRun,
     now: Timestamp,
 ) {
-    if let Some(run) = &d.status.current_run {
+    if let Some(run) = &mut d.status.current_run {
+        // A refusal of an earlier attempt is not this run's error.
+        run.error = None;
         d.events.push(Event::normal(
             "Submitted",
             format!("run {} submitted", run.id),
@@ -354,6 +395,7 @@ pub fn fold_submitted(
         run_configuration: RunConfigurationState::Ready,
         desired: Some(observed),
         previous: None,
+        retry_after_stall: Duration::ZERO,
         now,
     });
     d.status = next.status;
@@ -563,8 +605,70 @@ mod tests {
             run_configuration: RunConfigurationState::Ready,
             desired,
             previous,
+            retry_after_stall: Duration::from_secs(3600),
             now: t(100),
         })
+    }
+
+    #[test]
+    fn a_refused_submission_is_held_back_until_the_resync_period_a_new_generation_or_a_rerun() {
+        let (i, s) = (info(1), spec());
+        let mut d = run(&i, &s, None, None, None);
+        let quota = crate::reconcile::ActionFailure {
+            retryable: false,
+            reason: "QuotaExceeded".into(),
+            message: "cores".into(),
+        };
+        record_refusal(&mut d.status, &run_id(&i), &quota);
+        crate::reconcile::record_failure(&mut d.status.conditions, &quota, Some(1), t(100));
+        let decide = |status: &ExperimentStatus, info: &ObjectInfo, now: Timestamp| {
+            reconcile(Input {
+                info,
+                spec: &s,
+                status: Some(status),
+                run_configuration: RunConfigurationState::Ready,
+                desired: None,
+                previous: None,
+                retry_after_stall: Duration::from_secs(3600),
+                now,
+            })
+        };
+        let held = |info: &ObjectInfo, now: Timestamp| decide(&d.status, info, now);
+        let again = held(&i, t(160));
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+        assert_eq!(again.requeue_after, Some(Duration::from_secs(3600 - 60)));
+        assert_eq!(again.status, d.status, "the status is left as it is");
+        assert_eq!(
+            again
+                .status
+                .current_run
+                .as_ref()
+                .unwrap()
+                .error
+                .as_ref()
+                .unwrap()
+                .code,
+            "QuotaExceeded"
+        );
+        let submit = |d: &Decision<ExperimentStatus, ExperimentAction>| {
+            matches!(d.actions[..], [ExperimentAction::Submit { .. }])
+        };
+        assert!(submit(&held(&i, t(100 + 3600))), "the period is over");
+        assert!(submit(&held(&info(2), t(160))), "a new generation");
+        let rerun = ObjectInfo {
+            rerun: Some("again".into()),
+            ..info(1)
+        };
+        assert!(submit(&held(&rerun, t(160))), "amlops.io/rerun");
+        // A missing ConfigMap is not held: its watch brings the reconcile when it appears.
+        let mut waiting = run(&i, &s, None, None, None);
+        let missing = crate::reconcile::ActionFailure {
+            reason: crate::reconcile::CONFIG_MAP_NOT_FOUND.into(),
+            ..quota
+        };
+        record_refusal(&mut waiting.status, &run_id(&i), &missing);
+        crate::reconcile::record_failure(&mut waiting.status.conditions, &missing, Some(1), t(100));
+        assert!(submit(&decide(&waiting.status, &i, t(160))));
     }
 
     #[test]
@@ -757,6 +861,7 @@ mod tests {
             run_configuration: RunConfigurationState::Missing,
             desired: None,
             previous: None,
+            retry_after_stall: Duration::from_secs(3600),
             now: t(0),
         });
         assert!(d.actions.is_empty());

@@ -125,22 +125,51 @@ pub fn record_failure(
     );
 }
 
-/// Reasons of failures about a referenced Secret (missing, key missing, not text,
-/// unreadable). The Secret's watch re-runs the reconcile when it changes, so such a failure is
-/// tried again then, unlike a write Azure refused.
+/// Reasons of failures about a referenced Secret or ConfigMap (missing, key missing, not
+/// text, unreadable). Their watches re-run the reconcile when they change, so such a failure
+/// is tried again then, unlike a write Azure refused.
 pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
 pub const INVALID_SECRET: &str = "InvalidSecret";
 pub const SECRET_UNREADABLE: &str = "SecretUnreadable";
+pub const CONFIG_MAP_NOT_FOUND: &str = "ConfigMapNotFound";
 
-pub fn is_about_a_secret(reason: &str) -> bool {
+pub fn is_about_a_watched_object(reason: &str) -> bool {
     [
         SECRET_NOT_FOUND,
         SECRET_KEY_NOT_FOUND,
         INVALID_SECRET,
         SECRET_UNREADABLE,
+        CONFIG_MAP_NOT_FOUND,
     ]
     .contains(&reason)
+}
+
+/// How long to hold back a write that Azure refused with a needs-a-human error (`refused`,
+/// still the `Stalled` reason of this generation): the rest of `retry_after` (the resync
+/// period) since the refusal. Any event (a dependency's status write, a restart) re-runs the
+/// reconcile; without this hold each one would repeat the refused write. A new generation, or
+/// the end of the period, tries again; a failure about a watched Secret or ConfigMap is tried
+/// again at once.
+pub fn refusal_hold(
+    conditions: &[crate::api::Condition],
+    refused: &str,
+    observed_generation: Option<i64>,
+    generation: Option<i64>,
+    retry_after: std::time::Duration,
+    now: jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    use crate::api::conditions::{ConditionStatus, STALLED, find};
+    if is_about_a_watched_object(refused) || observed_generation != generation {
+        return None;
+    }
+    let stalled = find(conditions, STALLED)
+        .filter(|c| c.status == ConditionStatus::True && c.reason == refused)?;
+    let since = now.duration_since(stalled.last_transition_time.0);
+    let wait = jiff::SignedDuration::try_from(retry_after).ok()? - since;
+    (wait > jiff::SignedDuration::ZERO)
+        .then(|| std::time::Duration::try_from(wait).ok())
+        .flatten()
 }
 
 /// The reason of a failure that only means "the Workspace is not Ready yet": shown as

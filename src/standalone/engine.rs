@@ -404,6 +404,8 @@ impl Engine<'_> {
             run_configuration,
             desired: desired.as_ref(),
             previous: previous.as_ref(),
+            // Running `apply` again is the user's request to retry.
+            retry_after_stall: Duration::ZERO,
             now,
         };
         let mut d = experiment::reconcile(input);

@@ -167,6 +167,8 @@ impl Engine<'_> {
             target: resolved.target.as_ref(),
             client,
             inputs: &inputs,
+            // Running `apply` again is the user's request to retry.
+            retry_after_stall: Duration::ZERO,
             now,
         }));
         if converged.release_finalizer {
