@@ -234,16 +234,9 @@ async fn quota_exceeded_is_stalled_with_the_azure_code_and_not_retried_in_a_loop
     let gets = env.compute_calls("GET");
     env.stop_controllers().await;
     env.start_controllers();
-    for _ in 0..100 {
-        if env.compute_calls("GET") > gets {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        env.compute_calls("GET") > gets,
-        "the restarted controller looked again"
-    );
+    // The restarted controller looks again...
+    env.wait_for_azure_calls("GET", "/computes/", gets, 10)
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.compute_calls("PUT"), 1, "no hot loop while Stalled");
     let ct = env.get("ComputeTarget", "big").unwrap();

@@ -476,14 +476,29 @@ async fn private_registry_credentials_reach_azure_as_a_connection_and_nowhere_el
             json!({"metadata": {"annotations": {"touch": "1"}}}),
         )
         .unwrap();
-    for _ in 0..50 {
-        if env.azure.count("GET", "/connections/") > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.wait_for_azure_calls("GET", "/connections/", 0, 5).await;
     assert_eq!(env.azure.count("GET", "/connections/"), 1);
     assert_eq!(env.azure.count("PUT", "/connections/"), 0);
+
+    // Rotation: a new password in the same Secret key is written once more (the Secret's
+    // watch brings the reconcile; its version in the connection's metadata tells it changed).
+    const ROTATED: &str = "registry-pass-rotated-91c2";
+    env.kube
+        .merge_patch(
+            "v1",
+            "Secret",
+            NS,
+            "registry",
+            json!({"stringData": {"password": ROTATED}}),
+        )
+        .unwrap();
+    env.wait_for_azure_calls("PUT", "/connections/", 0, 10)
+        .await;
+    assert_eq!(env.azure.count("PUT", "/connections/"), 1);
+    let stored = env.azure.connections(&name);
+    assert_eq!(stored[0]["properties"]["credentials"]["password"], ROTATED);
+    let rc = env.get("RunConfiguration", "private").unwrap();
+    assert!(!rc.to_string().contains(ROTATED));
     assert_rbac_allows(&env);
 }
 
@@ -553,16 +568,8 @@ async fn a_run_based_cluster_over_quota_is_stalled_once_and_not_resubmitted_on_r
     let gets = env.azure.count("GET", "/jobs/");
     env.stop_controllers().await;
     env.start_controllers();
-    for _ in 0..100 {
-        if env.azure.count("GET", "/jobs/") > gets {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        env.azure.count("GET", "/jobs/") > gets,
-        "the restarted controller looked again"
-    );
+    // The restarted controller looks again...
+    env.wait_for_azure_calls("GET", "/jobs/", gets, 10).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.compute_calls("PUT"), 1, "no second PUT while Stalled");
     let exp = env.get("Experiment", "wide").unwrap();

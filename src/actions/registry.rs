@@ -1,6 +1,8 @@
 //! The private registry of a RunConfiguration's base image, on Azure: one GET of the planned
-//! workspace connection, and one PUT when it is absent or differs, with the password read
-//! from its Secret at that moment (it never reaches the status, an event or a log).
+//! workspace connection, and one PUT when it is absent, differs, or was written from an older
+//! version of the password's Secret (kept in the connection's metadata, since Azure never
+//! returns the password), with the password read at that moment (it never reaches the
+//! status, an event or a log).
 
 use std::collections::BTreeMap;
 
@@ -16,9 +18,20 @@ use crate::reconcile::run_configuration::{
 
 /// Metadata key naming the object that wrote a connection (`namespace/name`).
 const OWNER_METADATA: &str = "amlops.io/owner";
+/// Metadata key holding the version of the password's Secret the connection was written from.
+const SECRET_VERSION_METADATA: &str = "amlops.io/secret-version";
 
 /// The PUT body of the planned connection.
-pub fn connection_body(plan: &RegistryPlan, password: Secret, owner: &str) -> WorkspaceConnection {
+pub fn connection_body(
+    plan: &RegistryPlan,
+    password: Secret,
+    secret_version: Option<&str>,
+    owner: &str,
+) -> WorkspaceConnection {
+    let mut metadata = BTreeMap::from([(OWNER_METADATA.to_string(), owner.to_string())]);
+    if let Some(v) = secret_version {
+        metadata.insert(SECRET_VERSION_METADATA.to_string(), v.to_string());
+    }
     WorkspaceConnection {
         id: None,
         properties: ConnectionProperties {
@@ -29,7 +42,7 @@ pub fn connection_body(plan: &RegistryPlan, password: Secret, owner: &str) -> Wo
                 username: plan.username.clone(),
                 password,
             }),
-            metadata: BTreeMap::from([(OWNER_METADATA.to_string(), owner.to_string())]),
+            metadata,
         },
     }
 }
@@ -46,17 +59,20 @@ pub async fn converge<S: SecretSource>(
         .await
         .map_err(|e| azure_failure(&e))?
         .map(|c| ObservedConnection {
+            secret_version: c.properties.metadata.get(SECRET_VERSION_METADATA).cloned(),
             category: c.properties.category,
             target: c.properties.target,
         });
-    if registry_in_sync(plan, found.as_ref()) {
+    let version = secrets.secret_version(&plan.password.name).await;
+    if registry_in_sync(plan, found.as_ref(), version.as_deref()) {
         return Ok(false);
     }
     let password = secrets
         .secret_value(&plan.password.name, &plan.password.key)
         .await?;
+    let body = connection_body(plan, password, version.as_deref(), owner);
     client
-        .connection_create_or_update(&plan.name, &connection_body(plan, password, owner))
+        .connection_create_or_update(&plan.name, &body)
         .await
         .map_err(|e| azure_failure(&e))?;
     Ok(true)
@@ -78,7 +94,7 @@ mod tests {
                 key: "password".into(),
             },
         };
-        let body = connection_body(&plan, Secret::new("s3cr3t-value"), "ml/rc");
+        let body = connection_body(&plan, Secret::new("s3cr3t-value"), Some("7"), "ml/rc");
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["properties"]["authType"], "UsernamePassword");
         assert_eq!(json["properties"]["category"], "ContainerRegistry");
@@ -89,6 +105,7 @@ mod tests {
             "s3cr3t-value"
         );
         assert_eq!(json["properties"]["metadata"][OWNER_METADATA], "ml/rc");
+        assert_eq!(json["properties"]["metadata"][SECRET_VERSION_METADATA], "7");
         assert!(!format!("{body:?}").contains("s3cr3t-value"));
     }
 }

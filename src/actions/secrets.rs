@@ -16,6 +16,13 @@ pub trait SecretSource: Sync {
         name: &str,
         key: &str,
     ) -> impl Future<Output = Result<Secret, SecretError>> + Send;
+
+    /// The Secret's version (its resourceVersion), which changes whenever its data does: a
+    /// copy written to Azure can be refreshed without comparing values. `None` when unknown
+    /// (a missing Secret is reported by [`Self::secret_value`]).
+    fn secret_version(&self, _name: &str) -> impl Future<Output = Option<String>> + Send {
+        std::future::ready(None)
+    }
 }
 
 /// Why a referenced Secret value is unavailable. Never carries the value.

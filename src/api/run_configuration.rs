@@ -219,9 +219,8 @@ pub struct Docker {
     /// Private registry of the base image. On Azure, amlops writes its credentials into a
     /// workspace connection of category `ContainerRegistry` (named in
     /// `status.registryConnection`), which Azure ML uses to pull the image. The connection is
-    /// written again when the address, user name or Secret reference changes; to roll a
-    /// rotated password, point `passwordSecretRef` at the new Secret (or key). Ignored on
-    /// `local` compute.
+    /// written again when the address, user name, Secret reference or the Secret itself
+    /// changes (rotation needs no spec change). Ignored on `local` compute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<Registry>,
     /// Mount the host's shared volumes into the container.

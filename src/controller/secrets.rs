@@ -61,4 +61,9 @@ impl SecretSource for KubeSecrets {
             })?;
         text_value(bytes, &ns, name, key)
     }
+
+    async fn secret_version(&self, name: &str) -> Option<String> {
+        let meta = self.api.get_metadata_opt(name).await.ok()??;
+        meta.metadata.resource_version
+    }
 }

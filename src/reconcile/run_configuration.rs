@@ -180,6 +180,7 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
 pub struct RegistryPlan {
     /// Connection name: one per (address, user name, Secret reference), so RunConfigurations
     /// that share a registry login share the connection, and any change makes a new one.
+    /// A new version of the Secret rewrites the same connection.
     pub name: String,
     pub address: String,
     pub username: String,
@@ -191,6 +192,8 @@ pub struct RegistryPlan {
 pub struct ObservedConnection {
     pub category: Option<String>,
     pub target: Option<String>,
+    /// The version of the password's Secret the connection was written from (its metadata).
+    pub secret_version: Option<String>,
 }
 
 pub const REGISTRY_CATEGORY: &str = "ContainerRegistry";
@@ -213,14 +216,20 @@ pub fn plan_registry(spec: &RunConfigurationSpec) -> Option<RegistryPlan> {
     })
 }
 
-/// Whether the connection found in Azure is the planned one; `false` means write it. The
-/// name already encodes user name and Secret reference, so address and category suffice.
-pub fn registry_in_sync(plan: &RegistryPlan, observed: Option<&ObservedConnection>) -> bool {
+/// Whether the connection found in Azure is the planned one, written from the current
+/// version of the password's Secret (`None`: unknown, not compared); `false` means write it.
+/// The name already encodes user name and Secret reference, so address and category suffice.
+pub fn registry_in_sync(
+    plan: &RegistryPlan,
+    observed: Option<&ObservedConnection>,
+    secret_version: Option<&str>,
+) -> bool {
     observed.is_some_and(|o| {
         o.category.as_deref() == Some(REGISTRY_CATEGORY)
             && o.target
                 .as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case(&plan.address))
+            && secret_version.is_none_or(|v| o.secret_version.as_deref() == Some(v))
     })
 }
 
@@ -495,23 +504,23 @@ mod tests {
         ] {
             assert_ne!(plan.name, other.name);
         }
-        assert!(!registry_in_sync(&plan, None));
+        assert!(!registry_in_sync(&plan, None, None));
         let found = |category: &str, target: &str| ObservedConnection {
             category: Some(category.into()),
             target: Some(target.into()),
+            secret_version: Some("41".into()),
         };
-        assert!(registry_in_sync(
-            &plan,
-            Some(&found("ContainerRegistry", "PRIVATE.example.io"))
-        ));
-        assert!(!registry_in_sync(
-            &plan,
-            Some(&found("Git", "private.example.io"))
-        ));
-        assert!(!registry_in_sync(
-            &plan,
-            Some(&found("ContainerRegistry", "elsewhere.io"))
-        ));
+        let ok = found("ContainerRegistry", "PRIVATE.example.io");
+        assert!(registry_in_sync(&plan, Some(&ok), Some("41")));
+        assert!(registry_in_sync(&plan, Some(&ok), None), "version unknown");
+        assert!(
+            !registry_in_sync(&plan, Some(&ok), Some("42")),
+            "the Secret changed: write again"
+        );
+        let git = found("Git", "private.example.io");
+        assert!(!registry_in_sync(&plan, Some(&git), Some("41")));
+        let elsewhere = found("ContainerRegistry", "elsewhere.io");
+        assert!(!registry_in_sync(&plan, Some(&elsewhere), Some("41")));
     }
 
     #[test]

@@ -80,6 +80,15 @@ impl SecretSource for StoredSecrets {
     ) -> impl Future<Output = Result<Secret, SecretError>> + Send {
         std::future::ready(self.value(name, key))
     }
+
+    fn secret_version(&self, name: &str) -> impl Future<Output = Option<String>> + Send {
+        let version = self.secrets.get(name).and_then(|s| {
+            s["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        });
+        std::future::ready(version)
+    }
 }
 
 /// A runtime and a cached ARM client per Workspace, created on first use.

@@ -197,6 +197,20 @@ impl Env {
         }
     }
 
+    /// Waits until the fake Azure ML has seen more than `seen` requests with `method` on a
+    /// path containing `path`; panics after `secs`.
+    pub async fn wait_for_azure_calls(&self, method: &str, path: &str, seen: usize, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while self.azure.count(method, path) <= seen {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no new {method} {path} within {secs}s: {:#?}",
+                self.azure.requests()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// ARM requests with `method` whose path contains `/computes/` (polls excluded).
     pub fn compute_calls(&self, method: &str) -> usize {
         self.azure.count(method, "/computes/")
