@@ -13,8 +13,6 @@ mod record;
 mod reply;
 mod server;
 pub mod spec;
-/// The rustls the TLS material is built for (test servers wrap their streams with it).
-pub use rustls;
 mod storage;
 mod store;
 pub mod tls;
@@ -23,6 +21,8 @@ mod token;
 pub use lifecycle::JobOutcome;
 pub use options::{Faults, Options, StorageBackend};
 pub use record::RequestRecord;
+/// The rustls the TLS material is built for (test servers wrap their streams with it).
+pub use rustls;
 
 use anyhow::Context;
 use server::Shared;
