@@ -4,33 +4,21 @@
 //! that does not contain it, and a new commit is fetched into the cached clone with the same
 //! token.
 
+mod git_support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use git_support::git;
+
 use amlops::snapshot::{GitAuth, GitSource, Limits, Secret, SnapshotOptions, Source, take};
 use base64::Engine;
 use fake_azureml::rustls::{ServerConnection, StreamOwned};
 
 const TOKEN: &str = "ghp_test_token_5d1e";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git binary (test-only dependency)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// What the server saw: (authorization header present, accepted) per request.
 type Seen = Arc<Mutex<Vec<(bool, bool)>>>;

@@ -2,34 +2,15 @@
 //! working trees and on git sources. Repositories are made with the `git` binary here in
 //! the test only; amlops itself reads them with gix.
 
+mod git_support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+
+use git_support::git;
 
 use amlops::snapshot::{GitAuth, GitSource, Limits, SnapshotOptions, Source, take};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git binary (test-only dependency)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn options(cache: &Path) -> SnapshotOptions {
     SnapshotOptions {

@@ -107,10 +107,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let now = jiff::Timestamp::now();
     let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
     let old = ct.status.as_ref();
-    let resync = ws
-        .as_ref()
-        .map(|w| resync_period(shared, &w.spec))
-        .unwrap_or(shared.settings.resync_period);
+    let resync = resync_period(shared, ws.as_ref());
     let input = Input {
         info: &info,
         spec: &ct.spec,

@@ -140,11 +140,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         namespace: info.namespace.clone(),
         secrets: KubeSecrets::new(shared.client.clone(), &info.namespace),
     };
-    let resync = resolved
-        .as_ref()
-        .and_then(|r| r.workspace.as_ref())
-        .map(|w| resync_period(shared, &w.spec))
-        .unwrap_or(shared.settings.resync_period);
+    let resync = resync_period(shared, resolved.as_ref().and_then(|r| r.workspace.as_ref()));
     let converged = converge(RunWorld {
         exp: exp.as_ref(),
         rc: rc.as_ref(),

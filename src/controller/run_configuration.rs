@@ -146,11 +146,7 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
         // Paused, an unusable target, or an invalid environment: the decision has no actions.
         _ => (decide(input_of(old)), None),
     };
-    let resync = resolved
-        .workspace
-        .as_ref()
-        .map(|w| resync_period(shared, &w.spec))
-        .unwrap_or(shared.settings.resync_period);
+    let resync = resync_period(shared, resolved.workspace.as_ref());
     finish(
         shared,
         &api,

@@ -18,7 +18,7 @@ use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
 use crate::actions::workspace::discover;
-use crate::api::{Workspace, WorkspaceSpec};
+use crate::api::Workspace;
 use crate::reconcile::workspace::{Input, reconcile as decide};
 use crate::reconcile::{ActionFailure, ObjectInfo};
 
@@ -28,10 +28,10 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
 }
 
-/// The resync period of a Workspace (and of the objects that use it).
-pub fn resync_period(shared: &Shared, spec: &WorkspaceSpec) -> std::time::Duration {
-    spec.resync_period
-        .as_deref()
+/// The resync period of a Workspace and of the objects that use it (the operator's default
+/// when there is no Workspace).
+pub fn resync_period(shared: &Shared, ws: Option<&Workspace>) -> std::time::Duration {
+    ws.and_then(|w| w.spec.resync_period.as_deref())
         .and_then(|p| duration::parse(p).ok())
         .unwrap_or(shared.settings.resync_period)
 }
@@ -96,7 +96,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             requeue_after: d.requeue_after,
             failure,
             release_finalizer: false,
-            resync: resync_period(shared, &ws.spec),
+            resync: resync_period(shared, Some(&ws)),
             started,
         },
     )
