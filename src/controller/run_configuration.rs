@@ -28,7 +28,7 @@ use crate::api::readiness::why_not_ready;
 use crate::api::{ComputeTarget, RunConfiguration, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
-    EnvironmentState, Input, TargetState, plan_environment, reconcile as decide,
+    EnvironmentState, Input, TargetState, plan_environment, reconcile as decide, workspace_name,
 };
 use crate::reconcile::{ActionFailure, ObjectInfo};
 
@@ -60,12 +60,7 @@ pub async fn resolve(
         }
         None => None,
     };
-    let workspace_name = rc
-        .spec
-        .workspace_ref
-        .as_ref()
-        .or(target.as_ref().and_then(|t| t.spec.workspace_ref.as_ref()))
-        .map(|r| r.name.clone());
+    let workspace_name = workspace_name(&rc.spec, target.as_ref()).map(str::to_string);
     let workspace = match &workspace_name {
         Some(name) => {
             Api::<Workspace>::namespaced(client.clone(), namespace)

@@ -175,6 +175,17 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
     }
 }
 
+/// The Workspace a RunConfiguration's runs go to: its own `workspaceRef`, else its target's.
+pub fn workspace_name<'a>(
+    spec: &'a RunConfigurationSpec,
+    target: Option<&'a crate::api::ComputeTarget>,
+) -> Option<&'a str> {
+    spec.workspace_ref
+        .as_ref()
+        .or(target.and_then(|t| t.spec.workspace_ref.as_ref()))
+        .map(|r| r.name.as_str())
+}
+
 /// The workspace connection that carries `docker.registry` credentials to Azure ML.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryPlan {

@@ -17,7 +17,9 @@ use crate::api::conditions::{self, READY};
 use crate::api::{ComputeTarget, Condition, Experiment, RunConfiguration, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::experiment::RunConfigurationState;
-use crate::reconcile::run_configuration::{self, EnvironmentState, plan_environment};
+use crate::reconcile::run_configuration::{
+    self, EnvironmentState, plan_environment, workspace_name,
+};
 use crate::reconcile::{ActionFailure, ObjectInfo};
 use crate::standalone::azure::StoredSecrets;
 use crate::standalone::inputs::StoredRunInputs;
@@ -73,12 +75,7 @@ impl Engine<'_> {
             }
             None => None,
         };
-        let workspace_name = rc
-            .spec
-            .workspace_ref
-            .as_ref()
-            .or(target.as_ref().and_then(|t| t.spec.workspace_ref.as_ref()))
-            .map(|r| r.name.clone());
+        let workspace_name = workspace_name(&rc.spec, target.as_ref()).map(str::to_string);
         let workspace: Option<Workspace> = match &workspace_name {
             Some(name) => stored("Workspace", name)?.and_then(|v| serde_json::from_value(v).ok()),
             None => None,
