@@ -86,9 +86,11 @@ struct Run<'a, I> {
 async fn observe(
     client: Option<&WorkspaceClient>,
     id: &str,
+    status: Option<&ExperimentStatus>,
 ) -> Result<Option<ObservedRun>, ActionFailure> {
+    let recorded = status.and_then(|s| s.current_run.iter().chain(&s.runs).find(|r| r.id == id));
     match client {
-        Some(client) => job::observe(client, id).await,
+        Some(client) => job::observe(client, id, recorded).await,
         None => Ok(None),
     }
 }
@@ -321,9 +323,9 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
         .map(|r| r.id.clone())
         .filter(|id| *id != desired_id);
     let observed = async {
-        let desired = observe(client.as_ref(), &desired_id).await?;
+        let desired = observe(client.as_ref(), &desired_id, old).await?;
         let previous = match &previous_id {
-            Some(id) => observe(client.as_ref(), id).await?,
+            Some(id) => observe(client.as_ref(), id, old).await?,
             None => None,
         };
         Ok::<_, ActionFailure>((desired, previous))

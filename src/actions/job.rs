@@ -4,16 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
-
 use super::{azure_failure, needs_human};
-use crate::api::{Communicator, ErrorInfo, ExperimentSpec, Framework, RunConfigurationSpec};
-use crate::azure::WorkspaceClient;
+use crate::api::{
+    Communicator, ErrorInfo, ExperimentSpec, Framework, RunConfigurationSpec, RunStatus,
+};
+use crate::azure::error::{reason_code, scrub};
 use crate::azure::lro::Started;
 use crate::azure::models::common::{IsoDuration, ResourceBase};
+use crate::azure::models::history::HistoryRun;
 use crate::azure::models::job::{
-    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources,
+    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources, JobStatus,
 };
+use crate::azure::{AzureError, WorkspaceClient};
 use crate::reconcile::ActionFailure;
 use crate::reconcile::experiment::{ObservedRun, RunState};
 use crate::reconcile::run_configuration::EnvironmentPlan;
@@ -173,10 +175,6 @@ pub fn build(input: &JobInput<'_>) -> Result<JobResource, ActionFailure> {
     })
 }
 
-fn time(props: &BTreeMap<String, String>, key: &str) -> Option<Timestamp> {
-    props.get(key).and_then(|t| t.parse().ok())
-}
-
 fn provenance(props: &BTreeMap<String, String>) -> Option<crate::api::GitProvenance> {
     let get = |k: &str| props.get(&format!("azureml.git.{k}")).cloned();
     let git = crate::api::GitProvenance {
@@ -188,26 +186,99 @@ fn provenance(props: &BTreeMap<String, String>) -> Option<crate::api::GitProvena
     (git.repository_uri.is_some() || git.commit.is_some()).then_some(git)
 }
 
-/// The reconciler's view of a job. Azure reports start/end times and errors as job
-/// properties (`StartTimeUtc`, `EndTimeUtc`, `ErrorCode`, `ErrorMessage`).
-pub fn observed(job: &JobResource) -> ObservedRun {
+/// The one mapping of Azure ML job statuses onto run states (the reconciler decides what is
+/// terminal, from [`RunState`] alone).
+pub fn run_state(status: JobStatus) -> RunState {
+    match status {
+        JobStatus::NotStarted => RunState::NotStarted,
+        JobStatus::Starting => RunState::Starting,
+        JobStatus::Provisioning => RunState::Provisioning,
+        JobStatus::Preparing => RunState::Preparing,
+        JobStatus::Queued => RunState::Queued,
+        JobStatus::Running => RunState::Running,
+        JobStatus::Finalizing => RunState::Finalizing,
+        JobStatus::CancelRequested => RunState::CancelRequested,
+        JobStatus::Completed => RunState::Completed,
+        JobStatus::Failed => RunState::Failed,
+        JobStatus::Canceled => RunState::Canceled,
+        JobStatus::NotResponding => RunState::NotResponding,
+        JobStatus::Paused => RunState::Paused,
+        JobStatus::Unknown => RunState::Unknown,
+    }
+}
+
+/// Longest run error message kept in status (the log tail comes on top).
+const MAX_ERROR_MESSAGE: usize = 1024;
+/// Longest log tail put into a failed run's message.
+pub const MAX_LOG_TAIL: usize = 2048;
+/// At most this many run-history warnings are kept, each this long.
+const MAX_WARNINGS: usize = 5;
+const MAX_WARNING: usize = 300;
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// The run's error as run history reports it: the reason is the most specific code, the
+/// message shows the whole chain (`UserError/ScriptExecution.StreamAccess.NotFound: ...`).
+fn run_error(history: &HistoryRun) -> Option<ErrorInfo> {
+    let root = history.error.as_ref()?.error.as_ref()?;
+    let chain = root.code_chain();
+    let specific = chain.last().map_or("RunFailed", String::as_str);
+    let message = root.message.as_deref().unwrap_or("").trim();
+    let codes = chain.join("/");
+    Some(ErrorInfo {
+        code: reason_code(specific),
+        message: bounded(
+            &scrub(&if codes.is_empty() {
+                message.to_string()
+            } else {
+                format!("{codes}: {message}")
+            }),
+            MAX_ERROR_MESSAGE,
+        ),
+    })
+}
+
+/// The reconciler's view of a run: status, studio URL, snapshot and provenance from the ARM
+/// job; start/end times, error and warnings from run history (the ARM job has none of them).
+pub fn observed(job: &JobResource, history: Option<&HistoryRun>) -> ObservedRun {
     let JobProperties::Command(c) = &job.properties else {
         return ObservedRun::default();
     };
     let props = &c.base.properties;
-    let state = c
-        .status
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().and_then(RunState::parse));
-    let error = props.get("ErrorCode").map(|code| ErrorInfo {
-        code: code.clone(),
-        message: props.get("ErrorMessage").cloned().unwrap_or_default(),
+    let state = c.status.map(run_state);
+    let error = history.and_then(run_error).or_else(|| {
+        // Failed without a run-history error: say so rather than inventing a cause.
+        (state == Some(RunState::Failed)).then(|| ErrorInfo {
+            code: "RunFailed".into(),
+            message: "Azure ML reports the run as Failed without an error".into(),
+        })
     });
+    let warnings = history
+        .map(|h| {
+            h.warnings
+                .iter()
+                .filter_map(|w| w.message.as_deref())
+                .take(MAX_WARNINGS)
+                .map(|m| bounded(&scrub(m.trim()), MAX_WARNING))
+                .collect()
+        })
+        .unwrap_or_default();
     ObservedRun {
         state,
-        started_at: time(props, "StartTimeUtc"),
-        finished_at: time(props, "EndTimeUtc"),
+        started_at: history.and_then(|h| h.start_time_utc),
+        finished_at: history.and_then(|h| h.end_time_utc),
         error: error.filter(|_| state == Some(RunState::Failed)),
+        warnings,
         studio_url: c.studio_url().map(str::to_string),
         logs: None,
         outputs: None,
@@ -216,16 +287,109 @@ pub fn observed(job: &JobResource) -> ObservedRun {
     }
 }
 
-/// One GET of the job with this id; `None` when it was never submitted.
+/// What run history is read for, given the job's state and what the status already holds:
+/// nothing while the run waits, the run once it started (times), its details once it ended
+/// (times, error, log files). A run whose end is recorded costs the job GET only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HistoryRead {
+    Nothing,
+    Run,
+    Details,
+}
+
+fn history_read(state: Option<RunState>, recorded: Option<&RunStatus>) -> HistoryRead {
+    let Some(state) = state else {
+        return HistoryRead::Nothing;
+    };
+    if state.is_terminal() {
+        // Read once, when the end is first seen: a failed read leaves the recorded state
+        // as it was, so the next reconcile reads again.
+        let recorded_end = recorded.is_some_and(|r| r.state == state.as_str());
+        return if recorded_end {
+            HistoryRead::Nothing
+        } else {
+            HistoryRead::Details
+        };
+    }
+    let started = matches!(
+        state,
+        RunState::Running
+            | RunState::Finalizing
+            | RunState::CancelRequested
+            | RunState::NotResponding
+            | RunState::Paused
+    );
+    if started && recorded.is_none_or(|r| r.started_at.is_none()) {
+        HistoryRead::Run
+    } else {
+        HistoryRead::Nothing
+    }
+}
+
+/// The last lines of the run's `user_logs/std_log.txt`, at most [`MAX_LOG_TAIL`] bytes, with
+/// secrets scrubbed. `None` when the run has no such log (or it cannot be read: the error
+/// code and message are what matter, the tail is a courtesy).
+async fn log_tail(client: &WorkspaceClient, run_id: &str, details: &HistoryRun) -> Option<String> {
+    let url = details.log_files.get(USER_LOG)?;
+    let probe = client.read_log(url, 0).await;
+    let chunk = match probe {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(run = run_id, error = %e, "cannot read the run's log");
+            return None;
+        }
+    };
+    let total = chunk.total.unwrap_or(chunk.bytes.len() as u64);
+    let from = total.saturating_sub(MAX_LOG_TAIL as u64);
+    let bytes = if from == 0 {
+        chunk.bytes
+    } else {
+        client.read_log(url, from).await.ok()?.bytes
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    // Start at a line boundary unless the tail is one long line.
+    let text = match (from > 0, text.find('\n')) {
+        (true, Some(i)) if i + 1 < text.len() => &text[i + 1..],
+        _ => &text[..],
+    };
+    let tail = scrub(text.trim_end());
+    (!tail.is_empty()).then_some(tail)
+}
+
+/// The log file users read first, as Azure ML names it.
+pub const USER_LOG: &str = "user_logs/std_log.txt";
+
+/// One GET of the job with this id (`None`: never submitted), plus run history when the
+/// status lacks what only it knows (see [`history_read`]). `recorded` is the run as the
+/// status has it.
 pub async fn observe(
     client: &WorkspaceClient,
     run_id: &str,
+    recorded: Option<&RunStatus>,
 ) -> Result<Option<ObservedRun>, ActionFailure> {
-    client
-        .job_get(run_id)
-        .await
-        .map(|j| j.as_ref().map(observed))
-        .map_err(|e| azure_failure(&e))
+    let fail = |e: AzureError| azure_failure(&e);
+    let Some(job) = client.job_get(run_id).await.map_err(fail)? else {
+        return Ok(None);
+    };
+    let state = match &job.properties {
+        JobProperties::Command(c) => c.status.map(run_state),
+        JobProperties::Other => None,
+    };
+    let history = match history_read(state, recorded) {
+        HistoryRead::Nothing => None,
+        HistoryRead::Run => client.run_get(run_id).await.map_err(fail)?,
+        HistoryRead::Details => client.run_details(run_id).await.map_err(fail)?,
+    };
+    let mut seen = observed(&job, history.as_ref());
+    if let (Some(details), Some(error)) = (&history, seen.error.as_mut())
+        && let Some(tail) = log_tail(client, run_id, details).await
+    {
+        error.message = format!(
+            "{}\n--- last lines of {USER_LOG} ---\n{tail}",
+            error.message
+        );
+    }
+    Ok(Some(seen))
 }
 
 /// PUTs the job; the answer is its first observation.
@@ -237,7 +401,7 @@ pub async fn submit(
     client
         .job_create(run_id, job)
         .await
-        .map(|j| observed(&j))
+        .map(|j| observed(&j, None))
         .map_err(|e| azure_failure(&e))
 }
 
@@ -386,17 +550,121 @@ mod tests {
         assert_eq!(p["properties"][GENERATION_PROPERTY], "3");
         assert_eq!(p["properties"]["azureml.git.commit"], "abc");
         assert_eq!(p["environmentVariables"]["A"], "1");
-        // What Azure answers reads back as the same run.
-        let mut answered = v.clone();
-        answered["properties"]["status"] = json!("Failed");
-        answered["properties"]["properties"]["ErrorCode"] = json!("UserError");
-        answered["properties"]["properties"]["StartTimeUtc"] = json!("2026-01-01T00:00:00Z");
-        let o = observed(&serde_json::from_value(answered).unwrap());
-        assert_eq!(o.state, Some(RunState::Failed));
-        assert_eq!(o.error.unwrap().code, "UserError");
+        // What Azure answers reads back as the same run (snapshot, provenance).
+        let o = observed(&serde_json::from_value(v).unwrap(), None);
         assert_eq!(o.snapshot_id.as_deref(), Some("snap"));
         assert_eq!(o.git.unwrap().commit.as_deref(), Some("abc"));
-        assert!(o.started_at.is_some() && o.finished_at.is_none());
+    }
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!("{}/tests/fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_new_job_is_starting_with_no_times_and_its_studio_link() {
+        let job: JobResource = serde_json::from_value(fixture("client-job-starting.json")).unwrap();
+        let o = observed(&job, None);
+        assert_eq!(o.state, Some(RunState::Starting));
+        assert!(o.started_at.is_none() && o.error.is_none());
+        assert!(
+            o.studio_url
+                .unwrap()
+                .starts_with("https://ml.azure.com/runs/")
+        );
+    }
+
+    #[test]
+    fn a_failed_run_takes_times_error_chain_and_warnings_from_run_history() {
+        let mut job = fixture("client-job-starting.json");
+        // The recorded job is Starting; the same resource once Azure marks it Failed (the
+        // recorded Failed ARM job likewise has no times and no error).
+        job["properties"]["status"] = json!("Failed");
+        let job: JobResource = serde_json::from_value(job).unwrap();
+        let history: HistoryRun =
+            serde_json::from_value(fixture("client-history-run-failed.json")).unwrap();
+        let o = observed(&job, Some(&history));
+        assert_eq!(o.state, Some(RunState::Failed));
+        assert_eq!(
+            o.started_at.unwrap().to_string(),
+            "2026-02-27T20:40:16.3346637Z"
+        );
+        assert_eq!(
+            o.finished_at.unwrap().to_string(),
+            "2026-02-27T20:40:29.7401875Z"
+        );
+        let e = o.error.unwrap();
+        assert_eq!(e.code, "ScriptExecutionStreamAccessAuthentication");
+        assert!(
+            e.message
+                .starts_with("UserError/ScriptExecution.StreamAccess.Authentication: Error Code:"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.len() <= MAX_ERROR_MESSAGE);
+        assert_eq!(o.warnings.len(), 1);
+        assert!(o.warnings[0].starts_with("AzureMLCompute job failed"));
+        // Failed with no run-history error says so instead of inventing one.
+        let o = observed(&job, None);
+        assert_eq!(o.error.unwrap().code, "RunFailed");
+    }
+
+    #[test]
+    fn every_job_status_maps_onto_the_run_state_of_the_same_name() {
+        for name in [
+            "NotStarted",
+            "Starting",
+            "Provisioning",
+            "Preparing",
+            "Queued",
+            "Running",
+            "Finalizing",
+            "CancelRequested",
+            "Completed",
+            "Failed",
+            "Canceled",
+            "NotResponding",
+            "Paused",
+            "Unknown",
+        ] {
+            let status: JobStatus = serde_json::from_value(json!(name)).unwrap();
+            assert_eq!(run_state(status).as_str(), name);
+        }
+        let odd: JobStatus = serde_json::from_value(json!("Hibernating")).unwrap();
+        assert_eq!(run_state(odd), RunState::Unknown);
+        assert!(!RunState::NotResponding.is_terminal() && !RunState::Paused.is_terminal());
+    }
+
+    #[test]
+    fn run_history_is_read_when_a_run_starts_and_once_when_it_ends() {
+        let recorded = |state: &str, started: bool| RunStatus {
+            id: "r".into(),
+            state: state.into(),
+            started_at: started.then(|| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH)
+            }),
+            ..RunStatus::default()
+        };
+        use HistoryRead::*;
+        assert_eq!(history_read(Some(RunState::Queued), None), Nothing);
+        assert_eq!(history_read(Some(RunState::Running), None), Run);
+        assert_eq!(
+            history_read(Some(RunState::Running), Some(&recorded("Running", false))),
+            Run
+        );
+        assert_eq!(
+            history_read(Some(RunState::Running), Some(&recorded("Running", true))),
+            Nothing
+        );
+        assert_eq!(
+            history_read(Some(RunState::Failed), Some(&recorded("Running", true))),
+            Details
+        );
+        assert_eq!(
+            history_read(Some(RunState::Failed), Some(&recorded("Failed", true))),
+            Nothing
+        );
+        assert_eq!(history_read(Some(RunState::Completed), None), Details);
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl LocalBackend {
                 .then(|| local::finished_at(&record))
                 .flatten(),
             error,
+            warnings: Vec::new(),
             studio_url: None,
             logs: Some(record.run_dir.display().to_string()),
             outputs: Some(local::outputs_dir(&record).display().to_string()),

@@ -205,8 +205,9 @@ pub struct ExperimentStatus {
 pub struct RunStatus {
     /// Run (job) ID, derived from the object's uid and generation so it is never submitted twice.
     pub id: String,
-    /// Run state as Azure ML names it: NotStarted, Queued, Preparing, Running, Finalizing,
-    /// Completed, Failed, CancelRequested, Canceled.
+    /// Run state as Azure ML names it: NotStarted, Starting, Provisioning, Preparing, Queued,
+    /// Running, Finalizing, CancelRequested, Completed, Failed, Canceled, NotResponding,
+    /// Paused, Unknown. Only Completed, Failed and Canceled are final.
     pub state: String,
     /// The generation of the spec this run was started for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,9 +230,14 @@ pub struct RunStatus {
     /// Git provenance of the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitProvenance>,
-    /// Why the run failed.
+    /// Why the run failed: the most specific Azure ML error code as `code`; the message shows
+    /// the code chain, the error message and the last lines of the run's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// Warnings Azure ML attached to the run (at most 5, each cut to 300 characters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub warnings: Vec<String>,
     /// Where the logs are (a directory on the local machine for local runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,

@@ -98,6 +98,10 @@ pub enum Target {
     /// An absolute URL given by ARM (LRO polls, next links); it already carries its
     /// api-version and must be on the ARM origin.
     Absolute(String),
+    /// A URL on an Azure ML service host that an ARM answer named (the workspace's
+    /// `discoveryUrl` and the regional API it lists, where run history lives). Must be https:
+    /// the same bearer token goes there.
+    Service(Url),
 }
 
 /// One logical ARM call (retried as a unit).
@@ -114,6 +118,8 @@ pub struct ArmRequest {
     /// Error statuses that are final for this call: returned at once and marked as
     /// needing a human (e.g. 409 on an immutable asset version).
     pub final_statuses: &'static [u16],
+    /// Send no bearer token (public endpoints such as discovery).
+    pub anonymous: bool,
 }
 
 impl ArmRequest {
@@ -128,7 +134,26 @@ impl ArmRequest {
             },
             body: None,
             final_statuses: &[],
+            anonymous: false,
         }
+    }
+
+    /// A request to an Azure ML service host named by ARM (see [`Target::Service`]).
+    pub fn service(operation: &'static str, method: Method, url: Url) -> Self {
+        Self {
+            operation,
+            method,
+            target: Target::Service(url),
+            body: None,
+            final_statuses: &[],
+            anonymous: false,
+        }
+    }
+
+    /// Sends no token with this request.
+    pub fn without_token(mut self) -> Self {
+        self.anonymous = true;
+        self
     }
 
     /// A request to an absolute URL from ARM.
@@ -139,6 +164,7 @@ impl ArmRequest {
             target: Target::Absolute(url),
             body: None,
             final_statuses: &[],
+            anonymous: false,
         }
     }
 
@@ -181,6 +207,8 @@ struct Inner {
     retry: RetryPolicy,
     limiter: RateLimiter,
     polling: PollOptions,
+    /// Run-history hosts found through discovery, per workspace (they do not move).
+    history_hosts: std::sync::Mutex<std::collections::HashMap<String, Url>>,
 }
 
 /// A cheap-to-clone ARM client sharing one HTTP pool, credential (and so one cached
@@ -234,6 +262,7 @@ impl ArmClient {
                 retry: config.retry,
                 limiter: RateLimiter::new(config.rate_limit),
                 polling: config.polling,
+                history_hosts: Default::default(),
             }),
             observer: None,
         })
@@ -286,6 +315,13 @@ impl ArmClient {
                 }
                 Ok(url)
             }
+            Target::Service(url) if url.scheme() == "https" => Ok(url.clone()),
+            Target::Service(url) => Err(AzureError::Config {
+                message: format!(
+                    "Azure ML service URL {} is not https; refusing to send a token there",
+                    url.origin().ascii_serialization()
+                ),
+            }),
         }
     }
 
@@ -334,23 +370,11 @@ impl ArmClient {
 
     async fn attempt(&self, request: &ArmRequest, url: &Url) -> Result<ArmResponse, AzureError> {
         self.inner.limiter.acquire().await;
-        let token = self
-            .inner
-            .credential
-            .get_token(&[self.inner.scope.as_str()], None)
-            .await
-            .map_err(|e| token_error(&e))?;
-        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.token.secret()))
-            .map_err(|_| AzureError::Authentication {
-                message: "the access token contains characters not allowed in a header".into(),
-                retryable: false,
-            })?;
-        bearer.set_sensitive(true);
-        let mut builder = self
-            .inner
-            .http
-            .request(request.method.clone(), url.clone())
-            .header(AUTHORIZATION, bearer)
+        let mut builder = self.inner.http.request(request.method.clone(), url.clone());
+        if !request.anonymous {
+            builder = builder.header(AUTHORIZATION, self.bearer().await?);
+        }
+        builder = builder
             .header(ACCEPT, "application/json")
             .header("x-ms-client-request-id", uuid::Uuid::new_v4().to_string());
         if let Some(body) = &request.body {
@@ -389,6 +413,46 @@ impl ArmClient {
                 wait,
             ))
         }
+    }
+
+    async fn bearer(&self) -> Result<HeaderValue, AzureError> {
+        let token = self
+            .inner
+            .credential
+            .get_token(&[self.inner.scope.as_str()], None)
+            .await
+            .map_err(|e| token_error(&e))?;
+        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.token.secret()))
+            .map_err(|_| AzureError::Authentication {
+                message: "the access token contains characters not allowed in a header".into(),
+                retryable: false,
+            })?;
+        bearer.set_sensitive(true);
+        Ok(bearer)
+    }
+
+    /// The HTTPS client (shared pool, extra CAs) for calls that carry their own authorisation,
+    /// such as log files behind a SAS.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The run-history host found earlier for `workspace_id`.
+    pub fn history_host(&self, workspace_id: &str) -> Option<Url> {
+        let hosts = self.inner.history_hosts.lock().ok()?;
+        hosts.get(&workspace_id.to_ascii_lowercase()).cloned()
+    }
+
+    /// Remembers the run-history host of `workspace_id`.
+    pub fn remember_history_host(&self, workspace_id: &str, host: Url) {
+        if let Ok(mut hosts) = self.inner.history_hosts.lock() {
+            hosts.insert(workspace_id.to_ascii_lowercase(), host);
+        }
+    }
+
+    /// Reports an exchange made outside [`ArmClient::send`] to the call observer.
+    pub fn report(&self, operation: &'static str, status: Option<u16>) {
+        self.observe(operation, status);
     }
 
     fn observe(&self, operation: &'static str, status: Option<u16>) {

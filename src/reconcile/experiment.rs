@@ -15,46 +15,64 @@ use super::{
 use crate::api::conditions::{self, FAILED, Observation, RUNNING, SUBMITTED, SUCCEEDED};
 use crate::api::{ErrorInfo, ExperimentSpec, ExperimentStatus, GitProvenance, RunStatus};
 
-/// Run states as Azure ML names them; local runs map onto the same set.
+/// Run states as Azure ML names them (every documented job status, in lifecycle order);
+/// local runs map onto the same set. Only Completed, Failed and Canceled are over:
+/// `NotResponding` and `Paused` may resume, `Unknown` is polled until Azure says more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {
     NotStarted,
-    Queued,
+    Starting,
+    Provisioning,
     Preparing,
+    Queued,
     Running,
     Finalizing,
     CancelRequested,
     Completed,
     Failed,
     Canceled,
+    NotResponding,
+    Paused,
+    Unknown,
 }
 
 impl RunState {
+    const ALL: [RunState; 14] = [
+        Self::NotStarted,
+        Self::Starting,
+        Self::Provisioning,
+        Self::Preparing,
+        Self::Queued,
+        Self::Running,
+        Self::Finalizing,
+        Self::CancelRequested,
+        Self::Completed,
+        Self::Failed,
+        Self::Canceled,
+        Self::NotResponding,
+        Self::Paused,
+        Self::Unknown,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "NotStarted" | "Starting" | "Provisioning" => Self::NotStarted,
-            "Queued" => Self::Queued,
-            "Preparing" => Self::Preparing,
-            "Running" => Self::Running,
-            "Finalizing" => Self::Finalizing,
-            "CancelRequested" => Self::CancelRequested,
-            "Completed" => Self::Completed,
-            "Failed" | "NotResponding" => Self::Failed,
-            "Canceled" => Self::Canceled,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotStarted => "NotStarted",
-            Self::Queued => "Queued",
+            Self::Starting => "Starting",
+            Self::Provisioning => "Provisioning",
             Self::Preparing => "Preparing",
+            Self::Queued => "Queued",
             Self::Running => "Running",
             Self::Finalizing => "Finalizing",
             Self::CancelRequested => "CancelRequested",
             Self::Completed => "Completed",
             Self::Failed => "Failed",
             Self::Canceled => "Canceled",
+            Self::NotResponding => "NotResponding",
+            Self::Paused => "Paused",
+            Self::Unknown => "Unknown",
         }
     }
     pub fn is_terminal(self) -> bool {
@@ -116,6 +134,8 @@ pub struct ObservedRun {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<ErrorInfo>,
+    /// Warnings the backend attached to the run (Azure ML run history).
+    pub warnings: Vec<String>,
     pub studio_url: Option<String>,
     pub logs: Option<String>,
     pub outputs: Option<String>,
@@ -415,6 +435,9 @@ fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
         ));
     }
     run.error = observed.error.clone().or(run.error.take());
+    if !observed.warnings.is_empty() {
+        run.warnings = observed.warnings.clone();
+    }
     run.studio_url = observed.studio_url.clone().or(run.studio_url.take());
     run.logs = observed.logs.clone().or(run.logs.take());
     run.outputs = observed.outputs.clone().or(run.outputs.take());

@@ -63,13 +63,6 @@ pub enum JobStatus {
     Unknown,
 }
 
-impl JobStatus {
-    /// Completed, Failed or Canceled.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
-    }
-}
-
 /// `CommandJob`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -276,8 +269,6 @@ mod tests {
             panic!("not a command job")
         };
         assert_eq!(c.status, Some(JobStatus::Finalizing));
-        assert!(!JobStatus::Finalizing.is_terminal());
-        assert!(JobStatus::Canceled.is_terminal());
         assert_eq!(c.studio_url(), Some("https://ml.azure.com/runs/j1"));
         assert_eq!(
             c.limits.as_ref().unwrap().timeout,

@@ -7,5 +7,6 @@ pub mod common;
 pub mod compute;
 pub mod connection;
 pub mod environment;
+pub mod history;
 pub mod job;
 pub mod workspace;

@@ -6,9 +6,11 @@ mod code;
 mod compute;
 mod connection;
 mod environment;
+mod history;
 mod job;
 mod workspace;
 
+pub use history::LogChunk;
 pub use workspace::WorkspaceInfo;
 
 use super::arm::{ArmClient, ArmRequest};
