@@ -39,7 +39,8 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Print (or follow) the logs of an Experiment's current local run.
+    /// Print (or follow) the logs of an Experiment's current run, local or on Azure ML;
+    /// `--cluster` reads the Experiment from a cluster (the default when run as `kubectl amlops`).
     Logs {
         #[command(flatten)]
         args: LogsArgs,
@@ -87,7 +88,10 @@ fn main() -> ExitCode {
         Command::Apply { args, state } => standalone::apply(&args, &state),
         Command::Get { args, state } => standalone::get(&args, &state),
         Command::Describe { args, state } => standalone::describe(&args, &state),
-        Command::Logs { args, state } => standalone::logs(&args, &state),
+        Command::Logs { mut args, state } => {
+            args.cluster |= invoked_as_kubectl_plugin();
+            standalone::logs(&args, &state)
+        }
         Command::Delete { args, state } => standalone::delete(&args, &state),
         Command::Validate { args, state } => standalone::validate(&args, &state),
         Command::Plan { args, state } => standalone::plan(&args, &state),
@@ -106,6 +110,18 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Installed as `kubectl-amlops`, the binary is a kubectl plugin: objects live in the cluster.
+fn invoked_as_kubectl_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_stem()
+                .map(|s| s == "kubectl-amlops")
+        })
+        .unwrap_or(false)
 }
 
 fn run_controller(args: amlops::controller::ControllerArgs) -> anyhow::Result<i32> {

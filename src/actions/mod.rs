@@ -13,6 +13,7 @@ pub mod local;
 pub mod registry;
 pub mod run_compute;
 pub mod run_configuration;
+pub mod run_logs;
 pub mod secrets;
 pub mod source;
 pub mod workspace;

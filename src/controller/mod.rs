@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod readiness;
 pub mod run_configuration;
+pub mod run_logs;
 pub mod scope;
 pub mod secrets;
 mod watches;

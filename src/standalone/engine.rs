@@ -10,6 +10,8 @@ use serde_json::Value;
 
 mod azure_runs;
 
+pub use azure_runs::{CurrentRun, RunPlace};
+
 use super::azure::{Azure, StoredSecrets};
 use super::inputs::StoredRunInputs;
 use super::store::{Key, Store, StoreError};

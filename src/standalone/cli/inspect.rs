@@ -1,6 +1,9 @@
 //! `amlops get`, `describe` and `logs`.
 
 use super::*;
+use crate::actions::run_logs::{LogEvent, LogOptions};
+use super::console::Console;
+use crate::standalone::engine::RunPlace;
 
 pub fn get(args: &GetArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let store = state.open()?;
@@ -95,38 +98,123 @@ pub fn logs(args: &LogsArgs, state: &StateArgs) -> anyhow::Result<i32> {
         eprintln!("error: logs are kept for Experiments: use exp/NAME");
         return Ok(EXIT_INVALID);
     }
-    let store = state.open()?;
+    if args.cluster || args.kubeconfig.is_some() {
+        return cluster_logs(args, &state.namespace, name);
+    }
+    let mut store = state.open()?;
     let key = Key {
         kind: "Experiment".into(),
         namespace: state.namespace.clone(),
         name: name.into(),
     };
-    let Some(run_id) = store
-        .get(&key)?
-        .and_then(|o| o["status"]["currentRun"]["id"].as_str().map(str::to_string))
-    else {
+    let azure = Azure::new()?;
+    let console = Console::new();
+    let engine = Engine {
+        store: &mut store,
+        azure: &azure,
+        local: state.local(),
+        reporter: &console,
+        wait_for_runs: false,
+    };
+    let Some(run) = engine.current_run(&key)? else {
         eprintln!("error: {key} has no run yet");
         return Ok(EXIT_FAILED);
     };
-    let local = state.local();
-    let Some(record) = crate::local::load_run(&local.state_dir, &run_id)? else {
-        eprintln!(
-            "error: run {run_id} has no local logs (runs on Azure have their logs in Azure ML studio)"
-        );
-        return Ok(EXIT_FAILED);
-    };
     use std::io::Write;
-    let mut sink = |_: crate::local::LogStream, bytes: &[u8]| {
-        let _ = std::io::stdout().write_all(bytes);
-        let _ = std::io::stdout().flush();
-    };
-    if args.follow {
-        crate::local::follow_logs(&record, Duration::from_millis(300), &mut sink)?;
-    } else {
-        let mut follower = crate::local::LogFollower::new(&record);
-        for (stream, bytes) in follower.read_new()? {
-            sink(stream, &bytes);
+    match run.place {
+        RunPlace::Azure(Ok(client)) => {
+            let options = LogOptions {
+                follow: args.follow,
+                ..LogOptions::default()
+            };
+            let streamed = azure.block_on(print_azure_log(&client, &run.id, &options));
+            if let Err(f) = streamed {
+                eprintln!("error: logs of run {}: {}", run.id, f.message);
+                return Ok(EXIT_FAILED);
+            }
+        }
+        RunPlace::Azure(Err(f)) => {
+            eprintln!("error: cannot reach the Workspace of {key}: {}", f.message);
+            return Ok(EXIT_FAILED);
+        }
+        RunPlace::Local => {
+            let Some(record) = crate::local::load_run(&state.local().state_dir, &run.id)? else {
+                eprintln!("error: run {} has no local logs yet", run.id);
+                return Ok(EXIT_FAILED);
+            };
+            let mut sink = |_: crate::local::LogStream, bytes: &[u8]| {
+                let _ = std::io::stdout().write_all(bytes);
+                let _ = std::io::stdout().flush();
+            };
+            if args.follow {
+                crate::local::follow_logs(&record, Duration::from_millis(300), &mut sink)?;
+            } else {
+                let mut follower = crate::local::LogFollower::new(&record);
+                for (stream, bytes) in follower.read_new()? {
+                    sink(stream, &bytes);
+                }
+            }
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `amlops logs --cluster`: the Experiment comes from the API server.
+fn cluster_logs(args: &LogsArgs, namespace: &str, name: &str) -> anyhow::Result<i32> {
+    use crate::controller::run_logs::{Identity, current_azure_run};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let identity = if args.azure_cli {
+        Identity::AzureCli
+    } else {
+        Identity::Workspace
+    };
+    let options = LogOptions {
+        follow: args.follow,
+        ..LogOptions::default()
+    };
+    runtime.block_on(async {
+        let config = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+            }
+            None => kube::Config::infer().await?,
+        };
+        let kube = kube::Client::try_from(config)?;
+        let (run_id, client) = match current_azure_run(kube, namespace, name, identity).await {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(EXIT_FAILED);
+            }
+        };
+        Ok(match print_azure_log(&client, &run_id, &options).await {
+            Ok(()) => EXIT_OK,
+            Err(f) => {
+                eprintln!("error: logs of run {run_id}: {}", f.message);
+                EXIT_FAILED
+            }
+        })
+    })
+}
+
+/// The user log of an Azure run on stdout, notes (state, other log files) on stderr.
+pub(crate) async fn print_azure_log(
+    client: &crate::azure::WorkspaceClient,
+    run_id: &str,
+    options: &LogOptions,
+) -> Result<(), crate::reconcile::ActionFailure> {
+    use std::io::Write;
+    let mut sink = |event: LogEvent| match event {
+        LogEvent::Output(bytes) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes);
+            let _ = out.flush();
+        }
+        LogEvent::Note(line) => eprintln!("# {line}"),
+    };
+    crate::actions::run_logs::stream(client, run_id, options, &mut sink).await
 }

@@ -102,6 +102,17 @@ pub struct LogsArgs {
     /// Keep printing until the run finishes.
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Read the Experiment from the cluster of the current kubeconfig context (namespace from
+    /// `-n`) instead of the local state; for runs on Azure ML.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Kubeconfig file to read the Experiment from (implies --cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --cluster: read Azure as the signed-in Azure CLI user instead of with the
+    /// Workspace's credential (a workload identity only works inside the cluster).
+    #[arg(long)]
+    pub azure_cli: bool,
 }
 
 #[derive(Args, Debug)]

@@ -179,14 +179,13 @@ impl Engine<'_> {
         Ok(outcome)
     }
 
-    /// Asks the current run of the Experiment `key` to stop, wherever it runs (Ctrl-C during
-    /// `apply --wait`); the next reconcile observes the outcome.
-    pub fn cancel_current_run(&self, key: &Key) -> Result<Result<(), ActionFailure>, StoreError> {
+    /// The current run of the Experiment `key` and where it runs (for Ctrl-C and `logs`).
+    pub fn current_run(&self, key: &Key) -> Result<Option<CurrentRun>, StoreError> {
         let Some(object) = self.store.get(key)? else {
-            return Ok(Ok(()));
+            return Ok(None);
         };
         let Some(id) = object["status"]["currentRun"]["id"].as_str() else {
-            return Ok(Ok(()));
+            return Ok(None);
         };
         let rc_name = object["spec"]["runConfigurationRef"]["name"]
             .as_str()
@@ -195,14 +194,44 @@ impl Engine<'_> {
             .store
             .get(&key.sibling("RunConfiguration", rc_name))?
             .and_then(|v| serde_json::from_value::<RunConfiguration>(v).ok());
-        match rc {
+        let place = match rc {
             Some(rc) if self.runs_in_azure(key, &rc)? => {
-                Ok(match self.connect(key, &self.resolve(key, &rc)?)? {
-                    Ok(client) => self.azure.block_on(job::cancel(&client, id)),
-                    Err(f) => Err(f),
-                })
+                RunPlace::Azure(self.connect(key, &self.resolve(key, &rc)?)?)
             }
-            _ => Ok(self.local.cancel(id)),
-        }
+            _ => RunPlace::Local,
+        };
+        Ok(Some(CurrentRun {
+            id: id.to_string(),
+            place,
+        }))
     }
+
+    /// Asks the current run of the Experiment `key` to stop, wherever it runs (Ctrl-C during
+    /// `apply --wait`); the next reconcile observes the outcome.
+    pub fn cancel_current_run(&self, key: &Key) -> Result<Result<(), ActionFailure>, StoreError> {
+        Ok(match self.current_run(key)? {
+            None => Ok(()),
+            Some(CurrentRun {
+                id,
+                place: RunPlace::Azure(client),
+            }) => client.and_then(|c| self.azure.block_on(job::cancel(&c, &id))),
+            Some(CurrentRun {
+                id,
+                place: RunPlace::Local,
+            }) => self.local.cancel(&id),
+        })
+    }
+}
+
+/// An Experiment's current run, as `amlops logs` and Ctrl-C need it.
+pub struct CurrentRun {
+    pub id: String,
+    pub place: RunPlace,
+}
+
+/// Where a run runs: a local process, or Azure ML (with a client for its Workspace, or why
+/// there is none).
+pub enum RunPlace {
+    Local,
+    Azure(Result<WorkspaceClient, ActionFailure>),
 }
