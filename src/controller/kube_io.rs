@@ -107,7 +107,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(shared: &Shared, obj: &K, ev
                 EventType::Normal
             },
             reason: e.reason.clone(),
-            note: Some(e.message.clone()),
+            note: Some(note(&e.message)),
             action: e.reason.clone(),
             secondary: None,
         };
@@ -115,6 +115,27 @@ pub async fn publish<K: Resource<DynamicType = ()>>(shared: &Shared, obj: &K, ev
             tracing::warn!(object = %obj.name_any(), reason = %e.reason, error = %err, "could not publish an event");
         }
     }
+}
+
+/// The apiserver refuses event notes over 1024 bytes. A long message (a failed run's error
+/// followed by its log tail) keeps its beginning (what failed) and its end (the last log
+/// lines), eliding the middle.
+fn note(message: &str) -> String {
+    const LIMIT: usize = 1024;
+    const HEAD: usize = 400;
+    const GAP: &str = "\n[...]\n";
+    if message.len() <= LIMIT {
+        return message.to_string();
+    }
+    let mut head = HEAD;
+    while !message.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = message.len() - (LIMIT - HEAD - GAP.len());
+    while !message.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}{GAP}{}", &message[..head], &message[tail..])
 }
 
 /// A reconcile's result, the same shape for every kind.
@@ -186,4 +207,23 @@ pub fn api_error_requeue(kind: &'static str, err: &Error, shared: &Shared) -> Ac
     tracing::warn!(error = %err, kind, "reconcile failed on a Kubernetes API call");
     shared.metrics.error(kind, "KubernetesApiError");
     Action::requeue(super::context::FIRST_BACKOFF * 5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note;
+
+    #[test]
+    fn long_notes_keep_their_start_and_end_within_the_apiserver_limit() {
+        assert_eq!(note("short"), "short");
+        let long = format!(
+            "run r failed: UserError: boom\n{}\nlast line é",
+            "x".repeat(3000)
+        );
+        let n = note(&long);
+        assert!(n.len() <= 1024, "{}", n.len());
+        assert!(n.starts_with("run r failed: UserError: boom"));
+        assert!(n.ends_with("last line é"));
+        assert!(n.contains("[...]"));
+    }
 }

@@ -1,8 +1,8 @@
 //! `amlops get`, `describe` and `logs`.
 
+use super::console::Console;
 use super::*;
 use crate::actions::run_logs::{LogEvent, LogOptions};
-use super::console::Console;
 use crate::standalone::engine::RunPlace;
 
 pub fn get(args: &GetArgs, state: &StateArgs) -> anyhow::Result<i32> {
