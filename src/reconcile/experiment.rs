@@ -777,6 +777,52 @@ mod tests {
     }
 
     #[test]
+    fn paused_not_responding_and_unknown_runs_are_shown_as_such_and_polled_not_ended() {
+        let (i, s) = (info(1), spec());
+        let running = run(&i, &s, None, Some(&observed(RunState::Running)), None);
+        for state in [RunState::Paused, RunState::NotResponding, RunState::Unknown] {
+            let d = run(&i, &s, Some(&running.status), Some(&observed(state)), None);
+            let current = d.status.current_run.as_ref().unwrap();
+            assert_eq!(current.state, state.as_str());
+            assert!(!is_over(current), "{state:?} is not over");
+            assert!(find(&d.status.conditions, SUCCEEDED).is_none());
+            assert!(find(&d.status.conditions, FAILED).is_none());
+            assert_eq!(
+                find(&d.status.conditions, RECONCILING).unwrap().reason,
+                state.as_str()
+            );
+            assert!(d.requeue_after.is_some(), "{state:?} is polled again");
+            assert!(
+                !d.events.iter().any(|e| e.warning),
+                "{state:?} warns nobody yet"
+            );
+        }
+    }
+
+    #[test]
+    fn run_history_warnings_are_kept_on_the_run() {
+        let (i, s) = (info(1), spec());
+        let warned = ObservedRun {
+            warnings: vec!["AzureMLCompute job failed".into()],
+            ..observed(RunState::Running)
+        };
+        let d = run(&i, &s, None, Some(&warned), None);
+        assert_eq!(
+            d.status.current_run.as_ref().unwrap().warnings,
+            ["AzureMLCompute job failed"]
+        );
+        // A later observation without warnings keeps what was reported.
+        let later = run(
+            &i,
+            &s,
+            Some(&d.status),
+            Some(&observed(RunState::Running)),
+            None,
+        );
+        assert_eq!(later.status.current_run.unwrap().warnings.len(), 1);
+    }
+
+    #[test]
     fn new_generation_cancels_the_active_old_run_then_starts_and_keeps_history() {
         let s = spec();
         let old = run(&info(1), &s, None, Some(&observed(RunState::Running)), None);
