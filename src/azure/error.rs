@@ -8,8 +8,8 @@
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
 
-/// The ARM error envelope `{"error": {...}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The ARM error envelope `{"error": {...}}` (the spec's `ErrorResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ErrorBody {
     /// The error object; absent in some malformed answers.
     #[serde(default, deserialize_with = "lenient")]
@@ -24,7 +24,7 @@ pub struct ErrorBody {
 ///
 /// Every field is read leniently: `null` or a shape this client does not know reads as
 /// absent, so an odd field never makes the whole error unreadable.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// Azure error code, e.g. `QuotaExceeded`.
@@ -45,7 +45,7 @@ pub struct ErrorDetail {
 }
 
 /// Azure ML's `innerError` chain.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InnerError {
     /// The more specific code.
@@ -57,7 +57,7 @@ pub struct InnerError {
 }
 
 /// One `ErrorAdditionalInfo` entry: a `type` and a free-form `info` object.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct AdditionalInfo {
     /// E.g. `ComponentName`, `Correlation`, `InnerError`.
     #[serde(rename = "type", default, deserialize_with = "lenient")]
