@@ -130,7 +130,12 @@ impl ErrorDetail {
     /// (`UserError/BadArgument/UnknownTargetType: Unknown compute target 'x'.`), scrubbed
     /// of secrets and bounded. The message of the first detail stands in for an empty one.
     pub fn describe(&self) -> String {
-        let message = match self.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        let message = match self
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
             Some(m) => m.to_owned(),
             None => self
                 .details
@@ -679,8 +684,14 @@ mod tests {
     fn unknown_shapes_fall_back_to_the_top_level_code() {
         for (field, value) in [
             ("additionalInfo", serde_json::json!({"type": "InnerError"})),
-            ("additionalInfo", serde_json::json!([{"type": "InnerError", "info": "text"}])),
-            ("additionalInfo", serde_json::json!([{"type": "InnerError", "info": {"value": 7}}])),
+            (
+                "additionalInfo",
+                serde_json::json!([{"type": "InnerError", "info": "text"}]),
+            ),
+            (
+                "additionalInfo",
+                serde_json::json!([{"type": "InnerError", "info": {"value": 7}}]),
+            ),
             ("innerError", serde_json::json!("BadArgument")),
             ("details", serde_json::json!({"code": "X"})),
         ] {
@@ -714,13 +725,19 @@ mod tests {
         assert_eq!(quota.code(), "QuotaExceeded");
         assert!(!quota.retryable());
         let throttled = api(400, &chain("UserError", &["TooManyRequests"]));
-        assert!(throttled.retryable(), "the specific code wins over UserError");
+        assert!(
+            throttled.retryable(),
+            "the specific code wins over UserError"
+        );
         let unknown = api(503, &chain("UserError", &["SomethingNew"]));
         assert_eq!(unknown.code(), "SomethingNew");
         assert!(unknown.retryable(), "nothing known: the 503 decides");
         let unknown = api(400, &chain("SystemError", &["SomethingNew"]));
         assert!(!unknown.retryable(), "nothing known: the 400 decides");
-        let dotted = api(400, &chain("UserError", &["ScriptExecution.StreamAccess.NotFound"]));
+        let dotted = api(
+            400,
+            &chain("UserError", &["ScriptExecution.StreamAccess.NotFound"]),
+        );
         assert_eq!(dotted.code(), "ScriptExecutionStreamAccessNotFound");
         assert!(
             dotted
@@ -750,7 +767,10 @@ mod tests {
 
     #[test]
     fn describe_leads_with_the_chain_only_when_azure_nests_codes() {
-        let d: ErrorDetail = serde_json::from_str::<ErrorBody>(MFE).unwrap().error.unwrap();
+        let d: ErrorDetail = serde_json::from_str::<ErrorBody>(MFE)
+            .unwrap()
+            .error
+            .unwrap();
         assert_eq!(
             d.code_chain(),
             ["UserError", "BadArgument", "UnknownTargetType"]

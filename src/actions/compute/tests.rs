@@ -213,7 +213,11 @@ fn node_errors_of_a_cluster_reach_the_status_with_their_codes() {
     assert!(d.actions.is_empty(), "{:?}", d.actions);
     let ready = find(&d.status.conditions, "Ready").unwrap();
     assert_eq!(ready.reason, "AllocationFailed");
-    assert!(ready.message.contains("could not get 2 Standard_DS2_v2 nodes"));
+    assert!(
+        ready
+            .message
+            .contains("could not get 2 Standard_DS2_v2 nodes")
+    );
     assert_eq!(
         find(&d.status.conditions, crate::api::DEGRADED)
             .unwrap()

@@ -711,7 +711,8 @@ mod tests {
         );
     }
 
-    const RECORDED_GET: &str = include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
+    const RECORDED_GET: &str =
+        include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
     const NODE_ERRORS_GET: &str =
         include_str!("../../../tests/fixtures/azure/compute-amlcompute-node-errors.json");
 

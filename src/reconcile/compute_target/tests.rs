@@ -244,7 +244,10 @@ fn a_cluster_with_node_errors_is_degraded_not_ready_and_warns_once() {
     let mut c = Case::new(aml());
     c.observed = Some(&obs);
     let d = c.run();
-    assert!(d.actions.is_empty(), "nothing amlops can write fixes the nodes");
+    assert!(
+        d.actions.is_empty(),
+        "nothing amlops can write fixes the nodes"
+    );
     assert!(!is_true(&d.status.conditions, READY));
     assert_eq!(reason(&d, READY), "AllocationFailed");
     assert_eq!(reason(&d, STALLED), "AllocationFailed");
