@@ -67,6 +67,9 @@ pub struct AdditionalInfo {
     pub info: Option<serde_json::Value>,
 }
 
+/// Longest code chain followed; real ones have two or three links.
+const MAX_CHAIN: usize = 8;
+
 /// Appends a non-empty code that differs from the last one, up to [`MAX_CHAIN`] codes.
 fn push_code(chain: &mut Vec<String>, code: Option<&str>) {
     if let Some(c) = code.map(str::trim).filter(|c| !c.is_empty())
@@ -82,9 +85,6 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(d: D) -> Re
     let value = serde_json::Value::deserialize(d)?;
     Ok(serde_json::from_value(value).unwrap_or_default())
 }
-
-/// Longest code chain followed; real ones have two or three links.
-const MAX_CHAIN: usize = 8;
 
 impl ErrorDetail {
     /// The error's codes from the generic to the most specific, e.g. `UserError`,
