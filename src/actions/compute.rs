@@ -8,6 +8,7 @@ use crate::api::{
     AdminUser, ComputeKind as SpecKind, ComputeTargetSpec, ErrorInfo, NodeCounts, PendingOperation,
     SecretKeyRef, SshCompute,
 };
+use crate::azure::error::ErrorBody;
 use crate::azure::lro::{OperationHandle, OperationKind, PollState, Started};
 use crate::azure::models::common::IsoDuration;
 use crate::azure::models::compute::{
@@ -88,6 +89,19 @@ fn count(n: Option<u32>) -> i32 {
     n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
+/// Azure's `ErrorResponse`s as the status shows them: the most specific code (`fallback`
+/// when Azure names none) and the scrubbed message led by the code chain.
+fn error_infos(errors: &[ErrorBody], fallback: &str) -> Vec<ErrorInfo> {
+    errors
+        .iter()
+        .filter_map(|e| e.error.as_ref())
+        .map(|e| ErrorInfo {
+            code: e.reason().unwrap_or_else(|| fallback.into()),
+            message: e.describe(),
+        })
+        .collect()
+}
+
 /// The reconciler's view of an Azure compute.
 pub fn observed(r: &ComputeResource) -> ObservedCompute {
     let common = &r.properties.common;
@@ -97,21 +111,11 @@ pub fn observed(r: &ComputeResource) -> ObservedCompute {
         resource_id: r.id.clone(),
         attached_resource_id: common.resource_id.clone(),
         attached: common.is_attached_compute.unwrap_or(false),
-        errors: common
-            .provisioning_errors
-            .iter()
-            .filter_map(|e| e.error.as_ref())
-            .map(|e| ErrorInfo {
-                code: e
-                    .code
-                    .clone()
-                    .unwrap_or_else(|| "ProvisioningFailed".into()),
-                message: e.message.clone().unwrap_or_default(),
-            })
-            .collect(),
+        errors: error_infos(&common.provisioning_errors, "ProvisioningFailed"),
         ..ObservedCompute::default()
     };
     if let ComputeKind::AmlCompute(p) = &r.properties.kind {
+        o.node_errors = error_infos(&p.errors, "NodeError");
         o.vm_size = p.vm_size.clone();
         o.vm_priority = p.vm_priority.map(|v| format!("{v:?}"));
         o.scale = p.scale_settings.as_ref().map(|s| Scale {

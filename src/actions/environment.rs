@@ -6,21 +6,35 @@
 use std::collections::BTreeMap;
 
 use super::azure_failure;
-use crate::azure::WorkspaceClient;
 use crate::azure::models::common::ResourceBase;
 use crate::azure::models::environment::{EnvironmentVersion, EnvironmentVersionProperties};
+use crate::azure::{WorkspaceClient, WorkspaceRef};
 use crate::reconcile::ActionFailure;
 use crate::reconcile::run_configuration::{EnvironmentPlan, EnvironmentState};
 
 /// Property naming the object that registered a version (`namespace/name`).
 pub const OWNER_PROPERTY: &str = "amlops.io/owner";
 
+/// The `environmentId` of a job that runs in `plan`: the registry asset id of a registry
+/// (or curated) environment, else the ARM id of the workspace version. Both the
+/// RunConfiguration (its status) and the Experiment (its job) take it from here.
+pub fn environment_id(plan: &EnvironmentPlan, workspace: &WorkspaceRef) -> String {
+    plan.registry_asset_id()
+        .unwrap_or_else(|| workspace.environment_version_id(plan.name(), plan.version()))
+}
+
 /// One GET of the planned version. An `existing` environment that is absent is `Missing`
-/// (a person must fix the reference); a planned one that is absent is `NotStaged`.
+/// (a person must fix the reference); a planned one that is absent is `NotStaged`. A
+/// registry environment is not looked up: the workspace may answer 404
+/// (`EnvironmentNotFound`) for a curated one that runs can use, and a registry GET needs
+/// the registry's resource group, which a reference does not carry.
 pub async fn observe(
     client: &WorkspaceClient,
     plan: &EnvironmentPlan,
 ) -> Result<EnvironmentState, ActionFailure> {
+    if plan.registry().is_some() {
+        return Ok(EnvironmentState::Staged);
+    }
     let found = client
         .environment_version_get(plan.name(), plan.version())
         .await
@@ -78,6 +92,7 @@ pub async fn register(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::run_configuration::ExistingName;
 
     #[test]
     fn system_managed_sends_conda_and_image_user_managed_only_the_image() {
@@ -111,5 +126,94 @@ mod tests {
             version: "1".into(),
         };
         assert!(version_body(&existing, "ml/rc").is_none());
+    }
+
+    fn workspace() -> WorkspaceRef {
+        WorkspaceRef {
+            subscription_id: "sub".into(),
+            resource_group: "rg".into(),
+            workspace: "ws".into(),
+        }
+    }
+
+    fn existing(name: &str, registry: Option<&str>, version: &str) -> EnvironmentPlan {
+        EnvironmentPlan::Existing {
+            name: ExistingName::new(name, registry),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn jobs_reference_workspace_environments_by_arm_id_and_registry_ones_by_asset_id() {
+        let ws = workspace();
+        assert_eq!(
+            environment_id(&existing("my-env", None, "3"), &ws),
+            "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/environments/my-env/versions/3"
+        );
+        assert_eq!(
+            environment_id(
+                &existing("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", None, "33"),
+                &ws
+            ),
+            "azureml://registries/azureml/environments/AzureML-sklearn-1.0-ubuntu20.04-py38-cpu/versions/33"
+        );
+        assert_eq!(
+            environment_id(
+                &existing("acpt-pytorch-2.2-cuda12.1", Some("azureml"), "41"),
+                &ws
+            ),
+            "azureml://registries/azureml/environments/acpt-pytorch-2.2-cuda12.1/versions/41"
+        );
+        let pattern =
+            regex::Regex::new("^azureml://registries/[^/]+/environments/[^/]+/versions/[^/]+$")
+                .unwrap();
+        let shared = environment_id(&existing("train", Some("team-registry"), "7"), &ws);
+        assert!(pattern.is_match(&shared), "{shared}");
+        let sys = EnvironmentPlan::UserManaged {
+            name: "amlops-ml-rc".into(),
+            version: "abc".into(),
+            interpreter: "python3".into(),
+            base_image: "img".into(),
+        };
+        assert_eq!(
+            environment_id(&sys, &ws),
+            ws.environment_version_id("amlops-ml-rc", "abc")
+        );
+    }
+
+    #[tokio::test]
+    async fn registry_environments_are_not_looked_up_in_the_workspace() {
+        use crate::azure::{ArmClient, ArmConfig, CredentialSource, Endpoints, Secret};
+        use std::sync::{Arc, Mutex};
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let config = ArmConfig {
+            // Nothing listens here: any call would fail.
+            endpoints: Endpoints::new("https://127.0.0.1:9/", "https://127.0.0.1:9/").unwrap(),
+            ..ArmConfig::default()
+        };
+        let source = CredentialSource::ServicePrincipal {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+        };
+        let arm = ArmClient::new(config, &source)
+            .unwrap()
+            .with_observer(Arc::new(move |op: &'static str, _: Option<u16>| {
+                seen.lock().unwrap().push(op)
+            }));
+        let client = WorkspaceClient::new(arm, workspace());
+        for plan in [
+            existing("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", None, "33"),
+            existing("train", Some("team-registry"), "7"),
+        ] {
+            let state = observe(&client, &plan).await;
+            assert_eq!(state, Ok(EnvironmentState::Staged), "{plan:?}");
+        }
+        assert!(
+            calls.lock().unwrap().is_empty(),
+            "{:?}",
+            calls.lock().unwrap()
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{SecretSource, environment, registry};
 use crate::api::readiness::why_not_ready;
 use crate::api::{RunConfigurationStatus, Workspace};
-use crate::azure::WorkspaceClient;
+use crate::azure::{WorkspaceClient, WorkspaceRef};
 use crate::reconcile::run_configuration::{
     EnvironmentPlan, EnvironmentState, Input, RunConfigurationAction, plan_registry,
     reconcile as decide,
@@ -68,6 +68,21 @@ fn failed(input: &Input<'_>, failure: &ActionFailure) -> RcDecision {
     );
     d.requeue_after = (failure.reason == WAITING_FOR_WORKSPACE).then_some(WORKSPACE_RECHECK);
     d
+}
+
+/// Records the `environmentId` runs get in the status, once it shows this plan's version.
+fn name_environment(
+    status: &mut RunConfigurationStatus,
+    plan: &EnvironmentPlan,
+    workspace: &WorkspaceRef,
+) {
+    if let Some(env) = status
+        .environment
+        .as_mut()
+        .filter(|e| e.name == plan.name() && e.version == plan.version())
+    {
+        env.id = Some(environment::environment_id(plan, workspace));
+    }
 }
 
 /// Observes `plan` in the Workspace `client` connects to, makes the private registry's
@@ -148,6 +163,7 @@ pub async fn converge<S: SecretSource>(
             }
         }
     }
+    name_environment(&mut d.status, plan, client.workspace());
     if let Some(r) = registry.as_ref().filter(|_| written) {
         d.events.push(Event::normal(
             "RegistryConnectionWritten",
@@ -160,5 +176,51 @@ pub async fn converge<S: SecretSource>(
     Converged {
         decision: d,
         failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::StagedEnvironment;
+    use crate::reconcile::run_configuration::ExistingName;
+
+    #[test]
+    fn the_status_names_the_environment_id_of_the_staged_plan_only() {
+        let ws = WorkspaceRef {
+            subscription_id: "sub".into(),
+            resource_group: "rg".into(),
+            workspace: "ws".into(),
+        };
+        let plan = EnvironmentPlan::Existing {
+            name: ExistingName::from("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu"),
+            version: "33".into(),
+        };
+        let staged = |version: &str| RunConfigurationStatus {
+            environment: Some(StagedEnvironment {
+                name: "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu".into(),
+                version: version.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut status = staged("33");
+        name_environment(&mut status, &plan, &ws);
+        assert_eq!(
+            status.environment.unwrap().id.as_deref(),
+            Some(
+                "azureml://registries/azureml/environments/AzureML-sklearn-1.0-ubuntu20.04-py38-cpu/versions/33"
+            )
+        );
+        let mut stale = staged("32");
+        name_environment(&mut stale, &plan, &ws);
+        assert_eq!(
+            stale.environment.unwrap().id,
+            None,
+            "an older version still in the status keeps no id of the new one"
+        );
+        let mut none = RunConfigurationStatus::default();
+        name_environment(&mut none, &plan, &ws);
+        assert!(none.environment.is_none());
     }
 }

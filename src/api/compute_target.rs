@@ -343,11 +343,17 @@ pub struct InstanceResources {
     pub limits: BTreeMap<String, String>,
 }
 
+/// Condition type of a cluster whose nodes report errors (allocation or node setup): True
+/// with the first error's code as the reason while Azure reports any, absent otherwise.
+/// `Ready` is False with the same reason meanwhile.
+pub const DEGRADED: &str = "Degraded";
+
 /// Observed state of the compute.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeTargetStatus {
-    /// `Ready`, `Reconciling` and `Stalled` conditions.
+    /// `Ready`, `Reconciling` and `Stalled` conditions, and `Degraded` while an amlCompute
+    /// cluster's nodes report errors.
     #[serde(default)]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     #[schemars(length(max = 16))]

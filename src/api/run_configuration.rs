@@ -152,7 +152,8 @@ pub struct EnvironmentSource {
     /// User-managed: the interpreter (or image) is used as is; you install what the script needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_managed: Option<UserManaged>,
-    /// An environment that already exists in the Azure ML workspace.
+    /// An environment that already exists: in the Azure ML workspace, or in an Azure ML
+    /// registry (curated `AzureML-` environments, or any registry named in `registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing: Option<ExistingEnvironment>,
 }
@@ -193,16 +194,28 @@ fn default_interpreter() -> String {
     "python3".to_string()
 }
 
-/// A registered Azure ML environment.
+/// A registered Azure ML environment. Without `registry` it is a workspace environment,
+/// which amlops looks up in the workspace before runs use it, except curated environments
+/// (names starting with `AzureML-`), which live in the `azureml` registry. Registry
+/// environments are passed to runs as
+/// `azureml://registries/<registry>/environments/<name>/versions/<version>` without a
+/// check beforehand: Azure resolves them when a run is submitted.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ExistingEnvironment {
-    /// Environment name.
+    /// Environment name, e.g. `my-training-env`, or a curated one such as
+    /// `AzureML-sklearn-1.0-ubuntu20.04-py38-cpu`.
     #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$"))]
     pub name: String,
-    /// Environment version.
+    /// Environment version, e.g. `33`.
     #[schemars(length(min = 1, max = 64))]
     pub version: String,
+    /// The Azure ML registry holding the environment, e.g. `azureml` for
+    /// `azureml://registries/azureml/environments/<name>/versions/<version>`. Unset: the
+    /// workspace (the `azureml` registry for curated `AzureML-` names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{2,32}$"))]
+    pub registry: Option<String>,
 }
 
 /// Docker settings.
@@ -286,6 +299,15 @@ pub struct StagedEnvironment {
     pub name: String,
     /// Environment version (the content hash for system-managed environments).
     pub version: String,
+    /// The Azure ML registry the environment comes from; unset for workspace environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 33))]
+    pub registry: Option<String>,
+    /// The `environmentId` Azure ML runs are submitted with: the ARM id of the workspace
+    /// version, or the registry asset id `azureml://registries/...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub id: Option<String>,
     /// Hash of the rendered conda file, base image and docker settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,

@@ -255,3 +255,62 @@ fn json_type(v: &Value) -> &'static str {
         Value::Object(_) => "object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_configuration(existing: Value) -> Value {
+        serde_json::json!({
+            "apiVersion": "amlops.io/v1alpha1",
+            "kind": "RunConfiguration",
+            "metadata": {"name": "rc"},
+            "spec": {"targetRef": {"name": "cpu"}, "environment": {"existing": existing}}
+        })
+    }
+
+    #[test]
+    fn existing_environments_are_admitted_in_the_workspace_curated_and_registry_forms() {
+        for existing in [
+            serde_json::json!({"name": "my-env", "version": "3"}),
+            serde_json::json!({"name": "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", "version": "33"}),
+            serde_json::json!({"registry": "azureml", "name": "acpt-pytorch-2.2-cuda12.1", "version": "41"}),
+        ] {
+            let problems = validate(
+                "RunConfiguration",
+                &run_configuration(existing.clone()),
+                None,
+            );
+            assert!(problems.is_empty(), "{existing}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_registry_or_an_asset_id_as_name_is_rejected_naming_the_field() {
+        let cases = [
+            (
+                serde_json::json!({"registry": "a", "name": "env", "version": "1"}),
+                "spec.environment.existing.registry",
+            ),
+            (
+                serde_json::json!({"registry": "my/registry", "name": "env", "version": "1"}),
+                "spec.environment.existing.registry",
+            ),
+            (
+                serde_json::json!({"name": "azureml://registries/azureml/environments/env/versions/1", "version": "1"}),
+                "spec.environment.existing.name",
+            ),
+        ];
+        for (existing, field) in cases {
+            let problems = validate(
+                "RunConfiguration",
+                &run_configuration(existing.clone()),
+                None,
+            );
+            assert!(
+                problems.iter().any(|p| p.field == field),
+                "{existing}: {problems:?}"
+            );
+        }
+    }
+}

@@ -5,44 +5,151 @@
 //! Messages are scrubbed of SAS signatures and bearer tokens before they are stored, so
 //! `Display`/`Debug` never carry a secret even if Azure echoes one.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
 
-/// The ARM error envelope `{"error": {...}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The ARM error envelope `{"error": {...}}` (the spec's `ErrorResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ErrorBody {
     /// The error object; absent in some malformed answers.
+    #[serde(default, deserialize_with = "lenient")]
     pub error: Option<ErrorDetail>,
 }
 
-/// The ARM `ErrorDetail` (plus Azure ML's nested `innerError` codes).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The ARM `ErrorDetail`, plus the two places Azure ML puts its specific code: the
+/// account-rp shape's top-level `innerError`
+/// (`errors/test_workspace_connections.pyTestWorkspaceConnectionstest_git_crud.json` #2) and
+/// the management front end's `additionalInfo[type=InnerError].info.value`
+/// (`job/test_command_job.pyTestCommandJobtest_ray_command_job.json` #1).
+///
+/// Every field is read leniently: `null` or a shape this client does not know reads as
+/// absent, so an odd field never makes the whole error unreadable.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// Azure error code, e.g. `QuotaExceeded`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub code: Option<String>,
     /// Human-readable message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub message: Option<String>,
     /// Nested details.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub details: Vec<ErrorDetail>,
     /// Azure ML nests its specific code under a generic `UserError`/`SystemError`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub inner_error: Option<Box<InnerError>>,
+    /// Typed extra information; `InnerError` entries carry the specific code chain.
+    #[serde(default, deserialize_with = "lenient")]
+    pub additional_info: Vec<AdditionalInfo>,
 }
 
 /// Azure ML's `innerError` chain.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InnerError {
     /// The more specific code.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub code: Option<String>,
     /// An even more specific one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub inner_error: Option<Box<InnerError>>,
+}
+
+/// One `ErrorAdditionalInfo` entry: a `type` and a free-form `info` object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct AdditionalInfo {
+    /// E.g. `ComponentName`, `Correlation`, `InnerError`.
+    #[serde(rename = "type", default, deserialize_with = "lenient")]
+    pub type_: Option<String>,
+    /// The information; its shape depends on `type`.
+    #[serde(default)]
+    pub info: Option<serde_json::Value>,
+}
+
+/// Longest code chain followed; real ones have two or three links.
+const MAX_CHAIN: usize = 8;
+
+/// Appends a non-empty code that differs from the last one, up to [`MAX_CHAIN`] codes.
+fn push_code(chain: &mut Vec<String>, code: Option<&str>) {
+    if let Some(c) = code.map(str::trim).filter(|c| !c.is_empty())
+        && chain.last().is_none_or(|last| last != c)
+        && chain.len() < MAX_CHAIN
+    {
+        chain.push(c.to_owned());
+    }
+}
+
+/// Reads a field as `T`, or as `T::default()` when it is `null` or has another shape.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(d: D) -> Result<T, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+impl ErrorDetail {
+    /// The error's codes from the generic to the most specific, e.g. `UserError`,
+    /// `BadArgument`, `UnknownTargetType`: the top code, then the `innerError` chain (the
+    /// top-level one, else the one in `additionalInfo`); without a chain, a generic top
+    /// code is followed by the first code in `details`. Empty codes are skipped.
+    pub fn code_chain(&self) -> Vec<String> {
+        let mut chain = Vec::new();
+        push_code(&mut chain, self.code.as_deref());
+        let top_len = chain.len();
+        let mut inner = self.inner_error.clone().or_else(|| self.additional_inner());
+        while let Some(i) = inner {
+            push_code(&mut chain, i.code.as_deref());
+            inner = i.inner_error;
+        }
+        let generic = chain
+            .first()
+            .is_none_or(|c| GENERIC_CODES.contains(&c.as_str()));
+        if chain.len() == top_len && generic {
+            let detail = self.details.iter().find_map(|d| d.code.as_deref());
+            push_code(&mut chain, detail);
+        }
+        chain
+    }
+
+    /// The front end's `additionalInfo[type=InnerError].info.value` chain, if any.
+    fn additional_inner(&self) -> Option<Box<InnerError>> {
+        self.additional_info
+            .iter()
+            .filter(|a| a.type_.as_deref() == Some("InnerError"))
+            .find_map(|a| {
+                let value = a.info.as_ref()?.get("value")?.clone();
+                serde_json::from_value(value).ok()
+            })
+    }
+
+    /// The most specific code as a Kubernetes condition reason (see [`reason_code`]).
+    pub fn reason(&self) -> Option<String> {
+        self.code_chain().last().map(|c| reason_code(c))
+    }
+
+    /// The message with the code chain in front when there is more than one code
+    /// (`UserError/BadArgument/UnknownTargetType: Unknown compute target 'x'.`), scrubbed
+    /// of secrets and bounded. The message of the first detail stands in for an empty one.
+    pub fn describe(&self) -> String {
+        let message = match self
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            Some(m) => m.to_owned(),
+            None => self
+                .details
+                .iter()
+                .find_map(|x| x.message.clone())
+                .unwrap_or_default(),
+        };
+        let chain = self.code_chain();
+        match (chain.len(), message.is_empty()) {
+            (0 | 1, _) => scrub(&message),
+            (_, true) => scrub(&chain.join("/")),
+            _ => scrub(&format!("{}: {message}", chain.join("/"))),
+        }
+    }
 }
 
 /// How a long-running operation ended when it did not succeed.
@@ -67,15 +174,15 @@ impl std::fmt::Display for FailedState {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AzureError {
     /// ARM answered with an error status.
-    #[error("{operation}: Azure answered HTTP {status} {code}: {message}")]
+    #[error("{operation}: Azure answered HTTP {status} {}", labelled(.code, .message))]
     Api {
         /// The amlops operation name, e.g. `compute.create`.
         operation: &'static str,
         /// HTTP status.
         status: u16,
-        /// PascalCase Azure error code.
+        /// The most specific Azure error code, as a condition reason (PascalCase).
         code: String,
-        /// Scrubbed Azure message.
+        /// Scrubbed Azure message, led by the code chain when Azure nests codes.
         message: String,
         /// Server-requested wait, if any.
         retry_after: Option<Duration>,
@@ -83,15 +190,15 @@ pub enum AzureError {
         retryable: bool,
     },
     /// A long-running operation reached a terminal state other than Succeeded.
-    #[error("{operation}: the operation ended {state}: {code}: {message}")]
+    #[error("{operation}: the operation ended {state}: {}", labelled(.code, .message))]
     OperationFailed {
         /// The amlops operation name.
         operation: &'static str,
         /// Failed or Canceled.
         state: FailedState,
-        /// PascalCase Azure error code.
+        /// The most specific Azure error code, as a condition reason (PascalCase).
         code: String,
-        /// Scrubbed Azure message.
+        /// Scrubbed Azure message, led by the code chain when Azure nests codes.
         message: String,
         /// Whether retrying can help.
         retryable: bool,
@@ -178,7 +285,10 @@ impl AzureError {
         matches!(self, Self::Api { status: 404, code, .. } if !is_missing_parent(code))
     }
 
-    /// Builds the error for an ARM error answer from its status and body.
+    /// Builds the error for an ARM error answer from its status and body. The code is the
+    /// most specific one Azure gives (see [`ErrorDetail::code_chain`]); a body without one
+    /// gets a code from the status, and a body that is not an error envelope becomes the
+    /// message as is.
     pub fn from_response(
         operation: &'static str,
         status: u16,
@@ -188,19 +298,20 @@ impl AzureError {
         let detail = serde_json::from_slice::<ErrorBody>(body)
             .ok()
             .and_then(|b| b.error);
-        let (code, message) = match detail {
-            Some(d) => (specific_code(&d), detail_message(&d)),
-            None => (None, String::from_utf8_lossy(body).trim().to_owned()),
+        let (chain, message) = match &detail {
+            Some(d) => (d.code_chain(), d.describe()),
+            None => (Vec::new(), scrub(String::from_utf8_lossy(body).trim())),
         };
-        let code = code
-            .map(|c| reason_code(&c))
+        let code = chain
+            .last()
+            .map(|c| reason_code(c))
             .unwrap_or_else(|| code_for_status(status));
         Self::Api {
             operation,
             status,
-            retryable: is_retryable(Some(status), &code),
+            retryable: classify(Some(status), &chain, &code),
             code,
-            message: scrub(&message),
+            message,
             retry_after,
         }
     }
@@ -215,17 +326,17 @@ impl AzureError {
             FailedState::Failed => "OperationFailed",
             FailedState::Canceled => "OperationCanceled",
         };
-        let code = detail
-            .and_then(specific_code)
-            .map(|c| reason_code(&c))
+        let chain = detail.map(ErrorDetail::code_chain).unwrap_or_default();
+        let code = chain
+            .last()
+            .map(|c| reason_code(c))
             .unwrap_or_else(|| fallback.to_owned());
-        let message = detail.map(detail_message).unwrap_or_default();
         Self::OperationFailed {
             operation,
             state,
-            retryable: is_retryable(None, &code),
+            retryable: classify(None, &chain, &code),
             code,
-            message: scrub(&message),
+            message: detail.map(ErrorDetail::describe).unwrap_or_default(),
         }
     }
 
@@ -299,57 +410,41 @@ fn is_missing_parent(code: &str) -> bool {
     )
 }
 
+/// What a code alone says: `Some(true)` retryable, `Some(false)` needs a human, `None`
+/// unknown.
+fn known(code: &str) -> Option<bool> {
+    if RETRYABLE_CODES.contains(&code) {
+        Some(true)
+    } else if HUMAN_CODES.contains(&code) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Retryable if the code says so; a known human code wins over the status; otherwise
 /// throttling, conflicts, timeouts and 5xx (except 501/505) are retryable.
 pub fn is_retryable(status: Option<u16>, code: &str) -> bool {
-    if RETRYABLE_CODES.contains(&code) {
-        return true;
-    }
-    if HUMAN_CODES.contains(&code) {
-        return false;
-    }
-    match status {
+    known(code).unwrap_or(match status {
         Some(408 | 409 | 429) => true,
         Some(501 | 505) => false,
         Some(s) => (500..600).contains(&s),
         None => false,
-    }
+    })
 }
 
-/// The most specific code in an error: the deepest `innerError` code, else the first
-/// detail code, when the top code is one of Azure ML's generic ones.
-fn specific_code(d: &ErrorDetail) -> Option<String> {
-    let top = d.code.clone().filter(|c| !c.is_empty());
-    let generic = top.as_deref().is_none_or(|c| GENERIC_CODES.contains(&c));
-    if !generic {
-        return top;
-    }
-    let mut inner = d.inner_error.as_deref();
-    let mut deepest = None;
-    while let Some(i) = inner {
-        if let Some(c) = i.code.as_deref().filter(|c| !c.is_empty()) {
-            deepest = Some(c.to_owned());
-        }
-        inner = i.inner_error.as_deref();
-    }
-    deepest
-        .or_else(|| {
-            d.details
-                .iter()
-                .find_map(|x| x.code.clone().filter(|c| !c.is_empty()))
-        })
-        .or(top)
-}
-
-fn detail_message(d: &ErrorDetail) -> String {
-    match d.message.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) => m.to_owned(),
-        None => d
-            .details
-            .iter()
-            .find_map(|x| x.message.clone())
-            .unwrap_or_default(),
-    }
+/// Classifies an error by its code chain: the most specific code this client knows
+/// decides (`UserError/BadArgument/UnknownTargetType` needs a human because of
+/// `BadArgument`). Without one, [`is_retryable`] decides on `code` (the reason): the
+/// status first, the generic `UserError`/`SystemError` only when they are all there is.
+fn classify(status: Option<u16>, chain: &[String], code: &str) -> bool {
+    chain
+        .iter()
+        .rev()
+        .map(|c| reason_code(c))
+        .filter(|c| !GENERIC_CODES.contains(&c.as_str()))
+        .find_map(|c| known(&c))
+        .unwrap_or_else(|| is_retryable(status, code))
 }
 
 /// A fallback code when the body names none.
@@ -370,9 +465,14 @@ fn code_for_status(status: u16) -> String {
     }
 }
 
-/// Turns any Azure code into a valid Kubernetes condition reason in PascalCase:
-/// separators are dropped and the following letter upper-cased (`invalid_request` ->
-/// `InvalidRequest`); a leading digit gets an `Azure` prefix.
+/// Longest condition reason our CRDs accept (`Condition.reason`).
+const MAX_REASON: usize = 128;
+
+/// Turns any Azure code into a valid Kubernetes condition reason in PascalCase (which
+/// also matches `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`): separators are dropped and the
+/// following letter upper-cased (`ScriptExecution.StreamAccess.NotFound` ->
+/// `ScriptExecutionStreamAccessNotFound`); a leading digit gets an `Azure` prefix; at most
+/// 128 characters.
 pub fn reason_code(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut upper_next = true;
@@ -388,10 +488,26 @@ pub fn reason_code(raw: &str) -> String {
             upper_next = true;
         }
     }
-    match out.chars().next() {
+    let mut reason = match out.chars().next() {
         None => "Unknown".into(),
         Some(c) if c.is_ascii_digit() => format!("Azure{out}"),
         Some(_) => out,
+    };
+    // ASCII only, so any byte is a character boundary.
+    reason.truncate(MAX_REASON);
+    reason
+}
+
+/// `code: message` for display, unless the message already leads with the code chain
+/// that ends in `code` (see [`ErrorDetail::describe`]), which says it better.
+fn labelled(code: &str, message: &str) -> String {
+    let led_by_chain = message.split_once(": ").is_some_and(|(head, _)| {
+        head.contains('/') && head.rsplit('/').next().map(reason_code).as_deref() == Some(code)
+    });
+    if led_by_chain {
+        message.to_owned()
+    } else {
+        format!("{code}: {message}")
     }
 }
 
@@ -509,6 +625,170 @@ mod tests {
         assert!(e.to_string().contains("try later"));
     }
 
+    const MFE: &str = include_str!("../../tests/fixtures/azure/errors-mfe-inner-error.json");
+    const ACCOUNT_RP: &str =
+        include_str!("../../tests/fixtures/azure/errors-account-rp-inner-error.json");
+
+    /// The same body with `field` of the error object replaced by `value`.
+    fn with(body: &str, field: &str, value: serde_json::Value) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["error"][field] = value;
+        v.to_string()
+    }
+
+    #[test]
+    fn front_end_errors_take_the_code_from_additional_info() {
+        let e = api(400, MFE);
+        assert_eq!(e.code(), "UnknownTargetType");
+        assert!(!e.retryable(), "a bad argument needs a human");
+        let AzureError::Api { message, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            message,
+            "UserError/BadArgument/UnknownTargetType: Unknown compute target 'testCompute'."
+        );
+        assert_eq!(
+            e.to_string(),
+            "test.op: Azure answered HTTP 400 UserError/BadArgument/UnknownTargetType: Unknown compute target 'testCompute'."
+        );
+    }
+
+    #[test]
+    fn account_rp_errors_take_the_code_from_the_top_level_inner_error() {
+        let e = api(404, ACCOUNT_RP);
+        assert_eq!(e.code(), "NotFoundError");
+        assert!(e.is_not_found(), "a 404 about the connection itself");
+        assert!(!e.retryable());
+        assert!(
+            e.to_string()
+                .contains("UserError/NotFoundError: Connection e2etest_wps_conn_test_411923558605 can't be found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn nulls_anywhere_in_the_error_still_parse() {
+        let mfe = with(MFE, "details", serde_json::Value::Null);
+        assert_eq!(api(400, &mfe).code(), "UnknownTargetType");
+        let rp = with(ACCOUNT_RP, "details", serde_json::Value::Null);
+        assert_eq!(api(404, &rp).code(), "NotFoundError");
+        let bare = r#"{"error":{"code":"UserError","message":"m","details":null,"additionalInfo":null,"innerError":null}}"#;
+        let e = api(400, bare);
+        assert_eq!(e.code(), "UserError");
+        assert!(!e.retryable());
+        assert!(e.to_string().ends_with("UserError: m"), "{e}");
+    }
+
+    #[test]
+    fn unknown_shapes_fall_back_to_the_top_level_code() {
+        for (field, value) in [
+            ("additionalInfo", serde_json::json!({"type": "InnerError"})),
+            (
+                "additionalInfo",
+                serde_json::json!([{"type": "InnerError", "info": "text"}]),
+            ),
+            (
+                "additionalInfo",
+                serde_json::json!([{"type": "InnerError", "info": {"value": 7}}]),
+            ),
+            ("innerError", serde_json::json!("BadArgument")),
+            ("details", serde_json::json!({"code": "X"})),
+        ] {
+            let body = with(
+                r#"{"error":{"code":"UserError","message":"m"}}"#,
+                field,
+                value.clone(),
+            );
+            let e = api(400, &body);
+            assert_eq!(e.code(), "UserError", "{field}: {value}");
+            assert!(e.to_string().ends_with("UserError: m"), "{e}");
+        }
+        let e = api(400, r#"{"error":"not an object"}"#);
+        assert_eq!(e.code(), "BadRequest");
+        assert!(e.to_string().contains("not an object"), "{e}");
+    }
+
+    #[test]
+    fn the_most_specific_known_code_classifies_the_error() {
+        let chain = |top: &str, codes: &[&str]| {
+            let mut inner = serde_json::Value::Null;
+            for c in codes.iter().rev() {
+                inner = serde_json::json!({"code": c, "innerError": inner});
+            }
+            serde_json::json!({"error": {"code": top, "message": "m", "additionalInfo": [
+                {"type": "InnerError", "info": {"value": inner}}
+            ]}})
+            .to_string()
+        };
+        let quota = api(400, &chain("UserError", &["BadArgument", "QuotaExceeded"]));
+        assert_eq!(quota.code(), "QuotaExceeded");
+        assert!(!quota.retryable());
+        let throttled = api(400, &chain("UserError", &["TooManyRequests"]));
+        assert!(
+            throttled.retryable(),
+            "the specific code wins over UserError"
+        );
+        let unknown = api(503, &chain("UserError", &["SomethingNew"]));
+        assert_eq!(unknown.code(), "SomethingNew");
+        assert!(unknown.retryable(), "nothing known: the 503 decides");
+        let unknown = api(400, &chain("SystemError", &["SomethingNew"]));
+        assert!(!unknown.retryable(), "nothing known: the 400 decides");
+        let dotted = api(
+            400,
+            &chain("UserError", &["ScriptExecution.StreamAccess.NotFound"]),
+        );
+        assert_eq!(dotted.code(), "ScriptExecutionStreamAccessNotFound");
+        assert!(
+            dotted
+                .to_string()
+                .contains("UserError/ScriptExecution.StreamAccess.NotFound: m"),
+            "{dotted}"
+        );
+    }
+
+    #[test]
+    fn reasons_are_valid_kubernetes_reasons() {
+        let rule = regex::Regex::new("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$").unwrap();
+        for raw in [
+            "UnknownTargetType",
+            "ScriptExecution.StreamAccess.NotFound",
+            "404",
+            "",
+            "-x-",
+            "ünïcode/code",
+            &"A".repeat(500),
+        ] {
+            let r = reason_code(raw);
+            assert!(rule.is_match(&r), "{raw:?} -> {r:?}");
+            assert!(r.len() <= 128, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn describe_leads_with_the_chain_only_when_azure_nests_codes() {
+        let d: ErrorDetail = serde_json::from_str::<ErrorBody>(MFE)
+            .unwrap()
+            .error
+            .unwrap();
+        assert_eq!(
+            d.code_chain(),
+            ["UserError", "BadArgument", "UnknownTargetType"]
+        );
+        assert_eq!(d.reason().as_deref(), Some("UnknownTargetType"));
+        let plain: ErrorDetail =
+            serde_json::from_str(r#"{"code":"QuotaExceeded","message":"no cores"}"#).unwrap();
+        assert_eq!(plain.describe(), "no cores");
+        assert_eq!(plain.reason().as_deref(), Some("QuotaExceeded"));
+        let silent: ErrorDetail =
+            serde_json::from_str(r#"{"code":"UserError","innerError":{"code":"NotFoundError"}}"#)
+                .unwrap();
+        assert_eq!(silent.describe(), "UserError/NotFoundError");
+        let empty: ErrorDetail = serde_json::from_str("{}").unwrap();
+        assert!(empty.code_chain().is_empty());
+        assert_eq!(empty.reason(), None);
+    }
+
     #[test]
     fn codes_become_valid_condition_reasons() {
         assert_eq!(reason_code("invalid_request"), "InvalidRequest");
@@ -541,6 +821,21 @@ mod tests {
     fn long_messages_are_capped() {
         let long = "x".repeat(5000);
         assert!(scrub(&long).len() <= MAX_MESSAGE + '…'.len_utf8());
+    }
+
+    #[test]
+    fn operation_failures_read_the_inner_error_chain() {
+        let d: ErrorDetail = serde_json::from_str(
+            r#"{"code":"UserError","message":"no nodes","details":null,"innerError":{"code":"QuotaExceeded","innerError":null}}"#,
+        )
+        .unwrap();
+        let e = AzureError::operation_failed("compute.create", FailedState::Failed, Some(&d));
+        assert_eq!(e.code(), "QuotaExceeded");
+        assert!(!e.retryable());
+        assert_eq!(
+            e.to_string(),
+            "compute.create: the operation ended Failed: UserError/QuotaExceeded: no nodes"
+        );
     }
 
     #[test]

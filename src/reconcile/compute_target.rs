@@ -55,6 +55,8 @@ pub struct ObservedCompute {
     pub allocation_state: Option<String>,
     /// Provisioning errors Azure reports on a Failed compute.
     pub errors: Vec<ErrorInfo>,
+    /// Errors an AmlCompute cluster's nodes met during setup or allocation.
+    pub node_errors: Vec<ErrorInfo>,
 }
 
 /// The referenced Workspace, as far as this compute cares.
@@ -441,6 +443,14 @@ fn converge(
     s.attached = Some(o.attached);
     s.nodes = o.nodes.clone();
     s.allocation_state = o.allocation_state.clone();
+    node_errors::track(
+        &mut s.conditions,
+        &mut d.events,
+        &o.node_errors,
+        generation,
+        now,
+    );
+    let s = &mut d.status;
     match o.provisioning_state.as_deref() {
         Some("Creating" | "Updating" | "Deleting") => {
             let state = o.provisioning_state.as_deref().unwrap_or_default();
@@ -522,6 +532,13 @@ fn settled(
             d.requeue_after = Some(AFTER_START);
             return;
         }
+    }
+    if let Some(first) = o.node_errors.first() {
+        // In sync with the spec, so no write of ours is failing; the nodes are the problem.
+        d.status.last_error = None;
+        let msg = node_errors::summary(&o.node_errors);
+        mark_stalled(&mut d.status.conditions, &first.code, &msg, generation, now);
+        return;
     }
     let was_ready = conditions::is_true(&d.status.conditions, READY);
     let (reason, msg) = if is_attach(&kind) {
@@ -655,6 +672,8 @@ pub fn apply_outcome(
         }
     }
 }
+
+mod node_errors;
 
 #[cfg(test)]
 mod tests;

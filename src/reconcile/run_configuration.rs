@@ -34,16 +34,83 @@ pub enum EnvironmentPlan {
         interpreter: String,
         base_image: String,
     },
-    /// A registered Azure ML environment.
-    Existing { name: String, version: String },
+    /// A registered Azure ML environment, in the workspace or in a registry.
+    Existing { name: ExistingName, version: String },
+}
+
+/// Name prefix Azure ML reserves for curated environments, which live in the
+/// [`CURATED_REGISTRY`] registry.
+pub const CURATED_PREFIX: &str = "AzureML-";
+/// The registry of Azure ML's curated environments.
+pub const CURATED_REGISTRY: &str = "azureml";
+
+/// Where an `existing` environment lives, and its name there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExistingName {
+    /// An environment of the workspace: looked up there before runs use it.
+    Workspace(String),
+    /// An environment of an Azure ML registry: a workspace cannot answer for it, so runs
+    /// reference it by asset id and Azure resolves it when a run is submitted.
+    Registry { registry: String, name: String },
+}
+
+impl ExistingName {
+    /// `existing.name` and `existing.registry` as the spec gives them: a registry when one
+    /// is named or the name is a curated one, else the workspace.
+    pub fn new(name: &str, registry: Option<&str>) -> Self {
+        match registry {
+            Some(r) => Self::Registry {
+                registry: r.to_owned(),
+                name: name.to_owned(),
+            },
+            None if name.starts_with(CURATED_PREFIX) => Self::Registry {
+                registry: CURATED_REGISTRY.to_owned(),
+                name: name.to_owned(),
+            },
+            None => Self::Workspace(name.to_owned()),
+        }
+    }
+
+    /// The environment's name (without its registry).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Workspace(name) | Self::Registry { name, .. } => name,
+        }
+    }
+
+    /// The registry, for a registry environment.
+    pub fn registry(&self) -> Option<&str> {
+        match self {
+            Self::Workspace(_) => None,
+            Self::Registry { registry, .. } => Some(registry),
+        }
+    }
+}
+
+/// A name given without a registry (see [`ExistingName::new`]).
+impl From<&str> for ExistingName {
+    fn from(name: &str) -> Self {
+        Self::new(name, None)
+    }
+}
+
+/// The workspace name, or the registry asset path `azureml://registries/<r>/environments/<n>`.
+impl std::fmt::Display for ExistingName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Workspace(name) => f.write_str(name),
+            Self::Registry { registry, name } => {
+                write!(f, "azureml://registries/{registry}/environments/{name}")
+            }
+        }
+    }
 }
 
 impl EnvironmentPlan {
     pub fn name(&self) -> &str {
         match self {
-            Self::SystemManaged { name, .. }
-            | Self::UserManaged { name, .. }
-            | Self::Existing { name, .. } => name,
+            Self::SystemManaged { name, .. } | Self::UserManaged { name, .. } => name,
+            Self::Existing { name, .. } => name.as_str(),
         }
     }
     pub fn version(&self) -> &str {
@@ -53,6 +120,26 @@ impl EnvironmentPlan {
             | Self::Existing { version, .. } => version,
         }
     }
+    /// The registry an `existing` environment comes from; `None` for the workspace's.
+    pub fn registry(&self) -> Option<&str> {
+        match self {
+            Self::Existing { name, .. } => name.registry(),
+            _ => None,
+        }
+    }
+
+    /// The asset id runs reference a registry environment by,
+    /// `azureml://registries/<registry>/environments/<name>/versions/<version>`; `None` for
+    /// workspace environments, which runs reference by ARM id.
+    pub fn registry_asset_id(&self) -> Option<String> {
+        match self {
+            Self::Existing { name, version } if name.registry().is_some() => {
+                Some(format!("{name}/versions/{version}"))
+            }
+            _ => None,
+        }
+    }
+
     fn staged(&self) -> StagedEnvironment {
         let (content_hash, conda_file) = match self {
             Self::SystemManaged {
@@ -66,8 +153,24 @@ impl EnvironmentPlan {
         StagedEnvironment {
             name: self.name().to_string(),
             version: self.version().to_string(),
+            registry: self.registry().map(str::to_owned),
+            // Runs on Azure only: the frontend names it (see `actions::environment::environment_id`).
+            id: None,
             content_hash,
             conda_file,
+        }
+    }
+
+    /// What Ready says about the environment.
+    fn readiness(&self) -> String {
+        match (self, self.registry_asset_id()) {
+            (_, Some(asset)) => format!(
+                "environment {asset} is passed to runs as is (Azure resolves registry environments when a run is submitted)"
+            ),
+            (Self::Existing { name, version }, None) => {
+                format!("environment {name}:{version} found in the workspace")
+            }
+            _ => format!("environment {} staged", self.version()),
         }
     }
 }
@@ -168,7 +271,7 @@ pub fn plan_environment(info: &ObjectInfo, spec: &RunConfigurationSpec) -> Optio
             base_image,
         }),
         (None, None, Some(e)) => Some(EnvironmentPlan::Existing {
-            name: e.name.clone(),
+            name: ExistingName::new(&e.name, e.registry.as_deref()),
             version: e.version.clone(),
         }),
         _ => None,
@@ -263,7 +366,8 @@ pub enum TargetState {
 /// What the frontend found about the planned environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnvironmentState {
-    /// Staged locally or registered in Azure with exactly this version.
+    /// Staged locally, registered in Azure with exactly this version, or a registry
+    /// environment (which a workspace cannot answer for, so it is not looked up).
     Staged,
     NotStaged,
     /// An `existing` environment that Azure does not have.
@@ -336,7 +440,7 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
     match input.environment {
         EnvironmentState::Missing => {
             let msg = format!(
-                "environment {}:{} does not exist in the workspace",
+                "environment {}:{} does not exist in the workspace; a registry environment needs existing.registry",
                 plan.name(),
                 plan.version()
             );
@@ -362,10 +466,7 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
         TargetState::Ready => mark_ready(
             conditions,
             "Ready",
-            &format!(
-                "environment {} staged; target {target} is ready",
-                plan.version()
-            ),
+            &format!("{}; target {target} is ready", plan.readiness()),
             generation,
             now,
         ),
@@ -607,14 +708,7 @@ mod tests {
 
     #[test]
     fn missing_existing_environment_is_stalled() {
-        let env = EnvironmentSource {
-            existing: Some(ExistingEnvironment {
-                name: "e".into(),
-                version: "1".into(),
-            }),
-            ..Default::default()
-        };
-        let (i, s) = (info(), spec(env));
+        let (i, s) = (info(), spec(existing("e", None, "1")));
         let d = reconcile(Input {
             info: &i,
             spec: &s,
@@ -627,6 +721,103 @@ mod tests {
             find(&d.status.conditions, STALLED).unwrap().reason,
             "EnvironmentNotFound"
         );
+    }
+
+    fn existing(name: &str, registry: Option<&str>, version: &str) -> EnvironmentSource {
+        EnvironmentSource {
+            existing: Some(ExistingEnvironment {
+                name: name.into(),
+                version: version.into(),
+                registry: registry.map(Into::into),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn existing_environments_live_in_the_workspace_unless_curated_or_in_a_registry() {
+        let plan = |env| plan_environment(&info(), &spec(env)).unwrap();
+        let workspace = plan(existing("my-env", None, "3"));
+        assert_eq!(workspace.registry(), None);
+        assert_eq!(workspace.registry_asset_id(), None);
+        assert_eq!((workspace.name(), workspace.version()), ("my-env", "3"));
+        let curated = plan(existing(
+            "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu",
+            None,
+            "33",
+        ));
+        assert_eq!(curated.registry(), Some("azureml"));
+        assert_eq!(curated.name(), "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu");
+        assert_eq!(
+            curated.registry_asset_id().as_deref(),
+            Some(
+                "azureml://registries/azureml/environments/AzureML-sklearn-1.0-ubuntu20.04-py38-cpu/versions/33"
+            )
+        );
+        let shared = plan(existing("train", Some("team-registry"), "7"));
+        assert_eq!(
+            shared.registry_asset_id().as_deref(),
+            Some("azureml://registries/team-registry/environments/train/versions/7")
+        );
+        // Azure reserves the prefix for curated environments, and only that exact prefix.
+        assert_eq!(plan(existing("azureml-mine", None, "1")).registry(), None);
+        assert_eq!(
+            ExistingName::from("AzureML-x"),
+            ExistingName::new("AzureML-x", Some("azureml"))
+        );
+    }
+
+    #[test]
+    fn registry_environments_are_ready_without_a_workspace_lookup() {
+        let s = spec(existing(
+            "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu",
+            None,
+            "33",
+        ));
+        let i = info();
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target: TargetState::Ready,
+            environment: EnvironmentState::Staged,
+            now: t(),
+        });
+        assert!(
+            d.actions.is_empty(),
+            "nothing is registered for an existing environment"
+        );
+        assert!(is_true(&d.status.conditions, READY));
+        let env = d.status.environment.unwrap();
+        assert_eq!(env.name, "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu");
+        assert_eq!(env.version, "33");
+        assert_eq!(env.registry.as_deref(), Some("azureml"));
+        let ready = find(&d.status.conditions, READY).unwrap();
+        assert!(
+            ready.message.contains(
+                "azureml://registries/azureml/environments/AzureML-sklearn-1.0-ubuntu20.04-py38-cpu/versions/33 is passed to runs as is"
+            ),
+            "{}",
+            ready.message
+        );
+        let s = spec(existing("my-env", None, "3"));
+        let d = reconcile(Input {
+            info: &i,
+            spec: &s,
+            status: None,
+            target: TargetState::Ready,
+            environment: EnvironmentState::Staged,
+            now: t(),
+        });
+        let ready = find(&d.status.conditions, READY).unwrap();
+        assert!(
+            ready
+                .message
+                .starts_with("environment my-env:3 found in the workspace"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(d.status.environment.unwrap().registry, None);
     }
 
     #[test]

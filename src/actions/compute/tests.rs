@@ -175,6 +175,61 @@ fn observed_maps_state_scale_and_node_counts() {
 }
 
 #[test]
+fn node_errors_of_a_cluster_reach_the_status_with_their_codes() {
+    use crate::api::conditions::find;
+    use crate::reconcile::ObjectInfo;
+    use crate::reconcile::compute_target::WorkspaceState;
+    let body = include_str!("../../../tests/fixtures/azure/compute-amlcompute-node-errors.json");
+    let r: ComputeResource = serde_json::from_str(body).unwrap();
+    let o = observed(&r);
+    let codes: Vec<_> = o.node_errors.iter().map(|e| e.code.as_str()).collect();
+    assert_eq!(codes, ["AllocationFailed", "NodeSetupFailure"]);
+    assert!(o.errors.is_empty(), "provisioning itself succeeded");
+    let spec: ComputeTargetSpec = serde_json::from_value(json!({
+        "workspaceRef": {"name": "ws"},
+        "azureName": "test49208482942",
+        "amlCompute": {"vmSize": "Standard_DS2_v2", "minNodes": 0, "maxNodes": 2, "idleSecondsBeforeScaleDown": 100}
+    }))
+    .unwrap();
+    let info = ObjectInfo {
+        name: "cpu".into(),
+        namespace: "ml".into(),
+        generation: Some(1),
+        ..Default::default()
+    };
+    let d = decide(Input {
+        info: &info,
+        spec: &spec,
+        status: None,
+        workspace: WorkspaceState::Ready,
+        observed: Some(&o),
+        operation: None,
+        already_attached_by: None,
+        in_cluster: true,
+        kubernetes_compute_enabled: false,
+        retry_after_stall: std::time::Duration::from_secs(600),
+        now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+    });
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    let ready = find(&d.status.conditions, "Ready").unwrap();
+    assert_eq!(ready.reason, "AllocationFailed");
+    assert!(
+        ready
+            .message
+            .contains("could not get 2 Standard_DS2_v2 nodes")
+    );
+    assert_eq!(
+        find(&d.status.conditions, crate::api::DEGRADED)
+            .unwrap()
+            .reason,
+        "AllocationFailed"
+    );
+    let recorded = include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
+    let r: ComputeResource = serde_json::from_str(recorded).unwrap();
+    assert!(observed(&r).node_errors.is_empty(), "errors: null");
+}
+
+#[test]
 fn pending_operations_round_trip_their_polling_protocol() {
     for kind in [OperationKind::AzureAsyncOperation, OperationKind::Location] {
         let h = OperationHandle {

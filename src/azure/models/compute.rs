@@ -7,6 +7,7 @@
 //! in api-version 2026-07-01.
 
 use super::common::{IsoDuration, null_as_default};
+use crate::azure::error::ErrorBody;
 use crate::azure::secret::Secret;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -108,31 +109,12 @@ pub struct ComputeCommon {
     /// Provisioning state (read-only).
     #[serde(default, skip_serializing)]
     pub provisioning_state: Option<ProvisioningState>,
-    /// Why provisioning failed (read-only).
+    /// Why provisioning failed (read-only; ARM `ErrorResponse`s).
     #[serde(default, deserialize_with = "null_as_default", skip_serializing)]
-    pub provisioning_errors: Vec<ProvisioningError>,
+    pub provisioning_errors: Vec<ErrorBody>,
     /// True for attached computes (read-only).
     #[serde(default, skip_serializing)]
     pub is_attached_compute: Option<bool>,
-}
-
-/// One entry of `provisioningErrors` (an ARM `ErrorResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct ProvisioningError {
-    /// The error.
-    #[serde(default)]
-    pub error: Option<ProvisioningErrorDetail>,
-}
-
-/// Code and message of a provisioning error.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct ProvisioningErrorDetail {
-    /// Azure code.
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Message.
-    #[serde(default)]
-    pub message: Option<String>,
 }
 
 /// A compute: kind-specific properties plus the shared fields.
@@ -349,6 +331,10 @@ pub struct AmlComputeProperties {
     /// Per-state counts (read-only).
     #[serde(default, skip_serializing)]
     pub node_state_counts: Option<NodeStateCounts>,
+    /// Errors the cluster's nodes met during setup or allocation (read-only; spec
+    /// `AmlComputeProperties.errors`, ARM `ErrorResponse`s, `null` when there are none).
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing)]
+    pub errors: Vec<ErrorBody>,
 }
 
 /// SSH credentials of an attached VM or HDInsight cluster.
@@ -722,6 +708,64 @@ mod tests {
         assert_eq!(
             bare.kind,
             ComputeKind::DataLakeAnalytics(Default::default())
+        );
+    }
+
+    const RECORDED_GET: &str =
+        include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
+    const NODE_ERRORS_GET: &str =
+        include_str!("../../../tests/fixtures/azure/compute-amlcompute-node-errors.json");
+
+    fn aml_properties(body: &str) -> AmlComputeProperties {
+        let c: ComputeResource = serde_json::from_str(body).unwrap();
+        match c.properties.kind {
+            ComputeKind::AmlCompute(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_recorded_cluster_get_parses_with_no_node_errors() {
+        let c: ComputeResource = serde_json::from_str(RECORDED_GET).unwrap();
+        assert_eq!(
+            c.properties.common.provisioning_state,
+            Some(ProvisioningState::Succeeded)
+        );
+        assert!(c.properties.common.provisioning_errors.is_empty());
+        let p = aml_properties(RECORDED_GET);
+        assert!(p.errors.is_empty(), "errors: null reads as none");
+        assert_eq!(p.allocation_state.as_deref(), Some("Steady"));
+        assert_eq!(p.node_state_counts, Some(NodeStateCounts::default()));
+        assert_eq!(
+            p.scale_settings.unwrap().node_idle_time_before_scale_down,
+            Some(IsoDuration::from_secs(100))
+        );
+    }
+
+    #[test]
+    fn node_errors_are_read_in_the_error_response_shape() {
+        let p = aml_properties(NODE_ERRORS_GET);
+        let codes: Vec<_> = p
+            .errors
+            .iter()
+            .map(|e| e.error.as_ref().and_then(|d| d.reason()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                Some("AllocationFailed".to_string()),
+                Some("NodeSetupFailure".to_string())
+            ]
+        );
+        assert_eq!(p.allocation_state.as_deref(), Some("Resizing"));
+        let body = serde_json::to_value(ComputeResource {
+            properties: Compute::new(ComputeKind::AmlCompute(p)),
+            ..cluster()
+        })
+        .unwrap();
+        assert!(
+            body["properties"]["properties"].get("errors").is_none(),
+            "read-only: never sent back"
         );
     }
 

@@ -226,6 +226,103 @@ fn succeeded_operation_then_in_sync_is_ready_with_nodes_and_no_writes() {
     );
 }
 
+fn with_node_errors(codes: &[&str]) -> ObservedCompute {
+    let mut obs = observed_aml("Succeeded", 0, 4);
+    obs.node_errors = codes
+        .iter()
+        .map(|c| ErrorInfo {
+            code: (*c).into(),
+            message: format!("{c} on a node"),
+        })
+        .collect();
+    obs
+}
+
+#[test]
+fn a_cluster_with_node_errors_is_degraded_not_ready_and_warns_once() {
+    let obs = with_node_errors(&["AllocationFailed", "NodeSetupFailure"]);
+    let mut c = Case::new(aml());
+    c.observed = Some(&obs);
+    let d = c.run();
+    assert!(
+        d.actions.is_empty(),
+        "nothing amlops can write fixes the nodes"
+    );
+    assert!(!is_true(&d.status.conditions, READY));
+    assert_eq!(reason(&d, READY), "AllocationFailed");
+    assert_eq!(reason(&d, STALLED), "AllocationFailed");
+    assert_eq!(reason(&d, crate::api::DEGRADED), "AllocationFailed");
+    let message = &find(&d.status.conditions, READY).unwrap().message;
+    assert!(
+        message.contains("AllocationFailed: AllocationFailed on a node")
+            && message.contains("NodeSetupFailure: NodeSetupFailure on a node"),
+        "{message}"
+    );
+    let warnings: Vec<_> = d.events.iter().filter(|e| e.warning).collect();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].reason, "AllocationFailed");
+    assert_eq!(d.status.provisioning_state.as_deref(), Some("Succeeded"));
+    // Resync with the same report: one GET, no writes, no events, the same status.
+    let status = d.status.clone();
+    let mut c = Case::new(aml());
+    c.status = Some(&status);
+    c.observed = Some(&obs);
+    c.now = t(3600);
+    let again = c.run();
+    assert!(again.actions.is_empty() && again.events.is_empty());
+    assert_eq!(again.status, status);
+}
+
+#[test]
+fn node_errors_clearing_make_the_cluster_ready_again() {
+    let degraded = with_node_errors(&["AllocationFailed"]);
+    let mut c = Case::new(aml());
+    c.observed = Some(&degraded);
+    let status = c.run().status;
+    let healthy = observed_aml("Succeeded", 0, 4);
+    let mut c = Case::new(aml());
+    c.status = Some(&status);
+    c.observed = Some(&healthy);
+    c.now = t(60);
+    let d = c.run();
+    assert!(is_true(&d.status.conditions, READY));
+    assert!(find(&d.status.conditions, crate::api::DEGRADED).is_none());
+    assert!(find(&d.status.conditions, STALLED).is_none());
+    assert!(
+        d.events
+            .iter()
+            .any(|e| !e.warning && e.reason == "NodeErrorsCleared")
+    );
+}
+
+#[test]
+fn node_errors_do_not_hold_back_a_scale_change() {
+    let obs = with_node_errors(&["QuotaExceeded"]);
+    let mut c = Case::new(aml());
+    c.observed = Some(&obs);
+    let status = c.run().status;
+    // A new generation lowers maxNodes, e.g. to fit the quota: the PATCH goes out at once.
+    let mut spec = aml();
+    if let Some(a) = spec.aml_compute.as_mut() {
+        a.max_nodes = 2;
+    }
+    let mut c = Case::new(spec);
+    c.info.generation = Some(3);
+    c.status = Some(&status);
+    c.observed = Some(&obs);
+    let d = c.run();
+    assert!(
+        matches!(d.actions.as_slice(), [ComputeAction::UpdateScale(s)] if s.max_nodes == 2),
+        "{:?}",
+        d.actions
+    );
+    assert_eq!(
+        reason(&d, crate::api::DEGRADED),
+        "QuotaExceeded",
+        "still reported"
+    );
+}
+
 #[test]
 fn scale_drift_is_exactly_one_patch() {
     let obs = observed_aml("Succeeded", 0, 2);
