@@ -165,7 +165,7 @@ impl<I: RunInputs> Run<'_, I> {
             experiment: &self.exp.spec,
             run_configuration: &rc.spec,
             environment: &plan,
-            environment_id: workspace.environment_version_id(plan.name(), plan.version()),
+            environment_id: super::environment::environment_id(&plan, workspace),
             code_id: staged.code_id.clone(),
             compute_id: workspace.compute_id(&compute),
             snapshot_id: &staged.snapshot_id,
