@@ -56,8 +56,22 @@ pub fn render(shared: &Shared, c: &Compute, now: Instant) -> Value {
     if out.get("location").is_none() {
         out["location"] = json!(workspace::LOCATION);
     }
+    if out.get("tags").is_none() {
+        out["tags"] = json!({});
+    }
     out["systemData"] = system_data(c.created_wall, c.modified_wall);
     let props = &mut out["properties"];
+    // compute/…create_and_delete.json #0, #3: what the service fills in when not sent.
+    for (field, default) in [
+        ("description", Value::Null),
+        ("resourceId", Value::Null),
+        ("disableLocalAuth", json!(false)),
+    ] {
+        if props.get(field).is_none() {
+            props[field] = default;
+        }
+    }
+    props["provisioningWarnings"] = if state == "Creating" { Value::Null } else { json!({}) };
     props["provisioningState"] = json!(state);
     props["isAttachedCompute"] = json!(props.get("resourceId").is_some_and(Value::is_string));
     props["createdOn"] = json!(c.created_wall.to_string());
@@ -85,8 +99,24 @@ pub fn render(shared: &Shared, c: &Compute, now: Instant) -> Value {
 }
 
 /// The node fields of an AmlCompute: null while it is being created (compute/…create_and_delete.json
-/// #0, #5), numbers once it exists (#3), `errors` null unless a test injected node errors.
+/// #0, #5), numbers once it exists (#3), `errors` null unless a test injected node errors; and
+/// the defaults #0 shows for fields the request left out (`osType`, `remoteLoginPortPublicAccess`
+/// and `enableNodePublicIp` are also the spec's defaults).
 fn render_cluster(inner: &mut Value, c: &Compute, ready: bool) {
+    for (field, default) in [
+        ("osType", json!("Linux")),
+        ("vmPriority", json!("Dedicated")),
+        ("subnet", Value::Null),
+        ("remoteLoginPortPublicAccess", json!("NotSpecified")),
+        ("virtualMachineImage", Value::Null),
+        ("isolatedNetwork", json!(false)),
+        ("enableNodePublicIp", json!(true)),
+        ("enableBatchPrivateLink", json!(false)),
+    ] {
+        if inner.get(field).is_none() {
+            inner[field] = default;
+        }
+    }
     let nodes = min_nodes(inner);
     let (allocation, current, target, errors) = match (ready, c.node_errors.is_empty()) {
         (false, _) => (Value::Null, Value::Null, Value::Null, Value::Null),
