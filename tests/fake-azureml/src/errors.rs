@@ -30,10 +30,10 @@ fn now() -> String {
 
 /// `{"code": a, "innerError": {"code": b, "innerError": null}}` for `chain = [a, b]`.
 fn inner_chain(chain: &[&str]) -> Value {
-    chain
-        .iter()
-        .rev()
-        .fold(Value::Null, |inner, code| json!({"code": code, "innerError": inner}))
+    chain.iter().rev().fold(
+        Value::Null,
+        |inner, code| json!({"code": code, "innerError": inner}),
+    )
 }
 
 /// An MFE error (job/…ray_command_job.json #1): `code` at the top (the service uses the
@@ -107,7 +107,11 @@ mod tests {
 
     #[test]
     fn mfe_nests_the_specific_codes_in_additional_info() {
-        let reply = mfe_user(400, "Unknown compute target 'x'.", &["BadArgument", "UnknownTargetType"]);
+        let reply = mfe_user(
+            400,
+            "Unknown compute target 'x'.",
+            &["BadArgument", "UnknownTargetType"],
+        );
         let body = reply.body.unwrap();
         let inner = body["error"]["additionalInfo"]
             .as_array()
@@ -124,7 +128,9 @@ mod tests {
 
     #[test]
     fn component_envelope_carries_the_code_in_inner_error() {
-        let body = component(404, "account-rp", "gone", &["NotFoundError"]).body.unwrap();
+        let body = component(404, "account-rp", "gone", &["NotFoundError"])
+            .body
+            .unwrap();
         assert_eq!(body["error"]["innerError"]["code"], "NotFoundError");
         assert_eq!(body["statusCode"], 404);
         assert_eq!(body["componentName"], "account-rp");

@@ -212,6 +212,9 @@ mod tests {
         assert_eq!(early_cancel.ended(Duration::from_secs(1)), Some(P * 2));
         let late_cancel = timeline(JobOutcome::Running, Some(500));
         assert_eq!(late_cancel.started(Duration::from_secs(1)), Some(P * 4));
-        assert_eq!(timeline(JobOutcome::Paused, None).ended(Duration::from_secs(9)), None);
+        assert_eq!(
+            timeline(JobOutcome::Paused, None).ended(Duration::from_secs(9)),
+            None
+        );
     }
 }

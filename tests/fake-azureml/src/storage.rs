@@ -167,12 +167,21 @@ pub fn blob_read_sas(
 
 /// `{endpoint}/{container}`.
 pub fn container_url(backend: &StorageBackend, container: &str) -> String {
-    format!("{}/{container}", backend.blob_endpoint.trim_end_matches('/'))
+    format!(
+        "{}/{container}",
+        backend.blob_endpoint.trim_end_matches('/')
+    )
 }
 
 /// The fake's own account SAS for writing (container creation, log upload).
 fn admin_sas(backend: &StorageBackend, now: Timestamp) -> Result<String, StorageError> {
-    account_sas(backend, "b", "sco", "rwdlac", offset(now, SignedDuration::from_mins(10)))
+    account_sas(
+        backend,
+        "b",
+        "sco",
+        "rwdlac",
+        offset(now, SignedDuration::from_mins(10)),
+    )
 }
 
 async fn send(
@@ -234,9 +243,12 @@ pub async fn put_blob(
         container_url(backend, container),
         admin_sas(backend, now)?
     );
+    // Explicit, since an empty body would otherwise go without it and Azurite answers 400.
+    let length = content.len().to_string();
     send(
         http.put(url)
             .header("x-ms-blob-type", "BlockBlob")
+            .header("Content-Length", length)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(content),
         format!("writing blob {container}/{blob}"),

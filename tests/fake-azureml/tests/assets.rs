@@ -22,7 +22,10 @@ async fn environment_versions_are_immutable() {
     assert_eq!(changed.status, 409);
     assert_eq!(changed.body["error"]["code"], "UserError");
     let got = h.call("GET", &url, None).await;
-    assert_eq!(got.body["properties"]["condaFile"], "{\n  \"name\": \"a\"\n}");
+    assert_eq!(
+        got.body["properties"]["condaFile"],
+        "{\n  \"name\": \"a\"\n}"
+    );
     let mut archived = environment("name: a\n");
     archived["properties"]["isArchived"] = json!(true);
     assert_eq!(
@@ -35,7 +38,11 @@ async fn environment_versions_are_immutable() {
         true
     );
     let missing = h
-        .call("GET", &h.ws_url("/environments/train-env/versions/nope"), None)
+        .call(
+            "GET",
+            &h.ws_url("/environments/train-env/versions/nope"),
+            None,
+        )
         .await;
     assert_eq!(missing.status, 404);
 }
@@ -55,17 +62,41 @@ async fn environment_creation_answers_as_recorded() {
         .await;
     assert_eq!(created.status, recorded["status"]);
     let real = &recorded["responseBody"];
-    assert_eq!(created.body["properties"]["condaFile"], real["properties"]["condaFile"]);
-    assert_eq!(created.body["properties"]["properties"], real["properties"]["properties"]);
-    for field in ["environmentType", "stage", "osType", "autoRebuild", "provisioningState"] {
-        assert_eq!(created.body["properties"][field], real["properties"][field], "{field}");
+    assert_eq!(
+        created.body["properties"]["condaFile"],
+        real["properties"]["condaFile"]
+    );
+    assert_eq!(
+        created.body["properties"]["properties"],
+        real["properties"]["properties"]
+    );
+    for field in [
+        "environmentType",
+        "stage",
+        "osType",
+        "autoRebuild",
+        "provisioningState",
+    ] {
+        assert_eq!(
+            created.body["properties"][field], real["properties"][field],
+            "{field}"
+        );
     }
     assert_same_keys(real, &created.body, "/properties");
     let build = created.header("build-id").unwrap();
     let recorded_build = recorded["responseHeaders"]["Build-ID"].as_str().unwrap();
-    assert_eq!(build.len(), recorded_build.len(), "{build} vs {recorded_build}");
+    assert_eq!(
+        build.len(),
+        recorded_build.len(),
+        "{build} vs {recorded_build}"
+    );
     assert!(build.starts_with("imgbldrun_"), "{build}");
-    assert!(created.header("location").unwrap().ends_with("/environments/env-test/versions/1?api-version=2026-07-01"));
+    assert!(
+        created
+            .header("location")
+            .unwrap()
+            .ends_with("/environments/env-test/versions/1?api-version=2026-07-01")
+    );
 }
 
 /// job/…ray_command_job.json #0: the same body again answers 201 and keeps `createdAt`; an
@@ -74,17 +105,25 @@ async fn environment_creation_answers_as_recorded() {
 async fn environment_reput_answers_201_with_the_original_creation_time() {
     let recorded = fixture("environment_reput_anonymous.json");
     let h = Harness::start(fast()).await;
-    let url = h.ws_url("/environments/CliV2AnonymousEnvironment/versions/6bacc0d892cc968bcd98bcbbea577d56");
+    let url = h.ws_url(
+        "/environments/CliV2AnonymousEnvironment/versions/6bacc0d892cc968bcd98bcbbea577d56",
+    );
     let body = recorded["requestBody"].clone();
     let first = h.call("PUT", &url, Some(body.clone())).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let again = h.call("PUT", &url, Some(body)).await;
     assert_eq!(again.status, recorded["status"]);
-    assert_eq!(again.body["systemData"]["createdAt"], first.body["systemData"]["createdAt"]);
+    assert_eq!(
+        again.body["systemData"]["createdAt"],
+        first.body["systemData"]["createdAt"]
+    );
     assert!(again.header("build-id").is_none(), "#0 carries no Build-ID");
     let real = &recorded["responseBody"];
     for field in ["condaFile", "stage", "isAnonymous", "properties"] {
-        assert_eq!(again.body["properties"][field], real["properties"][field], "{field}");
+        assert_eq!(
+            again.body["properties"][field], real["properties"][field],
+            "{field}"
+        );
     }
     assert_same_keys(real, &again.body, "/properties");
     assert_same_keys(real, &again.body, "");
@@ -101,12 +140,23 @@ async fn code_versions_are_immutable_and_found_by_hash() {
         let url = h.ws_url(&format!("/codes/src/versions/{version}"));
         assert_eq!(h.call("PUT", &url, Some(code(hash))).await.status, 201);
     }
-    let again = h.call("PUT", &h.ws_url("/codes/src/versions/2"), Some(code("bbb"))).await;
-    assert_eq!(again.status, 200, "not recorded for code: a same-body re-PUT stays 200");
-    let changed = h.call("PUT", &h.ws_url("/codes/src/versions/2"), Some(code("ccc"))).await;
+    let again = h
+        .call("PUT", &h.ws_url("/codes/src/versions/2"), Some(code("bbb")))
+        .await;
+    assert_eq!(
+        again.status, 200,
+        "not recorded for code: a same-body re-PUT stays 200"
+    );
+    let changed = h
+        .call("PUT", &h.ws_url("/codes/src/versions/2"), Some(code("ccc")))
+        .await;
     assert_eq!(changed.status, 409);
     let found = h
-        .call("GET", &h.ws_url("/codes/src/versions?hash=bbb&hashVersion=202208"), None)
+        .call(
+            "GET",
+            &h.ws_url("/codes/src/versions?hash=bbb&hashVersion=202208"),
+            None,
+        )
         .await;
     let names: Vec<&str> = found.body["value"]
         .as_array()
@@ -116,7 +166,11 @@ async fn code_versions_are_immutable_and_found_by_hash() {
         .collect();
     assert_eq!(names, ["2"]);
     let none = h
-        .call("GET", &h.ws_url("/codes/src/versions?hash=bbb&hashVersion=other"), None)
+        .call(
+            "GET",
+            &h.ws_url("/codes/src/versions?hash=bbb&hashVersion=other"),
+            None,
+        )
         .await;
     assert!(none.body["value"].as_array().unwrap().is_empty());
     let all = h.call("GET", &h.ws_url("/codes/src/versions"), None).await;
@@ -128,24 +182,37 @@ async fn code_versions_are_immutable_and_found_by_hash() {
 async fn the_hash_lookup_covers_every_code_asset_of_the_workspace() {
     let recorded = fixture("code_hash_lookup_other_asset.json");
     let real = &recorded["responseBody"]["value"][0];
-    let hash = real["properties"]["properties"]["hash_sha256"].as_str().unwrap();
+    let hash = real["properties"]["properties"]["hash_sha256"]
+        .as_str()
+        .unwrap();
     let h = Harness::start(fast()).await;
     let body = json!({"properties": {"codeUri": real["properties"]["codeUri"], "properties": real["properties"]["properties"]}});
     let created = h
-        .call("PUT", &h.ws_url("/codes/test_679501396464/versions/2"), Some(body))
+        .call(
+            "PUT",
+            &h.ws_url("/codes/test_679501396464/versions/2"),
+            Some(body),
+        )
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let found = h
         .call(
             "GET",
-            &h.ws_url(&format!("/codes/test_486492584222/versions?hash={hash}&hashVersion=202208")),
+            &h.ws_url(&format!(
+                "/codes/test_486492584222/versions?hash={hash}&hashVersion=202208"
+            )),
             None,
         )
         .await;
     assert_eq!(found.status, recorded["status"]);
     let value = found.body["value"].as_array().unwrap();
     assert_eq!(value.len(), 1, "{:?}", found.body);
-    assert!(value[0]["id"].as_str().unwrap().ends_with("/codes/test_679501396464/versions/2"));
+    assert!(
+        value[0]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/codes/test_679501396464/versions/2")
+    );
     assert_same_keys(real, &value[0], "");
     assert_same_keys(real, &value[0], "/properties");
     let elsewhere = h
@@ -159,7 +226,10 @@ async fn the_hash_lookup_covers_every_code_asset_of_the_workspace() {
             None,
         )
         .await;
-    assert!(elsewhere.body["value"].as_array().unwrap().is_empty(), "workspace-wide, not global");
+    assert!(
+        elsewhere.body["value"].as_array().unwrap().is_empty(),
+        "workspace-wide, not global"
+    );
 }
 
 /// code/…2023-10-31.json #1: every call hands out a new `<workspaceId>-<random>` container with
@@ -185,20 +255,38 @@ async fn pending_upload_hands_out_a_fresh_container_per_call() {
         let real = &recorded["responseBody"];
         assert_same_keys(real, &upload.body, "");
         assert_same_keys(real, &upload.body, "/blobReferenceForConsumption");
-        assert_same_keys(real, &upload.body, "/blobReferenceForConsumption/credential");
+        assert_same_keys(
+            real,
+            &upload.body,
+            "/blobReferenceForConsumption/credential",
+        );
         assert_eq!(upload.body["pendingUploadType"], real["pendingUploadType"]);
         let blob = &upload.body["blobReferenceForConsumption"];
         let blob_uri = blob["blobUri"].as_str().unwrap();
-        assert!(blob_uri.contains(".blob.core.windows.net:443/"), "{blob_uri}");
+        assert!(
+            blob_uri.contains(".blob.core.windows.net:443/"),
+            "{blob_uri}"
+        );
         let container = blob_uri.rsplit('/').next().unwrap().to_string();
-        let suffix = container.strip_prefix(&format!("{guid}-")).unwrap_or_else(|| panic!("{container}"));
+        let suffix = container
+            .strip_prefix(&format!("{guid}-"))
+            .unwrap_or_else(|| panic!("{container}"));
         assert_eq!(container.len(), 63);
-        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{suffix}");
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{suffix}"
+        );
         let sas = blob["credential"]["sasUri"].as_str().unwrap();
         assert!(sas.contains("sr=c") && sas.contains("sp=rcwl"), "{sas}");
         containers.push(container);
     }
     containers.sort();
     containers.dedup();
-    assert_eq!(containers.len(), 3, "a new container per call, even for the same version");
+    assert_eq!(
+        containers.len(),
+        3,
+        "a new container per call, even for the same version"
+    );
 }

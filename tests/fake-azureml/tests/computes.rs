@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{
-    Harness, assert_keys_cover, fast, fixture, observable, recorded_lro_headers,
-};
+use common::{Harness, assert_keys_cover, fast, fixture, observable, recorded_lro_headers};
 use serde_json::json;
 
 fn cluster(min: i64, max: i64) -> serde_json::Value {
@@ -111,13 +109,17 @@ async fn create_poll_scale_and_delete_an_aml_compute() {
 #[tokio::test]
 async fn compute_lifecycle_answers_as_recorded() {
     let recorded = fixture("compute_create_update_delete.json");
-    let [create, first_poll, last_poll, get, update, delete] = recorded.as_array().unwrap().as_slice() else {
+    let [create, first_poll, last_poll, get, update, delete] =
+        recorded.as_array().unwrap().as_slice()
+    else {
         panic!("fixture has six exchanges");
     };
     let h = Harness::start(observable()).await;
     let url = h.ws_url("/computes/recorded");
 
-    let created = h.call("PUT", &url, Some(create["requestBody"].clone())).await;
+    let created = h
+        .call("PUT", &url, Some(create["requestBody"].clone()))
+        .await;
     assert_eq!(created.status, create["status"]);
     assert_eq!(created.lro_headers(), recorded_lro_headers(create));
     let monitor = created.header("azure-asyncoperation").unwrap();
@@ -125,9 +127,16 @@ async fn compute_lifecycle_answers_as_recorded() {
     for pointer in ["", "/properties", "/properties/properties"] {
         assert_keys_cover(&create["responseBody"], &created.body, pointer);
     }
-    for field in ["currentNodeCount", "targetNodeCount", "nodeStateCounts", "allocationState", "errors"] {
+    for field in [
+        "currentNodeCount",
+        "targetNodeCount",
+        "nodeStateCounts",
+        "allocationState",
+        "errors",
+    ] {
         assert_eq!(
-            created.body["properties"]["properties"][field], create["responseBody"]["properties"]["properties"][field],
+            created.body["properties"]["properties"][field],
+            create["responseBody"]["properties"]["properties"][field],
             "{field} while Creating"
         );
     }
@@ -137,18 +146,31 @@ async fn compute_lifecycle_answers_as_recorded() {
     assert_eq!(poll.body, first_poll["responseBody"]);
     assert!(poll.header("retry-after").is_none());
     let (done, _) = h.poll_async_operation(&monitor).await;
-    assert_eq!(done, last_poll["responseBody"], "Succeeded with percentComplete");
+    assert_eq!(
+        done, last_poll["responseBody"],
+        "Succeeded with percentComplete"
+    );
 
     let got = h.call("GET", &url, None).await;
     assert_eq!(got.status, get["status"]);
-    for pointer in ["", "/properties", "/properties/properties", "/properties/properties/nodeStateCounts"] {
+    for pointer in [
+        "",
+        "/properties",
+        "/properties/properties",
+        "/properties/properties/nodeStateCounts",
+    ] {
         assert_keys_cover(&get["responseBody"], &got.body, pointer);
     }
     assert_eq!(got.body["properties"]["properties"]["errors"], json!(null));
     assert_eq!(got.body["properties"]["provisioningErrors"], json!(null));
 
-    let updated = h.call("PUT", &url, Some(update["requestBody"].clone())).await;
-    assert_eq!(updated.status, update["status"], "an update by PUT answers 201");
+    let updated = h
+        .call("PUT", &url, Some(update["requestBody"].clone()))
+        .await;
+    assert_eq!(
+        updated.status, update["status"],
+        "an update by PUT answers 201"
+    );
     assert_eq!(
         updated.body["properties"]["provisioningState"],
         update["responseBody"]["properties"]["provisioningState"]
@@ -162,7 +184,11 @@ async fn compute_lifecycle_answers_as_recorded() {
     );
 
     let deleted = h
-        .call("DELETE", &h.ws_url("/computes/recorded?underlyingResourceAction=Delete"), None)
+        .call(
+            "DELETE",
+            &h.ws_url("/computes/recorded?underlyingResourceAction=Delete"),
+            None,
+        )
         .await;
     assert_eq!(deleted.status, delete["status"]);
     assert_eq!(deleted.lro_headers(), recorded_lro_headers(delete));
@@ -195,14 +221,23 @@ async fn node_errors_show_a_cluster_that_cannot_get_nodes() {
     assert_eq!(nodes.body["nodes"], json!([]));
 
     let control = format!("{}/_fake/computes/starved/errors", h.fake.arm_endpoint());
-    let cleared = h.http.post(&control).body(r#"{"errors": []}"#).send().await.unwrap();
+    let cleared = h
+        .http
+        .post(&control)
+        .body(r#"{"errors": []}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cleared.status(), 200);
     let props = h.call("GET", &url, None).await.body["properties"]["properties"].clone();
     assert_eq!(props["errors"], json!(null));
     assert_eq!(props["allocationState"], "Steady");
     let unknown = h
         .http
-        .post(format!("{}/_fake/computes/nope/errors", h.fake.arm_endpoint()))
+        .post(format!(
+            "{}/_fake/computes/nope/errors",
+            h.fake.arm_endpoint()
+        ))
         .body(r#"{"errors": []}"#)
         .send()
         .await

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Harness, WS, assert_same_keys, compute_id, create_compute, fast, fixture,
-    keys, observable, recorded_lro_headers,
+    Harness, WS, assert_same_keys, compute_id, create_compute, fast, fixture, keys, observable,
+    recorded_lro_headers,
 };
 use fake_azureml::JobOutcome;
 use serde_json::{Value, json};
@@ -51,13 +51,32 @@ async fn job_starts_as_recorded_and_walks_the_documented_order() {
     let h = Harness::start(observable()).await;
     create_compute(&h, "cpu").await;
     let url = h.ws_url("/jobs/run-ok");
-    let created = h.call("PUT", &url, Some(job(json!({"amlops.io/experiment": "exp-a"})))).await;
+    let created = h
+        .call(
+            "PUT",
+            &url,
+            Some(job(json!({"amlops.io/experiment": "exp-a"}))),
+        )
+        .await;
     assert_eq!(created.status, recorded["status"], "{:?}", created.body);
-    assert_eq!(created.body["properties"]["status"], real["properties"]["status"]);
+    assert_eq!(
+        created.body["properties"]["status"],
+        real["properties"]["status"]
+    );
     let added = keys(&created.body["properties"]["properties"]);
-    assert_eq!(added, keys(&real["properties"]["properties"]), "server-added properties");
-    assert_eq!(created.body["properties"]["properties"]["_azureml.ComputeTargetType"], "amlctrain");
-    assert_eq!(created.body["properties"]["properties"]["_azureml.ClusterName"], "cpu");
+    assert_eq!(
+        added,
+        keys(&real["properties"]["properties"]),
+        "server-added properties"
+    );
+    assert_eq!(
+        created.body["properties"]["properties"]["_azureml.ComputeTargetType"],
+        "amlctrain"
+    );
+    assert_eq!(
+        created.body["properties"]["properties"]["_azureml.ClusterName"],
+        "cpu"
+    );
     assert_same_keys(real, &created.body, "/properties/services");
     assert_same_keys(real, &created.body, "/properties/services/Studio");
     assert!(
@@ -67,17 +86,45 @@ async fn job_starts_as_recorded_and_walks_the_documented_order() {
             .starts_with("https://ml.azure.com/runs/run-ok?wsid=/subscriptions/")
     );
     let (seen, done) = statuses_until(&h, &url, "Completed").await;
-    let order = ["Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing", "Completed"];
+    let order = [
+        "Starting",
+        "Provisioning",
+        "Preparing",
+        "Queued",
+        "Running",
+        "Finalizing",
+        "Completed",
+    ];
     let positions: Vec<usize> = seen
         .iter()
-        .map(|s| order.iter().position(|o| o == s).unwrap_or_else(|| panic!("{s} is not in {order:?}")))
+        .map(|s| {
+            order
+                .iter()
+                .position(|o| o == s)
+                .unwrap_or_else(|| panic!("{s} is not in {order:?}"))
+        })
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "statuses go forward only: {seen:?}");
-    assert!(seen.len() >= 5, "polling every 10 ms sees most of the 400 ms phases: {seen:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "statuses go forward only: {seen:?}"
+    );
+    assert!(
+        seen.len() >= 5,
+        "polling every 10 ms sees most of the 400 ms phases: {seen:?}"
+    );
     let props = keys(&done["properties"]["properties"]);
-    assert!(INVENTED.iter().all(|p| !props.contains(*p)), "no times or errors on the ARM job: {props:?}");
+    assert!(
+        INVENTED.iter().all(|p| !props.contains(*p)),
+        "no times or errors on the ARM job: {props:?}"
+    );
     assert_eq!(
-        h.call("PUT", &url, Some(job(json!({"amlops.io/experiment": "exp-a"})))).await.status,
+        h.call(
+            "PUT",
+            &url,
+            Some(job(json!({"amlops.io/experiment": "exp-a"})))
+        )
+        .await
+        .status,
         200,
         "re-submitting the same job is idempotent"
     );
@@ -95,15 +142,30 @@ async fn a_failed_job_has_no_times_or_error_on_the_arm_resource() {
     let recorded = fixture("job_failed_arm.json");
     let h = Harness::start(fast()).await;
     create_compute(&h, "cpu").await;
-    h.call("PUT", &h.ws_url("/jobs/run-fail"), Some(job(json!({"fake.outcome": "Failed"}))))
+    h.call(
+        "PUT",
+        &h.ws_url("/jobs/run-fail"),
+        Some(job(json!({"fake.outcome": "Failed"}))),
+    )
+    .await;
+    let failed = h
+        .wait_for(&h.ws_url("/jobs/run-fail"), "/properties/status", "Failed")
         .await;
-    let failed = h.wait_for(&h.ws_url("/jobs/run-fail"), "/properties/status", "Failed").await;
-    assert_eq!(failed["properties"]["status"], recorded["responseBody"]["properties"]["status"]);
+    assert_eq!(
+        failed["properties"]["status"],
+        recorded["responseBody"]["properties"]["status"]
+    );
     for pointer in ["/properties", "/properties/properties"] {
         let fake = keys(failed.pointer(pointer).unwrap());
         let real = keys(recorded["responseBody"].pointer(pointer).unwrap());
-        for absent in INVENTED.iter().chain(&["error", "startTimeUtc", "endTimeUtc"]) {
-            assert!(!real.contains(*absent) && !fake.contains(*absent), "{absent} at {pointer}");
+        for absent in INVENTED
+            .iter()
+            .chain(&["error", "startTimeUtc", "endTimeUtc"])
+        {
+            assert!(
+                !real.contains(*absent) && !fake.contains(*absent),
+                "{absent} at {pointer}"
+            );
         }
     }
 }
@@ -112,11 +174,24 @@ async fn a_failed_job_has_no_times_or_error_on_the_arm_resource() {
 async fn job_outcome_from_tag_and_list_filters() {
     let h = Harness::start(fast()).await;
     create_compute(&h, "cpu").await;
-    h.call("PUT", &h.ws_url("/jobs/run-paused"), Some(job(json!({"fake.outcome": "Paused", "exp": "b"}))))
-        .await;
-    h.call("PUT", &h.ws_url("/jobs/run-other"), Some(job(json!({"exp": "c"}))))
-        .await;
-    h.wait_for(&h.ws_url("/jobs/run-paused"), "/properties/status", "Paused").await;
+    h.call(
+        "PUT",
+        &h.ws_url("/jobs/run-paused"),
+        Some(job(json!({"fake.outcome": "Paused", "exp": "b"}))),
+    )
+    .await;
+    h.call(
+        "PUT",
+        &h.ws_url("/jobs/run-other"),
+        Some(job(json!({"exp": "c"}))),
+    )
+    .await;
+    h.wait_for(
+        &h.ws_url("/jobs/run-paused"),
+        "/properties/status",
+        "Paused",
+    )
+    .await;
     let tagged = h.call("GET", &h.ws_url("/jobs?tag=exp%3Db"), None).await;
     let names: Vec<&str> = tagged.body["value"]
         .as_array()
@@ -130,11 +205,18 @@ async fn job_outcome_from_tag_and_list_filters() {
     let elsewhere = h
         .call(
             "GET",
-            &format!("{}{}/jobs?api-version=2026-07-01", h.fake.arm_endpoint(), WS.replace("ws-test", "ws-other")),
+            &format!(
+                "{}{}/jobs?api-version=2026-07-01",
+                h.fake.arm_endpoint(),
+                WS.replace("ws-test", "ws-other")
+            ),
             None,
         )
         .await;
-    assert!(elsewhere.body["value"].as_array().unwrap().is_empty(), "jobs are per workspace");
+    assert!(
+        elsewhere.body["value"].as_array().unwrap().is_empty(),
+        "jobs are per workspace"
+    );
 }
 
 /// job/…dependency_label_resolution.json #18–#20: 202 + `Location` (+ timeout) and body
@@ -151,18 +233,29 @@ async fn cancel_answers_as_recorded() {
     h.call("PUT", &url, Some(job(json!({})))).await;
     assert_eq!(h.fake.set_job_outcome("run-long", JobOutcome::Running), 1);
     h.wait_for(&url, "/properties/status", "Running").await;
-    let cancelled = h.call("POST", &h.ws_url("/jobs/run-long/cancel"), None).await;
+    let cancelled = h
+        .call("POST", &h.ws_url("/jobs/run-long/cancel"), None)
+        .await;
     assert_eq!(cancelled.status, cancel["status"]);
     assert_eq!(cancelled.lro_headers(), recorded_lro_headers(cancel));
-    assert_eq!(cancelled.header("x-ms-async-operation-timeout").as_deref(), Some("PT1H"));
+    assert_eq!(
+        cancelled.header("x-ms-async-operation-timeout").as_deref(),
+        Some("PT1H")
+    );
     assert_eq!(cancelled.body, json!(null));
     let location = cancelled.header("location").unwrap();
     let guid = h.call("GET", &h.ws_url(""), None).await.body["properties"]["workspaceId"].clone();
     assert!(
-        location.contains(&format!("/mfeOperationResults/jc:{}:run-long?", guid.as_str().unwrap())),
+        location.contains(&format!(
+            "/mfeOperationResults/jc:{}:run-long?",
+            guid.as_str().unwrap()
+        )),
         "{location}"
     );
-    assert_eq!(h.call("GET", &url, None).await.body["properties"]["status"], "CancelRequested");
+    assert_eq!(
+        h.call("GET", &url, None).await.body["properties"]["status"],
+        "CancelRequested"
+    );
 
     let polled = h.call("GET", &location, None).await;
     assert_eq!(polled.status, pending["status"]);
@@ -172,11 +265,24 @@ async fn cancel_answers_as_recorded() {
     assert!(accepted >= 1);
     assert_eq!(finished.status, done["status"]);
     assert_eq!(finished.body, json!(null), "empty body");
-    assert_eq!(h.call("GET", &url, None).await.body["properties"]["status"], "Canceled");
+    assert_eq!(
+        h.call("GET", &url, None).await.body["properties"]["status"],
+        "Canceled"
+    );
 
     // Not recorded: cancelling a finished job is a no-op, an unknown one is a 404.
-    assert_eq!(h.call("POST", &h.ws_url("/jobs/run-long/cancel"), None).await.status, 200);
-    assert_eq!(h.call("POST", &h.ws_url("/jobs/nope/cancel"), None).await.status, 404);
+    assert_eq!(
+        h.call("POST", &h.ws_url("/jobs/run-long/cancel"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.call("POST", &h.ws_url("/jobs/nope/cancel"), None)
+            .await
+            .status,
+        404
+    );
 }
 
 /// job/…ray_command_job.json #1: a job on a compute that does not exist is refused with 400 in
@@ -188,19 +294,37 @@ async fn a_job_on_an_unknown_compute_is_refused_as_recorded() {
     let h = Harness::start(fast()).await;
     let mut body = job(json!({}));
     body["properties"]["computeId"] = json!(compute_id("testCompute"));
-    let refused = h.call("PUT", &h.ws_url("/jobs/run-nowhere"), Some(body)).await;
+    let refused = h
+        .call("PUT", &h.ws_url("/jobs/run-nowhere"), Some(body))
+        .await;
     assert_eq!(refused.status, recorded["status"]);
     assert_same_keys(real, &refused.body, "");
     assert_same_keys(real, &refused.body, "/error");
     assert_eq!(refused.body["error"]["code"], real["error"]["code"]);
     assert_eq!(refused.body["error"]["message"], real["error"]["message"]);
     let types = |v: &Value| -> Vec<String> {
-        v["error"]["additionalInfo"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap().to_string()).collect()
+        v["error"]["additionalInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(types(&refused.body), types(real));
     let inner = |v: &Value| -> Value {
-        v["error"]["additionalInfo"].as_array().unwrap().iter().find(|i| i["type"] == "InnerError").unwrap()["info"]["value"].clone()
+        v["error"]["additionalInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "InnerError")
+            .unwrap()["info"]["value"]
+            .clone()
     };
     assert_eq!(inner(&refused.body), inner(real));
-    assert_eq!(h.call("GET", &h.ws_url("/jobs/run-nowhere"), None).await.status, 404);
+    assert_eq!(
+        h.call("GET", &h.ws_url("/jobs/run-nowhere"), None)
+            .await
+            .status,
+        404
+    );
 }

@@ -367,6 +367,10 @@ mod tests {
         let (a, b) = (random_suffix(), random_suffix());
         assert_ne!(a, b);
         assert_eq!(a.len(), 26);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{a}"
+        );
     }
 }

@@ -71,7 +71,11 @@ pub fn render(shared: &Shared, c: &Compute, now: Instant) -> Value {
             props[field] = default;
         }
     }
-    props["provisioningWarnings"] = if state == "Creating" { Value::Null } else { json!({}) };
+    props["provisioningWarnings"] = if state == "Creating" {
+        Value::Null
+    } else {
+        json!({})
+    };
     props["provisioningState"] = json!(state);
     props["isAttachedCompute"] = json!(props.get("resourceId").is_some_and(Value::is_string));
     props["createdOn"] = json!(c.created_wall.to_string());

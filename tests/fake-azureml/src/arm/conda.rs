@@ -11,7 +11,10 @@ pub fn answered(requested: Option<&Value>) -> Value {
         return Value::String(String::new());
     };
     let parsed: Result<Value, _> = serde_saphyr::from_str(yaml);
-    match parsed.ok().and_then(|v| serde_json::to_string_pretty(&v).ok()) {
+    match parsed
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    {
         Some(json) => Value::String(json),
         None => Value::String(yaml.to_string()),
     }
@@ -27,9 +30,14 @@ mod tests {
         let yaml = "channels:\n- conda-forge\ndependencies:\n- python=3.10\n- pip:\n  - pandas\nname: example\n";
         assert_eq!(
             answered(Some(&json!(yaml))),
-            json!("{\n  \"channels\": [\n    \"conda-forge\"\n  ],\n  \"dependencies\": [\n    \"python=3.10\",\n    {\n      \"pip\": [\n        \"pandas\"\n      ]\n    }\n  ],\n  \"name\": \"example\"\n}")
+            json!(
+                "{\n  \"channels\": [\n    \"conda-forge\"\n  ],\n  \"dependencies\": [\n    \"python=3.10\",\n    {\n      \"pip\": [\n        \"pandas\"\n      ]\n    }\n  ],\n  \"name\": \"example\"\n}"
+            )
         );
         assert_eq!(answered(None), json!(""));
-        assert_eq!(answered(Some(&json!("a: [unclosed"))), json!("a: [unclosed"));
+        assert_eq!(
+            answered(Some(&json!("a: [unclosed"))),
+            json!("a: [unclosed")
+        );
     }
 }

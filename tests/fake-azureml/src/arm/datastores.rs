@@ -38,7 +38,8 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
     if let Some(missing) = check_name(ctx) {
         return missing;
     }
-    let mut system_data = super::system_data(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH);
+    let mut system_data =
+        super::system_data(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH);
     if let Some(fields) = system_data.as_object_mut() {
         // #2: created by the workspace itself, so no `createdBy`, and modified by an Application.
         fields.remove("createdBy");
@@ -113,7 +114,13 @@ pub async fn list_secrets(ctx: &Ctx<'_>) -> Reply {
                 }
             }
         }
-        None => "sv=2021-12-02&ss=bf&srt=co&sp=rcuwdl&se=2099-01-01T00%3A00%3A00Z&sig=fake-placeholder".to_string(),
+        None => {
+            "sv=2021-12-02&ss=bf&srt=co&sp=rcuwdl&se=2099-01-01T00%3A00%3A00Z&sig=fake-placeholder"
+                .to_string()
+        }
     };
-    Reply::json(200, json!({"secretsType": "Sas", "sasToken": format!("?{sas}")}))
+    Reply::json(
+        200,
+        json!({"secretsType": "Sas", "sasToken": format!("?{sas}")}),
+    )
 }

@@ -117,13 +117,22 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
 /// `computeId` (not recorded: accepted, as serverless), `Err` with the answer for one that does
 /// not exist (job/…ray_command_job.json #1: 400, `UserError` -> `BadArgument` ->
 /// `UnknownTargetType`, "Unknown compute target '<name>'.").
-fn compute_of(ctx: &Ctx<'_>, store: &Store, body: &Value) -> Result<Option<(String, String)>, Reply> {
-    let Some(compute_id) = body.pointer("/properties/computeId").and_then(Value::as_str) else {
+fn compute_of(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    body: &Value,
+) -> Result<Option<(String, String)>, Reply> {
+    let Some(compute_id) = body
+        .pointer("/properties/computeId")
+        .and_then(Value::as_str)
+    else {
         return Ok(None);
     };
     let name = compute_id.rsplit('/').next().unwrap_or(compute_id);
     let key = if compute_id.contains('/') {
-        compute_id.trim_start_matches("azureml:").to_ascii_lowercase()
+        compute_id
+            .trim_start_matches("azureml:")
+            .to_ascii_lowercase()
     } else {
         format!("{}/computes/{name}", ctx.workspace_id).to_ascii_lowercase()
     };
@@ -149,7 +158,11 @@ fn compute_of(ctx: &Ctx<'_>, store: &Store, body: &Value) -> Result<Option<(Stri
 }
 
 /// What the service adds to `properties.properties` (job/…dependency_label_resolution.json #17).
-fn server_properties(ctx: &Ctx<'_>, body: &Value, compute: Option<(String, String)>) -> Map<String, Value> {
+fn server_properties(
+    ctx: &Ctx<'_>,
+    body: &Value,
+    compute: Option<(String, String)>,
+) -> Map<String, Value> {
     let mut added = Map::new();
     if let Some((name, compute_type)) = compute {
         // #17 shows `amlctrain` for an AmlCompute; other compute types are not recorded.
@@ -161,7 +174,10 @@ fn server_properties(ctx: &Ctx<'_>, body: &Value, compute: Option<(String, Strin
         added.insert("_azureml.ClusterName".into(), json!(name));
     }
     // #17 submits a `codeId`; not recorded without one, so the snapshot id comes with it.
-    if body.pointer("/properties/codeId").is_some_and(Value::is_string) {
+    if body
+        .pointer("/properties/codeId")
+        .is_some_and(Value::is_string)
+    {
         let snapshot = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, ctx.workspace_id.as_bytes());
         let snapshot = uuid::Uuid::new_v5(&snapshot, ctx.route.param("id").as_bytes());
         added.insert("ContentSnapshotId".into(), json!(snapshot.to_string()));

@@ -54,10 +54,7 @@ pub fn start_compute(ctx: &Ctx<'_>, op: Operation) -> Vec<(String, String)> {
 /// #18: `Location` on `mfeOperationResults/jc:<workspaceId>:<job>` and
 /// `x-ms-async-operation-timeout: PT1H`.
 pub fn start_cancel(ctx: &Ctx<'_>, job: &str, op: Operation) -> Vec<(String, String)> {
-    let id = format!(
-        "jc:{}:{job}",
-        workspace::workspace_guid(&ctx.workspace_id)
-    );
+    let id = format!("jc:{}:{job}", workspace::workspace_guid(&ctx.workspace_id));
     register(ctx, &id, op);
     vec![
         ("Location".into(), monitor_url(ctx, RESULT_KIND, &id)),

@@ -85,4 +85,3 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
         }),
     )
 }
-

@@ -54,7 +54,10 @@ fn std_log(view: &RunView) -> Schedule {
     let t = view.timeline;
     let start = t.running_from();
     let script_end = start + t.phase;
-    let mut lines = vec![(start, "Training started: loading data and model".to_string())];
+    let mut lines = vec![(
+        start,
+        "Training started: loading data and model".to_string(),
+    )];
     for k in 1..=EPOCHS {
         let loss = 0.9 / f64::from(k);
         lines.push((
@@ -104,7 +107,10 @@ fn traceback() -> Vec<String> {
 fn lifecycle_log(view: &RunView) -> Schedule {
     let t = view.timeline;
     let entry = |offset: Duration, message: String| {
-        (offset, format!("{} | INFO | {message}", time(view.at(offset))))
+        (
+            offset,
+            format!("{} | INFO | {message}", time(view.at(offset))),
+        )
     };
     let held_from = t.phase * (RUNNING_PHASE + 1);
     let mut lines: Schedule = JOB_PHASES
@@ -171,24 +177,44 @@ mod tests {
 
     #[test]
     fn the_log_grows_and_never_rewrites_its_past() {
-        for outcome in [JobOutcome::Completed, JobOutcome::Failed, JobOutcome::Running] {
+        for outcome in [
+            JobOutcome::Completed,
+            JobOutcome::Failed,
+            JobOutcome::Running,
+        ] {
             let reads: Vec<String> = (0..80).map(|i| std(outcome, None, i * 10)).collect();
             for pair in reads.windows(2) {
                 assert!(pair[1].starts_with(&pair[0]), "{outcome:?}: {pair:?}");
             }
         }
-        assert_eq!(std(JobOutcome::Completed, None, 350), "", "nothing before Running");
+        assert_eq!(
+            std(JobOutcome::Completed, None, 350),
+            "",
+            "nothing before Running"
+        );
         let running = std(JobOutcome::Completed, None, 430);
-        assert!(running.contains("epoch 1/3 loss=0.9000") && !running.contains("epoch 3/3"), "{running}");
+        assert!(
+            running.contains("epoch 1/3 loss=0.9000") && !running.contains("epoch 3/3"),
+            "{running}"
+        );
     }
 
     #[test]
     fn outcomes_end_the_log_differently() {
         let done = std(JobOutcome::Completed, None, 900);
-        assert!(done.ends_with("Training finished: 3 epochs, final loss=0.3000\n"), "{done}");
+        assert!(
+            done.ends_with("Training finished: 3 epochs, final loss=0.3000\n"),
+            "{done}"
+        );
         let failed = std(JobOutcome::Failed, None, 900);
-        assert!(failed.contains("Traceback (most recent call last):\n"), "{failed}");
-        assert!(failed.ends_with("Error: the script exited with code 1\n"), "{failed}");
+        assert!(
+            failed.contains("Traceback (most recent call last):\n"),
+            "{failed}"
+        );
+        assert!(
+            failed.ends_with("Error: the script exited with code 1\n"),
+            "{failed}"
+        );
     }
 
     #[test]
@@ -196,21 +222,45 @@ mod tests {
         let before = std(JobOutcome::Running, None, 430);
         let after = std(JobOutcome::Running, Some(430), 2000);
         assert!(after.starts_with(&before), "{before:?} / {after:?}");
-        assert!(after.ends_with("stopping\n") && !after.contains("epoch 2/3"), "{after}");
-        assert_eq!(std(JobOutcome::Running, Some(100), 2000), "", "never started");
+        assert!(
+            after.ends_with("stopping\n") && !after.contains("epoch 2/3"),
+            "{after}"
+        );
+        assert_eq!(
+            std(JobOutcome::Running, Some(100), 2000),
+            "",
+            "never started"
+        );
         let system = content(&view(JobOutcome::Running, Some(430), 2000), LOG_FILES[1]);
-        assert!(system.ends_with("| INFO | Run status: Canceled\n"), "{system}");
+        assert!(
+            system.ends_with("| INFO | Run status: Canceled\n"),
+            "{system}"
+        );
     }
 
     #[test]
     fn the_lifecycle_log_names_each_status() {
         let log = content(&view(JobOutcome::Completed, None, 900), LOG_FILES[1]);
-        let statuses: Vec<&str> = log.lines().filter_map(|l| l.split("Run status: ").nth(1)).collect();
+        let statuses: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split("Run status: ").nth(1))
+            .collect();
         assert_eq!(
             statuses,
-            ["Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing", "Completed"]
+            [
+                "Starting",
+                "Provisioning",
+                "Preparing",
+                "Queued",
+                "Running",
+                "Finalizing",
+                "Completed"
+            ]
         );
-        assert!(log.starts_with("2026-01-01T00:00:00+00:00 | INFO | "), "{log}");
+        assert!(
+            log.starts_with("2026-01-01T00:00:00+00:00 | INFO | "),
+            "{log}"
+        );
         let paused = content(&view(JobOutcome::Paused, None, 900), LOG_FILES[1]);
         assert!(paused.ends_with("Run status: Paused\n"), "{paused}");
     }

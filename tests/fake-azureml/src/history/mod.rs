@@ -54,7 +54,20 @@ struct RunPath<'a> {
 fn parse_run_path(path: &str) -> Option<RunPath<'_>> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (fixed, tail) = segs.split_at_checked(12)?;
-    let [history, version, subs, sub, rgs, rg, providers, ns, workspaces, ws, runs, run_id] = fixed
+    let [
+        history,
+        version,
+        subs,
+        sub,
+        rgs,
+        rg,
+        providers,
+        ns,
+        workspaces,
+        ws,
+        runs,
+        run_id,
+    ] = fixed
     else {
         return None;
     };
@@ -68,7 +81,10 @@ fn parse_run_path(path: &str) -> Option<RunPath<'_>> {
         (workspaces, "workspaces"),
         (runs, "runs"),
     ];
-    if !expected.iter().all(|(seg, want)| seg.eq_ignore_ascii_case(want)) {
+    if !expected
+        .iter()
+        .all(|(seg, want)| seg.eq_ignore_ascii_case(want))
+    {
         return None;
     }
     let part = match tail {
@@ -210,11 +226,22 @@ async fn publish_logs(
         }
         if before.is_none_or(|len| content.len() > len) {
             let len = content.len();
-            storage::put_blob(&shared.http, backend, ARTIFACT_CONTAINER, &blob, content.into_bytes(), now).await?;
+            storage::put_blob(
+                &shared.http,
+                backend,
+                ARTIFACT_CONTAINER,
+                &blob,
+                content.into_bytes(),
+                now,
+            )
+            .await?;
             written.insert(key, len);
         }
         let sas = storage::blob_read_sas(backend, ARTIFACT_CONTAINER, &blob, now)?;
-        let url = format!("{}/{blob}?{sas}", storage::container_url(backend, ARTIFACT_CONTAINER));
+        let url = format!(
+            "{}/{blob}?{sas}",
+            storage::container_url(backend, ARTIFACT_CONTAINER)
+        );
         urls.insert(name.to_string(), json!(url));
     }
     Ok(Some((view, urls)))

@@ -162,10 +162,7 @@ impl Harness {
 
 /// A recorded exchange of `tests/fixtures/azure/<name>` (see its README).
 pub fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/../fixtures/azure/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
@@ -203,7 +200,10 @@ pub fn assert_keys_cover(real: &Value, fake: &Value, pointer: &str) {
     );
     assert!(!r.is_empty(), "the recording has no object at {pointer:?}");
     let missing: Vec<&String> = r.difference(&f).collect();
-    assert!(missing.is_empty(), "keys at {pointer:?}: the fake lacks {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys at {pointer:?}: the fake lacks {missing:?}"
+    );
 }
 
 /// The long-running-operation headers an answer carries, by name (lower case).
