@@ -229,8 +229,15 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
         cancelled_at: None,
     };
     let rendered = render(ctx, &job);
+    let location = format!(
+        "{}{}?api-version={}",
+        ctx.shared.base_url,
+        job.id,
+        crate::spec::API_VERSION
+    );
     store.jobs.insert(k, job);
-    Reply::json(201, rendered)
+    // #17 answers the creation with `Location` on the job itself (not an operation).
+    Reply::json(201, rendered).header("Location", location)
 }
 
 pub fn list(ctx: &Ctx<'_>) -> Reply {

@@ -30,7 +30,11 @@ pub use logs::LOG_FILES;
 /// Counter template of the discovery document.
 const DISCOVERY_TEMPLATE: &str = "/discovery";
 const RUN_TEMPLATE: &str = "/history/v1.0/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/runs/{runId}";
-/// Container of the workspace artifact store, where run logs live.
+/// Container of the workspace artifact store, where run logs live under
+/// `ExperimentRun/dcid.<run>/` (the folder of job/…dependency_label_resolution.json #17's default
+/// output `azureml://datastores/workspaceartifactstore/ExperimentRun/dcid.<job>`; the container
+/// name itself is not recorded). One storage backend serves every workspace of the fake, so
+/// same-named jobs of two workspaces share their log blobs.
 const ARTIFACT_CONTAINER: &str = "azureml";
 
 /// `{base}/discovery`, the workspace's `discoveryUrl`.
