@@ -37,8 +37,8 @@ fn inner_chain(chain: &[&str]) -> Value {
 }
 
 /// An MFE error (job/…ray_command_job.json #1): `code` at the top (the service uses the
-/// generic `UserError` for 4xx), the specific codes as the `InnerError` chain in
-/// `additionalInfo`, `details: []`.
+/// generic `UserError` for 4xx; the fake's own 5xx use `SystemError`, not recorded), the
+/// specific codes as the `InnerError` chain in `additionalInfo`, `details: []`.
 pub fn mfe(status: u16, code: &str, message: impl Into<String>, inner: &[&str]) -> Reply {
     let mut additional = vec![
         json!({"type": "ComponentName", "info": {"value": "managementfrontend"}}),
