@@ -1,12 +1,17 @@
-//! A fake Azure Machine Learning ARM server plus an AAD v2 token endpoint, served over HTTPS
-//! with a CA generated at start-up. Stateful, time-driven lifecycles, long-running operations,
-//! fault injection, a request log, and validation of every request against the official REST
-//! spec (api-version 2026-07-01). Used in-process by tests and as the `fake-azureml` binary.
+//! A fake Azure Machine Learning ARM server plus discovery, run history and an AAD v2 token
+//! endpoint, served over HTTPS with a CA generated at start-up. Stateful, time-driven
+//! lifecycles, long-running operations, fault injection, a request log, and validation of every
+//! ARM request against the official REST spec (api-version 2026-07-01). It answers as the real
+//! service does in the recordings of `tests/fixtures/azure/README.md`; every behaviour names the
+//! recording entry or spec section it follows, or says "not recorded". Used in-process by tests
+//! and as the `fake-azureml` binary.
 
 mod arm;
 pub mod azurite;
 mod control;
+mod errors;
 mod faults;
+mod history;
 pub mod lifecycle;
 pub mod options;
 mod record;
@@ -18,6 +23,7 @@ mod store;
 pub mod tls;
 mod token;
 
+pub use history::LOG_FILES;
 pub use lifecycle::JobOutcome;
 pub use options::{Faults, Options, StorageBackend};
 pub use record::RequestRecord;
@@ -33,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A running fake. ARM and the token endpoint share one HTTPS port.
+/// A running fake. ARM, discovery, run history and the token endpoint share one HTTPS port.
 pub struct FakeAzureMl {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -71,6 +77,17 @@ impl FakeAzureMl {
     /// `https://127.0.0.1:PORT`, the ARM base URL.
     pub fn arm_endpoint(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// The workspace's `discoveryUrl`: `https://127.0.0.1:PORT/discovery` (no token needed).
+    pub fn discovery_url(&self) -> String {
+        history::discovery_url(&self.arm_endpoint())
+    }
+
+    /// The run-history host (`api` and `history` of the discovery document): run `R` of a
+    /// workspace is at `{this}/history/v1.0{workspace ARM id}/runs/R` (bearer token needed).
+    pub fn run_history_base(&self) -> String {
+        self.arm_endpoint()
     }
 
     /// The authority host serving `/{tenant}/oauth2/v2.0/token`.
@@ -118,9 +135,26 @@ impl FakeAzureMl {
         self.shared.connections(name)
     }
 
-    /// Sets how jobs named `job` end; returns how many jobs matched.
+    /// Sets how jobs named `job` (any workspace) end; returns how many jobs matched. The same
+    /// as tagging the job `fake.outcome: <outcome>` or `POST /_fake/jobs/{job}/outcome`.
     pub fn set_job_outcome(&self, job: &str, outcome: JobOutcome) -> usize {
         self.shared.set_job_outcome(job, outcome)
+    }
+
+    /// Gives every compute named `compute` (any workspace) these node errors (`code`,
+    /// `message`); an empty list clears them. An AmlCompute with errors reports them in
+    /// `properties.properties.errors` (spec `ErrorResponse` items), `allocationState: Resizing`,
+    /// no current nodes and a target of at least one node: a cluster that cannot get its nodes.
+    /// Returns how many computes matched. Also `POST /_fake/computes/{compute}/errors`.
+    pub fn set_compute_errors(&self, compute: &str, errors: Vec<(String, String)>) -> usize {
+        self.shared.set_compute_errors(compute, &errors)
+    }
+
+    /// The content of run log `log` (one of [`LOG_FILES`]) of the job named `job` as of now,
+    /// i.e. what the log blob holds once run history is next read; `None` if there is no such
+    /// job. The content only grows (see the `history` module).
+    pub fn run_log(&self, job: &str, log: &str) -> Option<String> {
+        history::current_log(&self.shared, job, log)
     }
 
     /// Stops accepting, closes all connections and waits for the server task.

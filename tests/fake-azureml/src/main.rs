@@ -1,5 +1,6 @@
 //! `fake-azureml --listen 127.0.0.1:0 [--tls-dir DIR]`: runs the fake as a process. The first
-//! stdout line is `{"arm": URL, "login": URL, "caFile": PATH}`; SIGTERM/SIGINT stop it cleanly.
+//! stdout line is `{"arm": URL, "login": URL, "discovery": URL, "caFile": PATH}`; SIGTERM/SIGINT
+//! stop it cleanly.
 
 use anyhow::Context;
 use clap::Parser;
@@ -28,9 +29,6 @@ struct Cli {
     /// Milliseconds a job spends in each phase.
     #[arg(long, default_value_t = 200)]
     job_phase_delay_ms: u64,
-    /// Retry-After of long-running operations, seconds.
-    #[arg(long, default_value_t = 1)]
-    lro_retry_after_secs: u64,
     /// Fraction of ARM requests answered 429.
     #[arg(long, default_value_t = 0.0)]
     throttle_ratio: f64,
@@ -54,7 +52,8 @@ struct Cli {
     /// Do not validate requests against the spec.
     #[arg(long)]
     no_validate: bool,
-    /// Blob endpoint for code uploads, e.g. http://127.0.0.1:10000/devstoreaccount1.
+    /// Blob endpoint of the workspace storage (uploads, datastore, run logs), e.g.
+    /// http://127.0.0.1:10000/devstoreaccount1.
     #[arg(long, requires = "storage_account")]
     storage_blob_endpoint: Option<String>,
     #[arg(long, requires = "storage_blob_endpoint")]
@@ -62,6 +61,9 @@ struct Cli {
     /// Base64 account key (read from this environment variable so it stays out of `ps`).
     #[arg(long, default_value = "FAKE_AZUREML_STORAGE_KEY")]
     storage_key_env: String,
+    /// Answer datastore listSecrets with 403 AuthorizationFailed.
+    #[arg(long)]
+    datastore_secrets_forbidden: bool,
     /// Refuse AmlCompute PUTs asking for more nodes than this with 400 QuotaExceeded.
     #[arg(long)]
     max_nodes_quota: Option<i64>,
@@ -86,7 +88,6 @@ impl Cli {
             listen: self.listen,
             compute_provision_delay: Duration::from_millis(self.compute_provision_delay_ms),
             job_phase_delay: Duration::from_millis(self.job_phase_delay_ms),
-            lro_retry_after_secs: self.lro_retry_after_secs,
             faults: Faults {
                 throttle_ratio: self.throttle_ratio,
                 server_error_ratio: self.server_error_ratio,
@@ -98,6 +99,7 @@ impl Cli {
             },
             validate_bodies: !self.no_validate,
             storage,
+            datastore_secrets_forbidden: self.datastore_secrets_forbidden,
             max_nodes_quota: self.max_nodes_quota,
         })
     }
@@ -120,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, fake.ca_pem())
         .with_context(|| format!("writing {}", ca_file.display()))?;
-    let line = serde_json::json!({"arm": fake.arm_endpoint(), "login": fake.authority_host(), "caFile": ca_file});
+    let line = serde_json::json!({"arm": fake.arm_endpoint(), "login": fake.authority_host(), "discovery": fake.discovery_url(), "caFile": ca_file});
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;

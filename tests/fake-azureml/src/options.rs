@@ -1,4 +1,7 @@
 //! Knobs of the fake: lifecycle timings, fault injection, validation and blob storage.
+//!
+//! Long-running operations carry no `Retry-After` (no recorded one does, see `arm::lro`), so
+//! there is no knob for it: a client polls at its own default interval.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,16 +13,21 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Time a compute spends in `Creating`/`Updating`/`Deleting` before the operation ends.
     pub compute_provision_delay: Duration,
-    /// Time a job spends in each of NotStarted, Queued, Preparing, Running, Finalizing (and CancelRequested).
+    /// Time a job spends in each of Starting, Provisioning, Preparing, Queued, Running,
+    /// Finalizing (and CancelRequested).
     pub job_phase_delay: Duration,
-    /// Value of the `Retry-After` header on long-running-operation responses (0 is allowed for fast tests).
-    pub lro_retry_after_secs: u64,
     /// Fault injection on ARM requests.
     pub faults: Faults,
     /// Validate path, query and body of every ARM request against the official spec (400 on violation).
     pub validate_bodies: bool,
-    /// Blob storage that `startPendingUpload` hands out SAS URLs for (e.g. Azurite).
+    /// Blob storage behind the workspace (e.g. Azurite): the containers `startPendingUpload`
+    /// and datastore `listSecrets` hand out SAS tokens for, and the run log blobs of run details.
+    /// Without it those SAS tokens are placeholders and run details list no log files.
     pub storage: Option<StorageBackend>,
+    /// `POST datastores/workspaceblobstore/listSecrets` answers 403 `AuthorizationFailed`, as for
+    /// a caller without the `listSecrets/action` permission (so a client's fallback to
+    /// `startPendingUpload` can be tested).
+    pub datastore_secrets_forbidden: bool,
     /// Dedicated-core quota of the subscription in nodes: an AmlCompute PUT asking for more
     /// `maxNodeCount` is refused with 400 `QuotaExceeded`, as Azure does. `None`: unlimited.
     pub max_nodes_quota: Option<i64>,
@@ -31,18 +39,18 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             compute_provision_delay: Duration::from_millis(300),
             job_phase_delay: Duration::from_millis(200),
-            lro_retry_after_secs: 1,
             faults: Faults::default(),
             validate_bodies: true,
             storage: None,
+            datastore_secrets_forbidden: false,
             max_nodes_quota: None,
         }
     }
 }
 
-/// Fractions (0.0..=1.0, summed in this order) of ARM requests that get a fault instead of
-/// normal handling. Which request gets which fault is a pure function of `seed` and the
-/// request's sequence number, so a run is reproducible.
+/// Fractions (0.0..=1.0, summed in this order) of ARM and run-history requests (discovery
+/// included) that get a fault instead of normal handling. Which request gets which fault is a
+/// pure function of `seed` and the request's sequence number, so a run is reproducible.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// 429 with `Retry-After: retry_after_secs`.
@@ -72,7 +80,7 @@ impl Faults {
     }
 }
 
-/// A blob service the fake signs container SAS URLs for.
+/// A blob service the fake signs SAS tokens for and writes run logs to.
 #[derive(Clone)]
 pub struct StorageBackend {
     /// Path-style account endpoint, e.g. `http://127.0.0.1:10000/devstoreaccount1`.

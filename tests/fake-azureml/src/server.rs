@@ -1,8 +1,9 @@
 //! HTTPS serving: TLS accept loop, hyper HTTP/1.1 connections, request log, and the split
-//! between control endpoints, the token endpoint and ARM.
+//! between control endpoints, discovery and run history, the token endpoint and ARM.
 
 use crate::arm::{self, Outcome};
 use crate::control;
+use crate::history;
 use crate::lifecycle::JobOutcome;
 use crate::options::Options;
 use crate::record::{RequestLog, RequestRecord};
@@ -16,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,8 +41,11 @@ pub struct Shared {
     tokens: AtomicU64,
     /// `https://127.0.0.1:PORT`, used in LRO URLs.
     pub base_url: String,
-    /// Client for the storage backend (container creation).
+    /// Client for the storage backend (containers, log blobs).
     pub http: reqwest::Client,
+    /// Bytes of each run log blob written so far (see `history::publish_logs`); the async lock
+    /// also serializes those writes.
+    pub written_logs: tokio::sync::Mutex<HashMap<String, usize>>,
 }
 
 /// One request, read fully.
@@ -67,6 +71,7 @@ impl Shared {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            written_logs: tokio::sync::Mutex::default(),
         })
     }
 
@@ -121,12 +126,19 @@ impl Shared {
             .count()
     }
 
+    /// Sets the node errors of every compute named `name`; returns how many.
+    pub fn set_compute_errors(&self, name: &str, errors: &[(String, String)]) -> usize {
+        arm::computes::set_errors(self, name, errors)
+    }
+
     async fn respond(&self, req: &Request) -> Outcome {
         if req.path.starts_with(control::PREFIX) {
             return Outcome::Reply(control::handle(self, req));
         }
-        let (outcome, template) = match token::tenant_of(&req.path) {
-            Some(tenant) if req.method == "POST" => {
+        let history = history::handle(self, req).await;
+        let (outcome, template) = match (history, token::tenant_of(&req.path)) {
+            (Some(answered), _) => answered,
+            (None, Some(tenant)) if req.method == "POST" => {
                 let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
                     .into_owned()
                     .collect();

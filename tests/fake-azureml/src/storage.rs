@@ -1,51 +1,29 @@
-//! Blob storage for code uploads: container naming, Shared Key SAS signing (account SAS to
-//! create the container, service SAS for the client) and container creation.
+//! Blob storage behind the fake (e.g. Azurite): Shared Key SAS signing for the SAS kinds the
+//! service hands out, container creation and blob upload.
+//!
+//! - `startPendingUpload`: a container SAS `sr=c&sp=rcwl` (no delete), valid about 8 h from a
+//!   start 10 min in the past (code/…2023-10-31.json #1: `st=03:16:33`, `se=11:26:33`, answered
+//!   at 03:26:33);
+//! - datastore `listSecrets`: an account SAS `ss=bf&srt=co&sp=rcuwdl`, valid `expireAfterHours`
+//!   (job/…dependency_label_resolution.json #3);
+//! - run log files: a read-only blob SAS `sr=b&sp=r` (not recorded: no recording shows
+//!   `runs/{id}/details`).
 
 use crate::options::StorageBackend;
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
 
 /// Storage service version the SAS tokens are signed for.
 const SAS_VERSION: &str = "2021-12-02";
-/// Lifetime of a handed-out SAS.
-const SAS_TTL: SignedDuration = SignedDuration::from_hours(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("the storage account key is not valid base64")]
     BadKey,
-    #[error("creating container {container}: {message}")]
-    Create { container: String, message: String },
-}
-
-/// Where a client uploads: the container URL and the same URL with a SAS query.
-pub struct UploadTarget {
-    pub container_url: String,
-    pub sas_url: String,
-}
-
-/// One container per code version: `code-` + 40 hex digits of the version id's SHA-256.
-pub fn container_name(code_version_key: &str) -> String {
-    let d = digest::digest(&digest::SHA256, code_version_key.as_bytes());
-    let hex: String = d
-        .as_ref()
-        .iter()
-        .take(20)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("code-{hex}")
-}
-
-/// A target on a storage account that does not exist (no backend configured).
-pub fn placeholder(account: &str, container: &str) -> UploadTarget {
-    let container_url = format!("https://{account}.blob.core.windows.net/{container}");
-    let sas_url = format!("{container_url}?sv={SAS_VERSION}&sr=c&sp=racwdl&sig=fake-placeholder");
-    UploadTarget {
-        container_url,
-        sas_url,
-    }
+    #[error("{action}: {message}")]
+    Request { action: String, message: String },
 }
 
 fn sign(key_b64: &str, string_to_sign: &str) -> Result<String, StorageError> {
@@ -68,128 +46,249 @@ fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
-fn expiry(now: Timestamp) -> String {
-    now.saturating_add(SAS_TTL)
-        .unwrap_or(now)
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+fn sas_time(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Service SAS for one container (read, add, create, write, delete, list).
-pub fn container_sas(
-    backend: &StorageBackend,
-    container: &str,
-    now: Timestamp,
-) -> Result<String, StorageError> {
-    let (perms, se) = ("racwdl", expiry(now));
-    let resource = format!("/blob/{}/{container}", backend.account);
+fn offset(now: Timestamp, by: SignedDuration) -> Timestamp {
+    now.saturating_add(by).unwrap_or(now)
+}
+
+/// What a service SAS grants.
+pub struct ServiceSas<'a> {
+    /// `c` (container) or `b` (blob).
+    pub resource: &'a str,
+    /// `container` or `container/blob`.
+    pub path: &'a str,
+    pub permissions: &'a str,
+    pub start: Option<Timestamp>,
+    pub expiry: Timestamp,
+}
+
+/// A service SAS query (no leading `?`).
+pub fn service_sas(backend: &StorageBackend, sas: &ServiceSas<'_>) -> Result<String, StorageError> {
+    let st = sas.start.map(sas_time).unwrap_or_default();
+    let se = sas_time(sas.expiry);
+    let canonical = format!("/blob/{}/{}", backend.account, sas.path);
     // permissions, start, expiry, resource, identifier, IP, protocol, version, signedResource,
     // snapshot time, encryption scope, rscc, rscd, rsce, rscl, rsct
-    let string_to_sign =
-        format!("{perms}\n\n{se}\n{resource}\n\n\n\n{SAS_VERSION}\nc\n\n\n\n\n\n\n");
+    let string_to_sign = format!(
+        "{}\n{st}\n{se}\n{canonical}\n\n\n\n{SAS_VERSION}\n{}\n\n\n\n\n\n\n",
+        sas.permissions, sas.resource
+    );
     let sig = sign(&backend.account_key_b64, &string_to_sign)?;
+    let start = if st.is_empty() {
+        String::new()
+    } else {
+        format!("&st={}", encode(&st))
+    };
     Ok(format!(
-        "sv={SAS_VERSION}&sr=c&sp={perms}&se={}&sig={}",
+        "sv={SAS_VERSION}{start}&se={}&sr={}&sp={}&sig={}",
         encode(&se),
+        sas.resource,
+        sas.permissions,
         encode(&sig)
     ))
 }
 
-/// Account SAS allowing container creation.
-fn account_sas(backend: &StorageBackend, now: Timestamp) -> Result<String, StorageError> {
-    let (perms, se) = ("rwdlac", expiry(now));
+/// An account SAS query (no leading `?`).
+pub fn account_sas(
+    backend: &StorageBackend,
+    services: &str,
+    resource_types: &str,
+    permissions: &str,
+    expiry: Timestamp,
+) -> Result<String, StorageError> {
+    let se = sas_time(expiry);
     // account, permissions, services, resource types, start, expiry, IP, protocol, version, encryption scope
     let string_to_sign = format!(
-        "{}\n{perms}\nb\nsco\n\n{se}\n\n\n{SAS_VERSION}\n\n",
+        "{}\n{permissions}\n{services}\n{resource_types}\n\n{se}\n\n\n{SAS_VERSION}\n\n",
         backend.account
     );
     let sig = sign(&backend.account_key_b64, &string_to_sign)?;
     Ok(format!(
-        "sv={SAS_VERSION}&ss=b&srt=sco&sp={perms}&se={}&sig={}",
+        "sv={SAS_VERSION}&ss={services}&srt={resource_types}&sp={permissions}&se={}&sig={}",
         encode(&se),
         encode(&sig)
     ))
 }
 
-/// Creates the container if needed and returns its URLs.
-pub async fn prepare_container(
-    http: &reqwest::Client,
+/// The upload container SAS of `startPendingUpload` (code/…2023-10-31.json #1).
+pub fn pending_upload_sas(
     backend: &StorageBackend,
     container: &str,
     now: Timestamp,
-) -> Result<UploadTarget, StorageError> {
-    let container_url = format!(
+) -> Result<String, StorageError> {
+    service_sas(
+        backend,
+        &ServiceSas {
+            resource: "c",
+            path: container,
+            permissions: "rcwl",
+            start: Some(offset(now, SignedDuration::from_mins(-10))),
+            expiry: offset(now, SignedDuration::from_hours(8)),
+        },
+    )
+}
+
+/// The datastore SAS of `listSecrets` (job/…dependency_label_resolution.json #3).
+pub fn datastore_sas(
+    backend: &StorageBackend,
+    now: Timestamp,
+    valid_hours: i64,
+) -> Result<String, StorageError> {
+    account_sas(
+        backend,
+        "bf",
+        "co",
+        "rcuwdl",
+        offset(now, SignedDuration::from_hours(valid_hours)),
+    )
+}
+
+/// A read-only SAS for one blob (log files of run details; not recorded).
+pub fn blob_read_sas(
+    backend: &StorageBackend,
+    container: &str,
+    blob: &str,
+    now: Timestamp,
+) -> Result<String, StorageError> {
+    service_sas(
+        backend,
+        &ServiceSas {
+            resource: "b",
+            path: &format!("{container}/{blob}"),
+            permissions: "r",
+            start: None,
+            expiry: offset(now, SignedDuration::from_hours(1)),
+        },
+    )
+}
+
+/// `{endpoint}/{container}`.
+pub fn container_url(backend: &StorageBackend, container: &str) -> String {
+    format!(
         "{}/{container}",
         backend.blob_endpoint.trim_end_matches('/')
-    );
-    let create_url = format!(
-        "{container_url}?restype=container&{}",
-        account_sas(backend, now)?
-    );
-    let fail = |message: String| StorageError::Create {
-        container: container.to_string(),
+    )
+}
+
+/// The fake's own account SAS for writing (container creation, log upload).
+fn admin_sas(backend: &StorageBackend, now: Timestamp) -> Result<String, StorageError> {
+    account_sas(
+        backend,
+        "b",
+        "sco",
+        "rwdlac",
+        offset(now, SignedDuration::from_mins(10)),
+    )
+}
+
+async fn send(
+    request: reqwest::RequestBuilder,
+    action: String,
+    accepted: &[u16],
+) -> Result<(), StorageError> {
+    let fail = |message: String| StorageError::Request {
+        action: action.clone(),
         message,
     };
-    let response = http
-        .put(&create_url)
+    let response = request
         .header("x-ms-version", SAS_VERSION)
-        .header("Content-Length", "0")
         .send()
         .await
         .map_err(|e| fail(e.without_url().to_string()))?;
     let status = response.status().as_u16();
-    if status != 201 && status != 409 {
-        let text = response.text().await.unwrap_or_default();
-        return Err(fail(format!(
-            "HTTP {status}: {}",
-            text.chars().take(300).collect::<String>()
-        )));
+    if accepted.contains(&status) {
+        return Ok(());
     }
-    let sas_url = format!(
-        "{container_url}?{}",
-        container_sas(backend, container, now)?
+    let text = response.text().await.unwrap_or_default();
+    Err(fail(format!(
+        "HTTP {status}: {}",
+        text.chars().take(300).collect::<String>()
+    )))
+}
+
+/// Creates `container` unless it exists.
+pub async fn ensure_container(
+    http: &reqwest::Client,
+    backend: &StorageBackend,
+    container: &str,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let url = format!(
+        "{}?restype=container&{}",
+        container_url(backend, container),
+        admin_sas(backend, now)?
     );
-    Ok(UploadTarget {
-        container_url,
-        sas_url,
-    })
+    send(
+        http.put(url).header("Content-Length", "0"),
+        format!("creating container {container}"),
+        &[201, 409],
+    )
+    .await
+}
+
+/// Writes (or overwrites) a block blob.
+pub async fn put_blob(
+    http: &reqwest::Client,
+    backend: &StorageBackend,
+    container: &str,
+    blob: &str,
+    content: Vec<u8>,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let url = format!(
+        "{}/{blob}?{}",
+        container_url(backend, container),
+        admin_sas(backend, now)?
+    );
+    // Explicit, since an empty body would otherwise go without it and Azurite answers 400.
+    let length = content.len().to_string();
+    send(
+        http.put(url)
+            .header("x-ms-blob-type", "BlockBlob")
+            .header("Content-Length", length)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(content),
+        format!("writing blob {container}/{blob}"),
+        &[201],
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn container_names_are_valid_and_distinct() {
-        let a = container_name("/subscriptions/s/x/codes/c/versions/1");
-        let b = container_name("/subscriptions/s/x/codes/c/versions/2");
-        assert_ne!(a, b);
-        assert!(
-            a.len() <= 63
-                && a.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-            "{a}"
-        );
-    }
-
-    #[test]
-    fn container_sas_is_signed_with_the_account_key() {
-        let backend = |key: &str| StorageBackend {
+    fn backend(key: &str) -> StorageBackend {
+        StorageBackend {
             blob_endpoint: "http://127.0.0.1:1/acct".into(),
             account: "acct".into(),
             account_key_b64: key.into(),
-        };
-        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let a = container_sas(&backend("a2V5LW9uZQ=="), "c", now).unwrap();
-        let b = container_sas(&backend("a2V5LXR3bw=="), "c", now).unwrap();
-        assert!(
-            a.contains("sr=c") && a.contains("se=2026-01-01T02%3A00%3A00Z"),
-            "{a}"
-        );
+        }
+    }
+
+    #[test]
+    fn pending_upload_sas_has_the_recorded_permissions_and_lifetime() {
+        let now: Timestamp = "2023-10-31T03:26:33Z".parse().unwrap();
+        let a = pending_upload_sas(&backend("a2V5LW9uZQ=="), "c", now).unwrap();
+        let b = pending_upload_sas(&backend("a2V5LXR3bw=="), "c", now).unwrap();
+        assert!(a.contains("sr=c&sp=rcwl&"), "{a}");
+        assert!(a.contains("st=2023-10-31T03%3A16%3A33Z"), "{a}");
+        assert!(a.contains("se=2023-10-31T11%3A26%3A33Z"), "{a}");
         assert_ne!(a, b, "different keys must give different signatures");
         assert!(matches!(
-            container_sas(&backend("not base64!"), "c", now),
+            pending_upload_sas(&backend("not base64!"), "c", now),
             Err(StorageError::BadKey)
         ));
+    }
+
+    #[test]
+    fn datastore_sas_is_an_account_sas_valid_for_the_asked_hours() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let sas = datastore_sas(&backend("a2V5LW9uZQ=="), now, 3).unwrap();
+        assert!(sas.contains("ss=bf&srt=co&sp=rcuwdl&"), "{sas}");
+        assert!(sas.contains("se=2026-01-01T03%3A00%3A00Z"), "{sas}");
     }
 }

@@ -1,5 +1,6 @@
-//! The fake's state: computes, environment and code versions, jobs, connections and long-running
-//! operations, keyed by lower-cased ARM resource id (ARM ids are case-insensitive).
+//! The fake's state: computes, environment and code versions, jobs and connections keyed by
+//! lower-cased ARM resource id (ARM ids are case-insensitive), and long-running operations keyed
+//! by operation id.
 
 use crate::lifecycle::JobOutcome;
 use jiff::Timestamp;
@@ -33,6 +34,9 @@ pub struct Compute {
     pub fails: bool,
     /// Set by DELETE: the compute disappears at this instant.
     pub gone_at: Option<Instant>,
+    /// Node errors injected by tests (`code`, `message`), rendered in
+    /// `properties.properties.errors`.
+    pub node_errors: Vec<(String, String)>,
 }
 
 impl Compute {
@@ -61,16 +65,18 @@ pub struct Job {
     pub created_wall: Timestamp,
     pub outcome: JobOutcome,
     pub cancelled_at: Option<Instant>,
+    /// Properties the service adds to `properties.properties` when it accepts the job
+    /// (job/…dependency_label_resolution.json #17); kept apart from `body` so that a re-PUT of
+    /// the same body stays idempotent.
+    pub server_properties: serde_json::Map<String, Value>,
 }
 
-/// A long-running operation: when it ends, how, and what its Location URL returns then.
+/// A long-running operation: when it ends and how.
 #[derive(Debug)]
 pub struct Operation {
     pub done_at: Instant,
     /// `Some({code, message})` (an ARM ErrorDetail) if the operation ends Failed.
     pub error: Option<Value>,
-    /// Lower-cased id of the compute whose body the Location URL returns when done.
-    pub result_compute: Option<String>,
 }
 
 impl Store {

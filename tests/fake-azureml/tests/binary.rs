@@ -43,6 +43,17 @@ async fn prints_endpoints_serves_and_exits_cleanly_on_sigterm() {
     );
     let resp = client.get(&ws).bearer_auth("t").send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let discovery = info["discovery"].as_str().unwrap();
+    assert_eq!(discovery, format!("{arm}/discovery"));
+    let hosts: Value = client
+        .get(discovery)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hosts["history"], arm);
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

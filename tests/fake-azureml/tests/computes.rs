@@ -1,9 +1,9 @@
 //! Compute lifecycles over HTTPS: create with LRO polling, scale, delete/detach, failures,
-//! attach, secrets never echoed.
+//! attach, node errors, secrets never echoed; and the recorded lifecycle of the real service.
 
 mod common;
 
-use common::{Harness, fast, observable};
+use common::{Harness, assert_keys_cover, fast, fixture, observable, recorded_lro_headers};
 use serde_json::json;
 
 fn cluster(min: i64, max: i64) -> serde_json::Value {
@@ -22,9 +22,7 @@ async fn create_poll_scale_and_delete_an_aml_compute() {
     let created = h.call("PUT", &url, Some(cluster(1, 4))).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(created.body["properties"]["provisioningState"], "Creating");
-    assert_eq!(created.header("retry-after").as_deref(), Some("0"));
     let status_url = created.header("azure-asyncoperation").unwrap();
-    let location = created.header("location").unwrap();
     assert!(
         status_url.starts_with(&h.fake.arm_endpoint())
             && status_url.contains("api-version=2026-07-01")
@@ -36,11 +34,9 @@ async fn create_poll_scale_and_delete_an_aml_compute() {
         polls >= 2,
         "the first poll should see InProgress ({polls} polls)"
     );
-    let (result, _) = h.poll_location(&location).await;
-    assert_eq!(result.status, 200);
-    assert_eq!(result.body["properties"]["provisioningState"], "Succeeded");
 
     let got = h.call("GET", &url, None).await.body;
+    assert_eq!(got["properties"]["provisioningState"], "Succeeded");
     let props = &got["properties"]["properties"];
     assert_eq!(props["currentNodeCount"], 1);
     assert_eq!(props["targetNodeCount"], 1);
@@ -87,12 +83,13 @@ async fn create_poll_scale_and_delete_an_aml_compute() {
         h.call("GET", &url, None).await.body["properties"]["provisioningState"],
         "Deleting"
     );
-    let (gone, accepted) = h.poll_location(&deleted.header("location").unwrap()).await;
-    assert_eq!(gone.status, 204);
-    assert!(accepted >= 1);
+    let (gone, _) = h
+        .poll_async_operation(&deleted.header("azure-asyncoperation").unwrap())
+        .await;
+    assert_eq!(gone["status"], "Succeeded");
     let missing = h.call("GET", &url, None).await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.body["error"]["code"], "ResourceNotFound");
+    assert_eq!(missing.body["error"]["code"], "UserError");
     // Deleting what is gone is a no-op.
     assert_eq!(
         h.call(
@@ -104,6 +101,148 @@ async fn create_poll_scale_and_delete_an_aml_compute() {
         .status,
         204
     );
+}
+
+/// compute/…create_and_delete.json #0–#3, #5, #10: the same requests get the same status
+/// codes, the same LRO headers (only `Azure-AsyncOperation`, never `Location`/`Retry-After`),
+/// the same poll bodies and the recorded keys.
+#[tokio::test]
+async fn compute_lifecycle_answers_as_recorded() {
+    let recorded = fixture("compute_create_update_delete.json");
+    let [create, first_poll, last_poll, get, update, delete] =
+        recorded.as_array().unwrap().as_slice()
+    else {
+        panic!("fixture has six exchanges");
+    };
+    let h = Harness::start(observable()).await;
+    let url = h.ws_url("/computes/recorded");
+
+    let created = h
+        .call("PUT", &url, Some(create["requestBody"].clone()))
+        .await;
+    assert_eq!(created.status, create["status"]);
+    assert_eq!(created.lro_headers(), recorded_lro_headers(create));
+    let monitor = created.header("azure-asyncoperation").unwrap();
+    assert!(monitor.contains("/computeOperationsStatus/"), "{monitor}");
+    for pointer in ["", "/properties", "/properties/properties"] {
+        assert_keys_cover(&create["responseBody"], &created.body, pointer);
+    }
+    for field in [
+        "currentNodeCount",
+        "targetNodeCount",
+        "nodeStateCounts",
+        "allocationState",
+        "errors",
+    ] {
+        assert_eq!(
+            created.body["properties"]["properties"][field],
+            create["responseBody"]["properties"]["properties"][field],
+            "{field} while Creating"
+        );
+    }
+
+    let poll = h.call("GET", &monitor, None).await;
+    assert_eq!(poll.status, first_poll["status"]);
+    assert_eq!(poll.body, first_poll["responseBody"]);
+    assert!(poll.header("retry-after").is_none());
+    let (done, _) = h.poll_async_operation(&monitor).await;
+    assert_eq!(
+        done, last_poll["responseBody"],
+        "Succeeded with percentComplete"
+    );
+
+    let got = h.call("GET", &url, None).await;
+    assert_eq!(got.status, get["status"]);
+    for pointer in [
+        "",
+        "/properties",
+        "/properties/properties",
+        "/properties/properties/nodeStateCounts",
+    ] {
+        assert_keys_cover(&get["responseBody"], &got.body, pointer);
+    }
+    assert_eq!(got.body["properties"]["properties"]["errors"], json!(null));
+    assert_eq!(got.body["properties"]["provisioningErrors"], json!(null));
+
+    let updated = h
+        .call("PUT", &url, Some(update["requestBody"].clone()))
+        .await;
+    assert_eq!(
+        updated.status, update["status"],
+        "an update by PUT answers 201"
+    );
+    assert_eq!(
+        updated.body["properties"]["provisioningState"],
+        update["responseBody"]["properties"]["provisioningState"]
+    );
+    assert_eq!(updated.lro_headers(), recorded_lro_headers(update));
+    h.poll_async_operation(&updated.header("azure-asyncoperation").unwrap())
+        .await;
+    assert_eq!(
+        h.call("GET", &url, None).await.body["properties"]["properties"]["scaleSettings"]["nodeIdleTimeBeforeScaleDown"],
+        "PT3M20S"
+    );
+
+    let deleted = h
+        .call(
+            "DELETE",
+            &h.ws_url("/computes/recorded?underlyingResourceAction=Delete"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, delete["status"]);
+    assert_eq!(deleted.lro_headers(), recorded_lro_headers(delete));
+    assert_eq!(deleted.body, json!(null), "empty body");
+}
+
+#[tokio::test]
+async fn node_errors_show_a_cluster_that_cannot_get_nodes() {
+    let h = Harness::start(fast()).await;
+    let url = h.ws_url("/computes/starved");
+    let created = h.call("PUT", &url, Some(cluster(0, 2))).await;
+    h.poll_async_operation(&created.header("azure-asyncoperation").unwrap())
+        .await;
+    let errors = vec![(
+        "AllocationFailed".to_string(),
+        "Allocation failed: not enough quota for STANDARD_DS3_V2".to_string(),
+    )];
+    assert_eq!(h.fake.set_compute_errors("starved", errors), 1);
+    let props = h.call("GET", &url, None).await.body["properties"]["properties"].clone();
+    assert_eq!(
+        props["errors"],
+        json!([{"error": {"code": "AllocationFailed", "message": "Allocation failed: not enough quota for STANDARD_DS3_V2"}}])
+    );
+    assert_eq!(props["allocationState"], "Resizing");
+    assert_eq!(props["currentNodeCount"], 0);
+    assert_eq!(props["targetNodeCount"], 1);
+    let nodes = h
+        .call("POST", &h.ws_url("/computes/starved/listNodes"), None)
+        .await;
+    assert_eq!(nodes.body["nodes"], json!([]));
+
+    let control = format!("{}/_fake/computes/starved/errors", h.fake.arm_endpoint());
+    let cleared = h
+        .http
+        .post(&control)
+        .body(r#"{"errors": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let props = h.call("GET", &url, None).await.body["properties"]["properties"].clone();
+    assert_eq!(props["errors"], json!(null));
+    assert_eq!(props["allocationState"], "Steady");
+    let unknown = h
+        .http
+        .post(format!(
+            "{}/_fake/computes/nope/errors",
+            h.fake.arm_endpoint()
+        ))
+        .body(r#"{"errors": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! would, and the fake does not implement it). Tests read what was sent from the request log.
 
 use super::{Ctx, lock_poisoned, system_data};
+use crate::errors;
 use crate::reply::Reply;
 use crate::store::Asset;
 use serde_json::{Value, json};
@@ -41,13 +42,15 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
     };
     match store.connections.get(&k) {
         Some(c) => Reply::json(200, render(c)),
-        None => Reply::arm_error(
+        // errors/…git_crud.json #2: the account-rp envelope, `UserError` -> `NotFoundError`.
+        None => errors::component(
             404,
-            "UserError",
-            format!(
-                "Connection {} not found in the workspace",
+            "account-rp",
+            &format!(
+                "Connection {} can't be found in this workspace",
                 ctx.route.param("connectionName")
             ),
+            &["NotFoundError"],
         ),
     }
 }

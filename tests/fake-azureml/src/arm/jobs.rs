@@ -2,18 +2,19 @@
 //! listViewType — there is no experiment filter), cancel (long-running, 202 + Location).
 //!
 //! Status follows time (see `lifecycle`); the outcome comes from the job tag `fake.outcome`
-//! (Completed | Failed | Canceled | Running) or the control endpoint. The spec has no
-//! start/end time or error fields on jobs, so, as the service does, they are reported in the
-//! job's `properties` map: `StartTimeUtc`, `EndTimeUtc`, and `ErrorCode`/`ErrorMessage` on failure.
+//! or the control endpoint. The ARM job carries status, services and ids only: no times and no
+//! errors (job/…dependency_label_resolution.json #17, history/…child_run_download.json #21-22
+//! show a `Failed` job without either). Those live in run history (`crate::history`).
 
 use super::immutable::{Rewrite, Rules, rewrite};
 use super::{Ctx, list_reply, lock_poisoned, lro, system_data, workspace};
-use crate::lifecycle::{self, JobOutcome};
+use crate::errors;
+use crate::lifecycle::{self, JobOutcome, Timeline};
 use crate::reply::Reply;
-use crate::store::{Job, Operation};
-use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use crate::server::Shared;
+use crate::store::{Job, Operation, Store};
+use serde_json::{Map, Value, json};
+use std::time::Instant;
 
 fn ids(ctx: &Ctx<'_>) -> (String, String) {
     let id = format!("{}/jobs/{}", ctx.workspace_id, ctx.route.param("id"));
@@ -21,14 +22,15 @@ fn ids(ctx: &Ctx<'_>) -> (String, String) {
 }
 
 fn not_found(ctx: &Ctx<'_>) -> Reply {
-    Reply::arm_error(
+    // Not recorded: a missing job; answered in the MFE shape of job/…ray_command_job.json #1.
+    errors::mfe_user(
         404,
-        "UserError",
         format!(
             "Job {} was not found in workspace {}.",
             ctx.route.param("id"),
             ctx.route.param("workspaceName")
         ),
+        &["NotFound"],
     )
 }
 
@@ -37,34 +39,46 @@ const RULES: Rules = Rules {
     updatable: &["isArchived", "tags", "description", "notificationSetting"],
 };
 
-/// The job's status at `now`.
-pub fn status(job: &Job, phase: Duration, now: Instant) -> &'static str {
-    let cancelled = job.cancelled_at.map(|t| now.saturating_duration_since(t));
-    lifecycle::job_status(
-        now.saturating_duration_since(job.created),
-        phase,
-        job.outcome,
-        cancelled,
-    )
+/// The job's timeline (phase length, outcome, cancel time).
+pub fn timeline(shared: &Shared, job: &Job) -> Timeline {
+    Timeline {
+        phase: shared.options.job_phase_delay,
+        outcome: job.outcome,
+        cancelled_after: job
+            .cancelled_at
+            .map(|t| t.saturating_duration_since(job.created)),
+    }
 }
 
-fn at(created: Timestamp, offset: Duration) -> String {
-    let offset = SignedDuration::try_from(offset).unwrap_or(SignedDuration::ZERO);
-    created
-        .saturating_add(offset)
-        .unwrap_or(created)
-        .to_string()
+/// The job's status at `now`.
+pub fn status(shared: &Shared, job: &Job, now: Instant) -> &'static str {
+    timeline(shared, job).status(now.saturating_duration_since(job.created))
+}
+
+/// `services` with the keys of job/…dependency_label_resolution.json #17.
+fn services(ctx: &Ctx<'_>, job: &Job) -> Value {
+    let service = |kind: &str, endpoint: String| {
+        json!({"jobServiceType": kind, "port": null, "endpoint": endpoint, "status": null,
+               "errorMessage": null, "properties": null, "nodes": null})
+    };
+    let (sub, rg, ws) = (
+        ctx.route.param("subscriptionId"),
+        ctx.route.param("resourceGroupName"),
+        ctx.route.param("workspaceName"),
+    );
+    json!({
+        "Tracking": service("Tracking", format!("azureml://{}.api.azureml.ms/mlflow/v1.0{}?", workspace::LOCATION, ctx.workspace_id)),
+        "Studio": service("Studio", format!("https://ml.azure.com/runs/{}?wsid=/subscriptions/{sub}/resourcegroups/{rg}/workspaces/{ws}", job.name)),
+    })
 }
 
 fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
-    let phase = ctx.shared.options.job_phase_delay;
-    let state = status(job, phase, ctx.now);
     let mut props = job
         .body
         .get("properties")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    props["status"] = json!(state);
+    props["status"] = json!(status(ctx.shared, job, ctx.now));
     for (field, default) in [
         ("experimentName", json!("Default")),
         ("isArchived", json!(false)),
@@ -75,29 +89,9 @@ fn render(ctx: &Ctx<'_>, job: &Job) -> Value {
             props[field] = default;
         }
     }
-    let guid = workspace::workspace_guid(&ctx.workspace_id);
-    props["services"] = json!({
-        "Studio": {"jobServiceType": "Studio", "endpoint": format!("https://ml.azure.com/runs/{}?wsid={}&tid=00000000-0000-0000-0000-000000000001", job.name, ctx.workspace_id), "status": null},
-        "Tracking": {"jobServiceType": "Tracking", "endpoint": format!("azureml://{}.api.azureml.ms/mlflow/v1.0{}?workspaceId={guid}", workspace::LOCATION, ctx.workspace_id), "status": null},
-    });
-    let cancelled_after = job
-        .cancelled_at
-        .map(|t| t.saturating_duration_since(job.created));
-    let (start, end) = lifecycle::job_times(phase, state, cancelled_after);
-    let user_props = &mut props["properties"];
-    if !user_props.is_object() {
-        *user_props = json!({}); // only reachable with validation off
-    }
-    if let Some(start) = start {
-        user_props["StartTimeUtc"] = json!(at(job.created_wall, start));
-    }
-    if let Some(end) = end {
-        user_props["EndTimeUtc"] = json!(at(job.created_wall, end));
-    }
-    if state == "Failed" {
-        user_props["ErrorCode"] = json!("UserError");
-        user_props["ErrorMessage"] =
-            json!("fake: the job failed because its outcome is set to Failed");
+    props["services"] = services(ctx, job);
+    if let Some(user_props) = props["properties"].as_object_mut() {
+        user_props.extend(job.server_properties.clone());
     }
     json!({
         "id": job.id,
@@ -119,6 +113,78 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
     }
 }
 
+/// The compute a job names, as `(name, computeType)`: `Ok(None)` for a job without
+/// `computeId` (not recorded: accepted, as serverless), `Err` with the answer for one that does
+/// not exist (job/…ray_command_job.json #1: 400, `UserError` -> `BadArgument` ->
+/// `UnknownTargetType`, "Unknown compute target '<name>'.").
+fn compute_of(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    body: &Value,
+) -> Result<Option<(String, String)>, Reply> {
+    let Some(compute_id) = body
+        .pointer("/properties/computeId")
+        .and_then(Value::as_str)
+    else {
+        return Ok(None);
+    };
+    let name = compute_id.rsplit('/').next().unwrap_or(compute_id);
+    let key = if compute_id.contains('/') {
+        compute_id
+            .trim_start_matches("azureml:")
+            .to_ascii_lowercase()
+    } else {
+        format!("{}/computes/{name}", ctx.workspace_id).to_ascii_lowercase()
+    };
+    let found = store
+        .computes
+        .get(&key)
+        .filter(|c| c.exists(ctx.now) && c.gone_at.is_none());
+    match found {
+        Some(c) => Ok(Some((
+            c.name.clone(),
+            c.body
+                .pointer("/properties/computeType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        ))),
+        None => Err(errors::mfe_user(
+            400,
+            format!("Unknown compute target '{name}'."),
+            &["BadArgument", "UnknownTargetType"],
+        )),
+    }
+}
+
+/// What the service adds to `properties.properties` (job/…dependency_label_resolution.json #17).
+fn server_properties(
+    ctx: &Ctx<'_>,
+    body: &Value,
+    compute: Option<(String, String)>,
+) -> Map<String, Value> {
+    let mut added = Map::new();
+    if let Some((name, compute_type)) = compute {
+        // #17 shows `amlctrain` for an AmlCompute; other compute types are not recorded.
+        let target_type = match compute_type.as_str() {
+            "AmlCompute" => "amlctrain".to_string(),
+            other => other.to_ascii_lowercase(),
+        };
+        added.insert("_azureml.ComputeTargetType".into(), json!(target_type));
+        added.insert("_azureml.ClusterName".into(), json!(name));
+    }
+    // #17 submits a `codeId`; not recorded without one, so the snapshot id comes with it.
+    if body
+        .pointer("/properties/codeId")
+        .is_some_and(Value::is_string)
+    {
+        let snapshot = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, ctx.workspace_id.as_bytes());
+        let snapshot = uuid::Uuid::new_v5(&snapshot, ctx.route.param("id").as_bytes());
+        added.insert("ContentSnapshotId".into(), json!(snapshot.to_string()));
+    }
+    added
+}
+
 pub fn put(ctx: &Ctx<'_>) -> Reply {
     let (k, id) = ids(ctx);
     let body = match ctx.resource_body() {
@@ -132,15 +198,20 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
         if rewrite(&RULES, &mut existing.body, &body) == Rewrite::Accepted {
             return Reply::json(200, render(ctx, existing));
         }
-        return Reply::arm_error(
+        // Not recorded: a changed job body; refused like a changed asset version.
+        return errors::mfe_user(
             409,
-            "Conflict",
             format!(
                 "Job {} already exists with a different definition; only tags, description, notificationSetting and isArchived can change.",
                 ctx.route.param("id")
             ),
+            &["Conflict"],
         );
     }
+    let compute = match compute_of(ctx, &store, &body) {
+        Ok(compute) => compute,
+        Err(reply) => return reply,
+    };
     let outcome = body
         .pointer("/properties/tags/fake.outcome")
         .and_then(Value::as_str)
@@ -150,6 +221,7 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
         id,
         name: ctx.route.param("id").to_string(),
         workspace: ctx.workspace_id.to_ascii_lowercase(),
+        server_properties: server_properties(ctx, &body, compute),
         body,
         created: ctx.now,
         created_wall: ctx.wall,
@@ -157,8 +229,15 @@ pub fn put(ctx: &Ctx<'_>) -> Reply {
         cancelled_at: None,
     };
     let rendered = render(ctx, &job);
+    let location = format!(
+        "{}{}?api-version={}",
+        ctx.shared.base_url,
+        job.id,
+        crate::spec::API_VERSION
+    );
     store.jobs.insert(k, job);
-    Reply::json(201, rendered)
+    // #17 answers the creation with `Location` on the job itself (not an operation).
+    Reply::json(201, rendered).header("Location", location)
 }
 
 pub fn list(ctx: &Ctx<'_>) -> Reply {
@@ -203,6 +282,9 @@ fn key_value_matches(map: Option<&Value>, filter: &str) -> bool {
     }
 }
 
+/// Cancel: 202, body `null`, `Location` + `x-ms-async-operation-timeout`
+/// (job/…dependency_label_resolution.json #18). The job shows `CancelRequested` for one phase,
+/// then `Canceled`.
 pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let (k, _) = ids(ctx);
     let phase = ctx.shared.options.job_phase_delay;
@@ -212,7 +294,8 @@ pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let Some(job) = store.jobs.get_mut(&k) else {
         return not_found(ctx);
     };
-    if lifecycle::is_terminal(status(job, phase, ctx.now)) {
+    if lifecycle::is_terminal(status(ctx.shared, job, ctx.now)) {
+        // Not recorded: cancelling a finished job; answered as an operation already done.
         return Reply::empty(200);
     }
     let cancelled_at = *job.cancelled_at.get_or_insert(ctx.now);
@@ -220,15 +303,10 @@ pub fn cancel(ctx: &Ctx<'_>) -> Reply {
     let op = Operation {
         done_at: cancelled_at + phase,
         error: None,
-        result_compute: None,
     };
-    let headers = lro::start(ctx, op)
-        .into_iter()
-        .filter(|(name, _)| name != "Azure-AsyncOperation")
-        .collect();
     Reply {
         status: 202,
-        headers,
-        body: None,
+        headers: lro::start_cancel(ctx, ctx.route.param("id"), op),
+        body: Some(Value::Null),
     }
 }

@@ -2,12 +2,14 @@
 //! then dispatch to the resource handlers.
 
 mod assets;
-mod computes;
+pub(crate) mod computes;
+mod conda;
 mod connections;
+mod datastores;
 mod immutable;
-mod jobs;
+pub(crate) mod jobs;
 mod lro;
-mod workspace;
+pub(crate) mod workspace;
 
 use crate::faults::{self, Fault};
 use crate::reply::Reply;
@@ -71,6 +73,14 @@ const WORKSPACE_PREFIX: &str = "/subscriptions/{subscriptionId}/resourceGroups/{
 /// Handles one ARM request; returns the outcome and the path template to count it under.
 pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
     let template = template_for(shared, req);
+    if let Some(fault) = injected_fault(shared).await {
+        return (fault, template);
+    }
+    (Outcome::Reply(handle_arm(shared, req).await), template)
+}
+
+/// The fault chosen for the next request (ARM or run history), if any; a slow fault only delays.
+pub async fn injected_fault(shared: &Shared) -> Option<Outcome> {
     match faults::decide(
         &shared.options.faults,
         shared.seq.fetch_add(1, Ordering::Relaxed),
@@ -83,7 +93,7 @@ pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
                 "fake: request throttled (fault injection)",
             )
             .header("Retry-After", secs.to_string());
-            return (Outcome::Reply(reply), template);
+            Some(Outcome::Reply(reply))
         }
         Fault::ServerError(status) => {
             let code = if status == 503 {
@@ -98,13 +108,15 @@ pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
                     shared.options.faults.retry_after_secs.to_string(),
                 );
             }
-            return (Outcome::Reply(reply), template);
+            Some(Outcome::Reply(reply))
         }
-        Fault::Drop => return (Outcome::Drop, template),
-        Fault::Slow => tokio::time::sleep(shared.options.faults.slow_delay()).await,
-        Fault::None => {}
+        Fault::Drop => Some(Outcome::Drop),
+        Fault::Slow => {
+            tokio::time::sleep(shared.options.faults.slow_delay()).await;
+            None
+        }
+        Fault::None => None,
     }
-    (Outcome::Reply(handle_arm(shared, req).await), template)
 }
 
 /// The spec (or LRO monitor) path template of a request, for counters.
@@ -121,10 +133,18 @@ fn template_for(shared: &Shared, req: &Request) -> String {
         .unwrap_or_else(|| "(unknown)".to_string())
 }
 
+/// 401 unless the request carries a bearer token (any non-empty one). Not recorded: the
+/// recordings are sanitized of Authorization headers; this is ARM's documented answer.
+pub fn require_bearer(req: &Request) -> Option<Reply> {
+    (!has_bearer(req)).then(|| {
+        Reply::arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or is not a Bearer token.")
+            .header("WWW-Authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\"")
+    })
+}
+
 async fn handle_arm(shared: &Shared, req: &Request) -> Reply {
-    if !has_bearer(req) {
-        return Reply::arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or is not a Bearer token.")
-            .header("WWW-Authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\"");
+    if let Some(reply) = require_bearer(req) {
+        return reply;
     }
     if let Some(reply) = check_api_version(&req.query) {
         return reply;
@@ -191,7 +211,8 @@ async fn dispatch(shared: &Shared, req: &Request, route: &RouteMatch<'_>) -> Rep
     };
     match (route.operation.method.as_str(), suffix) {
         ("GET", "") => workspace::get(&ctx),
-        ("GET", "/datastores/{name}") => workspace::get_datastore(&ctx),
+        ("GET", "/datastores/{name}") => datastores::get(&ctx),
+        ("POST", "/datastores/{name}/listSecrets") => datastores::list_secrets(&ctx).await,
         ("GET", "/computes") => computes::list(&ctx),
         ("GET", "/computes/{computeName}") => computes::get(&ctx),
         ("PUT", "/computes/{computeName}") => computes::put(&ctx),

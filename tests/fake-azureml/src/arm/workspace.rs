@@ -1,5 +1,6 @@
-//! Workspaces (any name exists, except names starting with `missing`) and their default
-//! blob datastore.
+//! Workspaces: any name exists, except names starting with `missing`. The answer carries the
+//! keys of history/…child_run_download.json #3 that clients use, with `discoveryUrl` pointing at
+//! the fake's own `/discovery` (the real one is `https://<region>.api.azureml.ms/discovery`).
 
 use super::Ctx;
 use crate::reply::Reply;
@@ -9,7 +10,6 @@ use serde_json::json;
 pub const LOCATION: &str = "eastus";
 /// Storage account of every fake workspace when no storage backend is configured.
 const DEFAULT_ACCOUNT: &str = "fakeamlstorage";
-pub const DEFAULT_DATASTORE: &str = "workspaceblobstore";
 
 /// Workspaces whose name starts with `missing` do not exist (404 for them and everything under them).
 pub fn is_missing(name: &str) -> bool {
@@ -74,58 +74,13 @@ pub fn get(ctx: &Ctx<'_>) -> Reply {
                 "keyVault": provider("Microsoft.KeyVault/vaults", "fakeamlkeyvault"),
                 "applicationInsights": provider("Microsoft.Insights/components", "fakeamlinsights"),
                 "containerRegistry": provider("Microsoft.ContainerRegistry/registries", "fakeamlregistry"),
-                "discoveryUrl": format!("https://{LOCATION}.api.azureml.ms/discovery"),
+                "discoveryUrl": crate::history::discovery_url(&ctx.shared.base_url),
                 "mlFlowTrackingUri": format!("azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{}", ctx.workspace_id),
                 "provisioningState": "Succeeded",
                 "publicNetworkAccess": "Enabled",
                 "hbiWorkspace": false,
                 "v1LegacyMode": false,
                 "tenantId": "00000000-0000-0000-0000-000000000001",
-            }
-        }),
-    )
-}
-
-/// Container of the default datastore.
-pub fn default_container(ctx: &Ctx<'_>) -> String {
-    format!("azureml-blobstore-{}", workspace_guid(&ctx.workspace_id))
-}
-
-pub fn get_datastore(ctx: &Ctx<'_>) -> Reply {
-    let name = ctx.route.param("name");
-    if name != DEFAULT_DATASTORE {
-        return Reply::arm_error(
-            404,
-            "UserError",
-            format!("Datastore '{name}' was not found in workspace."),
-        );
-    }
-    let protocol = match &ctx.shared.options.storage {
-        Some(s) if s.blob_endpoint.starts_with("http://") => "http",
-        _ => "https",
-    };
-    Reply::json(
-        200,
-        json!({
-            "id": format!("{}/datastores/{name}", ctx.workspace_id),
-            "name": name,
-            "type": "Microsoft.MachineLearningServices/workspaces/datastores",
-            "systemData": super::system_data(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH),
-            "properties": {
-                "datastoreType": "AzureBlob",
-                "accountName": storage_account(ctx),
-                "containerName": default_container(ctx),
-                "endpoint": "core.windows.net",
-                "protocol": protocol,
-                // Identity-based access: the spec makes AccountKey credentials require `secrets`,
-                // which Azure never returns.
-                "credentials": {"credentialsType": "None"},
-                "isDefault": true,
-                "serviceDataAccessAuthIdentity": "None",
-                "subscriptionId": ctx.route.param("subscriptionId"),
-                "resourceGroup": ctx.route.param("resourceGroupName"),
-                "tags": {},
-                "properties": {},
             }
         }),
     )

@@ -1,10 +1,12 @@
-//! Shared helpers for the HTTP tests: a fake plus a reqwest client that trusts its CA.
+//! Shared helpers for the HTTP tests: a fake plus a reqwest client that trusts its CA, and the
+//! recorded answers of the real service (`tests/fixtures/azure/`) to compare the fake with.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 use fake_azureml::{FakeAzureMl, Options};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 pub const API: &str = "api-version=2026-07-01";
@@ -30,12 +32,11 @@ pub struct Harness {
     pub http: reqwest::Client,
 }
 
-/// Fast timings: short lifecycles, Retry-After 0.
+/// Fast timings: short lifecycles.
 pub fn fast() -> Options {
     Options {
         compute_provision_delay: Duration::from_millis(150),
         job_phase_delay: Duration::from_millis(60),
-        lro_retry_after_secs: 0,
         ..Options::default()
     }
 }
@@ -46,7 +47,6 @@ pub fn observable() -> Options {
     Options {
         compute_provision_delay: Duration::from_millis(1000),
         job_phase_delay: Duration::from_millis(400),
-        lro_retry_after_secs: 0,
         ..Options::default()
     }
 }
@@ -158,4 +158,95 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A recorded exchange of `tests/fixtures/azure/<name>` (see its README).
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/../fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
+}
+
+/// The keys of a JSON object (empty for anything else).
+pub fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The object at `pointer` has the same keys in the recorded and in the fake's answer.
+pub fn assert_same_keys(real: &Value, fake: &Value, pointer: &str) {
+    let (r, f) = (
+        keys(real.pointer(pointer).unwrap_or(&Value::Null)),
+        keys(fake.pointer(pointer).unwrap_or(&Value::Null)),
+    );
+    assert!(!r.is_empty(), "the recording has no object at {pointer:?}");
+    assert_eq!(
+        f,
+        r,
+        "keys at {pointer:?}: the fake lacks {:?} and adds {:?}",
+        r.difference(&f).collect::<Vec<_>>(),
+        f.difference(&r).collect::<Vec<_>>()
+    );
+}
+
+/// The fake's object at `pointer` has every key the recorded one has (for resources whose
+/// other keys come from what the test sent).
+pub fn assert_keys_cover(real: &Value, fake: &Value, pointer: &str) {
+    let (r, f) = (
+        keys(real.pointer(pointer).unwrap_or(&Value::Null)),
+        keys(fake.pointer(pointer).unwrap_or(&Value::Null)),
+    );
+    assert!(!r.is_empty(), "the recording has no object at {pointer:?}");
+    let missing: Vec<&String> = r.difference(&f).collect();
+    assert!(
+        missing.is_empty(),
+        "keys at {pointer:?}: the fake lacks {missing:?}"
+    );
+}
+
+/// The long-running-operation headers an answer carries, by name (lower case).
+pub const LRO_HEADERS: [&str; 4] = [
+    "azure-asyncoperation",
+    "location",
+    "retry-after",
+    "x-ms-async-operation-timeout",
+];
+
+/// Which of [`LRO_HEADERS`] a recorded exchange carries.
+pub fn recorded_lro_headers(exchange: &Value) -> BTreeSet<String> {
+    keys(&exchange["responseHeaders"])
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .filter(|h| LRO_HEADERS.contains(&h.as_str()))
+        .collect()
+}
+
+impl Reply {
+    /// Which of [`LRO_HEADERS`] the fake's answer carries.
+    pub fn lro_headers(&self) -> BTreeSet<String> {
+        LRO_HEADERS
+            .iter()
+            .filter(|h| self.headers.contains_key(**h))
+            .map(|h| h.to_string())
+            .collect()
+    }
+}
+
+/// A compute the jobs of a test can run on.
+pub async fn create_compute(h: &Harness, name: &str) {
+    let body = serde_json::json!({"location": "eastus", "properties": {"computeType": "AmlCompute", "properties": {
+        "vmSize": "STANDARD_DS3_V2",
+        "scaleSettings": {"minNodeCount": 0, "maxNodeCount": 2}
+    }}});
+    let created = h
+        .call("PUT", &h.ws_url(&format!("/computes/{name}")), Some(body))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+}
+
+/// The ARM id of compute `name` in the test workspace.
+pub fn compute_id(name: &str) -> String {
+    format!("{WS}/computes/{name}")
 }
