@@ -53,7 +53,6 @@ fn fast_options() -> Options {
     Options {
         compute_provision_delay: Duration::from_millis(100),
         job_phase_delay: Duration::from_millis(30),
-        lro_retry_after_secs: 0,
         ..Options::default()
     }
 }
@@ -219,7 +218,7 @@ async fn wait_job(ws: &WorkspaceClient, id: &str, interval: Duration) -> JobStat
     for _ in 0..500 {
         let job = ws.job_get(id).await.unwrap().expect("job exists");
         let status = job_status(&job);
-        if status.is_terminal() {
+        if amlops::actions::job::run_state(status).is_terminal() {
             return status;
         }
         tokio::time::sleep(interval).await;
@@ -604,6 +603,17 @@ async fn job_lifecycle_outcomes_cancel_and_list_by_tag() {
     let fake = FakeAzureMl::start(fast_options()).await.unwrap();
     let (ws, _) = client(&fake);
     let env = environment(&ws, "h1").await;
+    // Azure refuses a job whose compute does not exist (UnknownTargetType).
+    let bad = ws
+        .job_create("job-nowhere", &command_job(env.clone(), &[]))
+        .await;
+    assert_eq!(bad.unwrap_err().code(), "UnknownTargetType");
+    let handle = pending(
+        ws.compute_create_or_update("cpu", &cluster(1))
+            .await
+            .unwrap(),
+    );
+    ws.arm().wait(&handle).await.unwrap();
     let tag = ("amlops.io/experiment", "ns.mnist");
 
     let created = ws

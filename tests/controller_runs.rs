@@ -238,16 +238,38 @@ async fn two_experiments_share_one_environment_and_a_failing_job_is_failed() {
     assert_eq!(good["status"]["currentRun"]["state"], "Completed");
     let run = &bad["status"]["currentRun"];
     assert_eq!(run["state"], "Failed");
-    assert_eq!(run["error"]["code"], "UserError");
+    // The specific code run history reports, the chain and the log tail in the message.
+    assert_eq!(run["error"]["code"], "ScriptExecutionStreamAccessNotFound");
+    let message = run["error"]["message"].as_str().unwrap();
     assert!(
-        run["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("outcome is set to Failed")
+        message.starts_with("UserError/ScriptExecution.StreamAccess.NotFound: Error Code:"),
+        "{message}"
     );
-    assert_eq!(condition(&bad, "Stalled").unwrap().1, "UserError");
+    assert!(
+        message.contains("--- last lines of user_logs/std_log.txt ---\n"),
+        "{message}"
+    );
+    assert!(
+        run["startedAt"].is_string() && run["finishedAt"].is_string(),
+        "{bad:#}"
+    );
+    assert_eq!(
+        condition(&bad, "Stalled").unwrap().1,
+        "ScriptExecutionStreamAccessNotFound"
+    );
     assert!(!is_ready(&bad));
     env.wait_for_event("bad", "Warning", "Failed", 10).await;
+    // The Warning carries the same (the apiserver's 1024-byte limit on notes holds).
+    let note = env
+        .events("bad")
+        .into_iter()
+        .find(|(t, r, _)| t == "Warning" && r == "Failed")
+        .map(|(_, _, note)| note)
+        .unwrap();
+    assert!(
+        note.contains("ScriptExecution.StreamAccess.NotFound") && note.len() <= 1024,
+        "{note}"
+    );
     assert_eq!(
         env.azure.count("PUT", "/environments/"),
         1,

@@ -59,7 +59,6 @@ fn experiment(name: &str, rc: &str, tags: &str) -> String {
 async fn workspace_and_aml_compute_converge_against_azure_and_delete_cleans_up() {
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
         compute_provision_delay: std::time::Duration::from_millis(300),
-        lro_retry_after_secs: 0,
         ..Default::default()
     })
     .await
@@ -135,7 +134,9 @@ fn run_configuration(name: &str, target: &str) -> String {
 }
 
 /// The fake Azure ML with Azurite behind its code uploads, and a directory holding its CA.
-async fn start_with_storage() -> (
+async fn start_with_storage(
+    job_phase_delay: std::time::Duration,
+) -> (
     fake_azureml::azurite::Azurite,
     fake_azureml::FakeAzureMl,
     tempfile::TempDir,
@@ -144,8 +145,7 @@ async fn start_with_storage() -> (
     let azurite = fake_azureml::azurite::Azurite::start();
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
         compute_provision_delay: std::time::Duration::from_millis(300),
-        lro_retry_after_secs: 0,
-        job_phase_delay: std::time::Duration::from_millis(100),
+        job_phase_delay,
         storage: Some(azurite.storage_backend()),
         ..Default::default()
     })
@@ -159,7 +159,7 @@ async fn start_with_storage() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
-    let (_azurite, fake, dir, ca) = start_with_storage().await;
+    let (_azurite, fake, dir, ca) = start_with_storage(std::time::Duration::from_millis(100)).await;
     const REGISTRY_PASSWORD: &str = "registry-pass-3c9e";
     let manifests = format!(
         "{}---\n{}---\n{}---\n{}",
@@ -265,7 +265,7 @@ async fn experiments_run_on_azure_compute_and_a_failed_run_fails_the_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
-    let (_azurite, fake, dir, ca) = start_with_storage().await;
+    let (_azurite, fake, dir, ca) = start_with_storage(std::time::Duration::from_millis(100)).await;
     let manifests = format!(
         "{}---\n{}---\n{}",
         workspace_and_cluster(&fake),
@@ -370,5 +370,129 @@ async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
     );
     let out = run(&["get", "experiment", "orphan"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_azure_run_tells_why_from_run_history_and_logs_prints_its_log() {
+    let (_azurite, fake, dir, ca) = start_with_storage(std::time::Duration::from_millis(100)).await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("bad", "rc", "{fake.outcome: Failed}")
+    );
+    std::fs::write(dir.path().join("bad.yaml"), manifests).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "bad.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let exp: Value = tokio::task::block_in_place(|| {
+        let out = amlops(dir.path(), &ca, &["get", "experiment", "bad", "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    });
+    let run = &exp["status"]["currentRun"];
+    // The specific code the runtime reported, not the generic UserError of the envelope.
+    assert_eq!(
+        run["error"]["code"], "ScriptExecutionStreamAccessNotFound",
+        "{exp:#}"
+    );
+    assert!(
+        run["startedAt"].is_string() && run["finishedAt"].is_string(),
+        "{exp:#}"
+    );
+    assert!(run["duration"].is_string(), "{exp:#}");
+    let failed = condition(&exp, "Failed");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("UserError/ScriptExecution.StreamAccess.NotFound: Error Code:"),
+        "{message}"
+    );
+    // The tail of the run's own log: the script's last lines, the traceback included.
+    let log = fake
+        .run_log(run["id"].as_str().unwrap(), "user_logs/std_log.txt")
+        .unwrap();
+    let last_line = log.lines().last().unwrap();
+    assert!(
+        message.contains("--- last lines of user_logs/std_log.txt ---")
+            && message.ends_with(last_line),
+        "{message}\n---\n{log}"
+    );
+    assert!(message.contains("Traceback"), "{message}");
+    assert!(text(&out).contains("Warning Failed"), "{}", text(&out));
+
+    // `amlops logs` prints the whole log of the finished run and names the other log files.
+    let logs = tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["logs", "exp/bad"]));
+    assert_eq!(logs.status.code(), Some(0), "{}", text(&logs));
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), log);
+    assert!(
+        String::from_utf8_lossy(&logs.stderr)
+            .contains("other logs: system_logs/lifecycler/execution-wrapper.log"),
+        "{}",
+        text(&logs)
+    );
+    assert!(
+        !text(&logs).contains("sig="),
+        "no SAS in the output: {}",
+        text(&logs)
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_an_azure_run_to_its_end_printing_each_byte_once() {
+    // Phases long enough that the run is still going while `logs -f` looks.
+    let (_azurite, fake, dir, ca) =
+        start_with_storage(std::time::Duration::from_millis(1500)).await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("train", "rc", "{}")
+    );
+    std::fs::write(dir.path().join("train.yaml"), manifests).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "train.yaml", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs =
+        tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["logs", "exp/train", "-f"]));
+    assert_eq!(logs.status.code(), Some(0), "{}", text(&logs));
+    let stdout = String::from_utf8_lossy(&logs.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&logs.stderr).to_string();
+    let run_id = fake
+        .requests()
+        .iter()
+        .find(|r| r.method == "PUT" && r.path.contains("/jobs/"))
+        .map(|r| {
+            r.path
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    // Followed to the end: the complete log, every line once, in order.
+    assert_eq!(
+        stdout,
+        fake.run_log(&run_id, "user_logs/std_log.txt").unwrap(),
+        "{stderr}"
+    );
+    assert!(stdout.ends_with("final loss=0.3000\n"), "{stdout}");
+    // It watched the run go by: more than one state, the last one Completed.
+    assert!(stderr.contains("run is Running"), "{stderr}");
+    assert!(stderr.contains("run is Completed (after"), "{stderr}");
+    assert_eq!(fake.count("POST", "/cancel"), 0, "following never cancels");
     fake.shutdown().await;
 }

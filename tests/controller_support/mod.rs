@@ -32,7 +32,6 @@ pub struct Env {
 pub fn fast_azure() -> fake_azureml::Options {
     fake_azureml::Options {
         compute_provision_delay: Duration::from_millis(300),
-        lro_retry_after_secs: 0,
         ..Default::default()
     }
 }
