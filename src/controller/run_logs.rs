@@ -23,12 +23,14 @@ pub enum Identity {
     AzureCli,
 }
 
-/// The current run of Experiment `namespace/name` and a client for the Workspace it runs in.
+/// The current run of Experiment `namespace/name` and a client for the Workspace it runs in
+/// (`arm` carries everything but the endpoints, which come from the Workspace).
 pub async fn current_azure_run(
     kube: kube::Client,
     namespace: &str,
     name: &str,
     identity: Identity,
+    arm: ArmConfig,
 ) -> anyhow::Result<(String, WorkspaceClient)> {
     let exp = Api::<Experiment>::namespaced(kube.clone(), namespace)
         .get_opt(name)
@@ -71,7 +73,7 @@ pub async fn current_azure_run(
             ..WorkspaceCredential::default()
         };
     }
-    let connector = Connector::new(ArmConfig::default(), Frontend::Standalone);
+    let connector = Connector::new(arm, Frontend::Standalone);
     let secrets = KubeSecrets::new(kube, namespace);
     let client = connector
         .connect(&format!("{namespace}/{ws_name}"), &ws.spec, &secrets)

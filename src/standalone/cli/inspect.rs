@@ -184,7 +184,8 @@ fn cluster_logs(args: &LogsArgs, namespace: &str, name: &str) -> anyhow::Result<
             None => kube::Config::infer().await?,
         };
         let kube = kube::Client::try_from(config)?;
-        let (run_id, client) = match current_azure_run(kube, namespace, name, identity).await {
+        let found = current_azure_run(kube, namespace, name, identity, Default::default()).await;
+        let (run_id, client) = match found {
             Ok(found) => found,
             Err(e) => {
                 eprintln!("error: {e:#}");
