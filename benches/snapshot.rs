@@ -2,8 +2,11 @@
 //!
 //! 1. Hashing: a generated 10,000-file / ~500 MB tree; amlops' walk + BLAKE3 manifest next
 //!    to `b3sum` (else `sha256sum`) over the same files in the same run, as a ratio.
-//! 2. Upload against Azurite: bytes and requests for a first submission and for a
-//!    resubmission after one file changed.
+//! 2. Upload against Azurite through the datastore path (the container named by a datastore
+//!    as Azure describes it, the Workspace's blob endpoint override, a `listSecrets`-style SAS):
+//!    requests by kind, bytes and wall time for a first submission, a resubmission after one
+//!    file changed, and the same resubmission with copies limited to 8 at once (the old
+//!    setting), to show whether the client or the storage service bounds it.
 //!
 //! Environment: SNAPSHOT_BENCH_FILES / SNAPSHOT_BENCH_MB override the tree size,
 //! SNAPSHOT_BENCH_DIR where it is generated (default /var/tmp), B3SUM the b3sum binary.
@@ -12,9 +15,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use amlops::azure::Secret;
 use amlops::azure::blob::{BlobContainer, BlobStats};
-use amlops::snapshot::{Limits, NoProgress, UploadOptions, take_dir, upload};
-use fake_azureml::azurite::Azurite;
+use amlops::azure::models::workspace::{DatastoreProperties, DatastoreSecrets};
+use amlops::azure::storage::{container_url, parse_blob_endpoint, sas_container};
+use amlops::snapshot::{Limits, NoProgress, Snapshot, UploadOptions, take_dir, upload};
+use fake_azureml::azurite::{ACCOUNT, Azurite};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -85,8 +91,9 @@ fn mib(bytes: u64) -> f64 {
 
 fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize) {
     println!(
-        "{label}: {:.1} MiB sent, {} requests (client) / {} (Azurite access log): \
-         {} put blob, {} put block, {} block list, {} copy, {} head, {} get, {} list; {:.2} s",
+        "{label}: {:.2} s, {:.2} MiB sent, {} requests (client) / {} (Azurite access log): \
+         {} put blob, {} put block, {} block list, {} copy, {} head, {} get, {} list",
+        elapsed.as_secs_f64(),
         mib(s.bytes_sent),
         s.total_requests(),
         azurite_requests,
@@ -97,7 +104,6 @@ fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize
         s.head,
         s.get,
         s.list,
-        elapsed.as_secs_f64()
     );
 }
 
@@ -112,6 +118,61 @@ fn diff(a: BlobStats, b: BlobStats) -> BlobStats {
         copy: b.copy - a.copy,
         bytes_sent: b.bytes_sent - a.bytes_sent,
     }
+}
+
+/// The default datastore's container on Azurite, reached the way `code::stage` reaches it.
+fn datastore_container(azurite: &Azurite) -> BlobContainer {
+    let name = "azureml-blobstore-00000000-0000-0000-0000-000000000000";
+    azurite.create_container(name);
+    let datastore: DatastoreProperties = serde_json::from_value(serde_json::json!({
+        "datastoreType": "AzureBlob", "accountName": ACCOUNT, "containerName": name,
+        "endpoint": "core.windows.net", "protocol": "https",
+        "credentials": {"credentialsType": "AccountKey"}
+    }))
+    .unwrap();
+    let endpoint = parse_blob_endpoint(&azurite.account_url()).unwrap();
+    let url = container_url(&datastore, Some(&endpoint)).unwrap();
+    let sas_url = azurite.container_sas_url(name, Duration::from_secs(7200));
+    let secrets = DatastoreSecrets {
+        secrets_type: "Sas".into(),
+        sas_token: Some(Secret::new(sas_url.split_once('?').unwrap().1)),
+    };
+    sas_container(url, &secrets).unwrap()
+}
+
+/// One measured upload.
+fn measure(
+    label: &str,
+    rt: &tokio::runtime::Runtime,
+    azurite: &Azurite,
+    container: &BlobContainer,
+    snapshot: &Snapshot,
+    options: &UploadOptions,
+) {
+    let log0 = azurite.requests().len();
+    let s0 = container.stats();
+    let t = Instant::now();
+    let out = rt
+        .block_on(upload(snapshot, container, options, &NoProgress))
+        .unwrap();
+    let elapsed = t.elapsed();
+    let log1 = azurite.requests().len();
+    report(
+        &format!(
+            "{label} ({} uploaded, {} copied server-side)",
+            out.uploaded_files, out.copied_files
+        ),
+        &diff(s0, container.stats()),
+        elapsed,
+        log1 - log0,
+    );
+}
+
+/// Changes the content of the `n`th file of `snapshot` and takes the tree again.
+fn change_one_file(root: &Path, snapshot: &Snapshot, n: usize, limits: &Limits) -> Snapshot {
+    let changed = &snapshot.manifest.files[n].path;
+    std::fs::write(root.join(changed), format!("changed content {n}\n")).unwrap();
+    take_dir(root, limits).unwrap()
 }
 
 fn main() {
@@ -161,51 +222,49 @@ fn main() {
         ours.as_secs_f64() / theirs.as_secs_f64()
     );
 
-    // Upload against Azurite.
+    // Upload against Azurite, through the datastore path.
     let azurite = Azurite::start();
-    azurite.create_container("code");
-    let container =
-        BlobContainer::from_sas_url(&azurite.container_sas_url("code", Duration::from_secs(7200)))
-            .unwrap();
+    let container = datastore_container(&azurite);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let options = UploadOptions::default();
-
-    let log0 = azurite.requests().len();
-    let s0 = container.stats();
-    let t = Instant::now();
-    let first = rt
-        .block_on(upload(&snap, &container, &options, &NoProgress))
-        .unwrap();
-    let elapsed = t.elapsed();
-    let log1 = azurite.requests().len();
-    let s1 = container.stats();
-    report(
-        &format!("first submission ({} files uploaded)", first.uploaded_files),
-        &diff(s0, s1),
-        elapsed,
-        log1 - log0,
+    measure(
+        "first submission",
+        &rt,
+        &azurite,
+        &container,
+        &snap,
+        &options,
     );
-
-    let changed = &snap.manifest.files[files as usize / 2].path;
-    std::fs::write(root.join(changed), b"changed content\n").unwrap();
-    let second_snap = take_dir(&root, &limits).unwrap();
-    let t = Instant::now();
-    let second = rt
-        .block_on(upload(&second_snap, &container, &options, &NoProgress))
-        .unwrap();
-    let elapsed = t.elapsed();
-    let s2 = container.stats();
-    let log2 = azurite.requests().len();
-    report(
+    let files = files as usize;
+    let second = change_one_file(&root, &snap, files / 2, &limits);
+    measure(
         &format!(
-            "resubmission, one file changed ({} uploaded, {} copied server-side)",
-            second.uploaded_files, second.copied_files
+            "resubmission, one file changed, {} copies at once",
+            options.copy_concurrency
         ),
-        &diff(s1, s2),
-        elapsed,
-        log2 - log1,
+        &rt,
+        &azurite,
+        &container,
+        &second,
+        &options,
+    );
+    let narrow = UploadOptions {
+        copy_concurrency: options.concurrency,
+        ..options.clone()
+    };
+    let third = change_one_file(&root, &second, files / 3, &limits);
+    measure(
+        &format!(
+            "resubmission, one file changed, {} copies at once",
+            narrow.copy_concurrency
+        ),
+        &rt,
+        &azurite,
+        &container,
+        &third,
+        &narrow,
     );
 }
