@@ -170,7 +170,7 @@ async fn upload(
         .map_err(|e| azure_failure(&e))?;
     let reason = match store {
         SnapshotStore::Refused(reason) => reason,
-        SnapshotStore::Datastore(container) => {
+        SnapshotStore::Datastore { container, .. } => {
             match upload_blocking(snapshot.clone(), container, Upload::Incremental).await? {
                 Ok(outcome) => return Ok((outcome, UploadPath::Datastore)),
                 Err(e) => {

@@ -38,18 +38,27 @@ const REFUSAL_REUSE: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone)]
 pub enum SnapshotStore {
     /// The default datastore's container: uploads are incremental.
-    Datastore(BlobContainer),
+    Datastore {
+        container: BlobContainer,
+        access: DatastoreAccess,
+    },
     /// The datastore cannot be used; why, in words fit for an event.
     Refused(String),
 }
 
 impl SnapshotStore {
     /// How long this decision may be reused.
-    fn lifetime(&self, auth: DatastoreAccess) -> Duration {
-        match (self, auth) {
-            (SnapshotStore::Refused(_), _) => REFUSAL_REUSE,
-            (SnapshotStore::Datastore(_), DatastoreAccess::ListSecrets) => SAS_REUSE,
-            (SnapshotStore::Datastore(_), DatastoreAccess::CallerToken) => TOKEN_REUSE,
+    fn lifetime(&self) -> Duration {
+        match self {
+            SnapshotStore::Refused(_) => REFUSAL_REUSE,
+            SnapshotStore::Datastore {
+                access: DatastoreAccess::ListSecrets,
+                ..
+            } => SAS_REUSE,
+            SnapshotStore::Datastore {
+                access: DatastoreAccess::CallerToken,
+                ..
+            } => TOKEN_REUSE,
         }
     }
 }
@@ -234,7 +243,7 @@ impl StorageState {
         decide: F,
     ) -> Result<SnapshotStore, super::AzureError>
     where
-        F: AsyncFnOnce() -> Result<(SnapshotStore, DatastoreAccess), super::AzureError>,
+        F: AsyncFnOnce() -> Result<SnapshotStore, super::AzureError>,
     {
         let mut slot = self.decided.lock().await;
         if let Some((store, until)) = slot.as_ref()
@@ -242,11 +251,11 @@ impl StorageState {
         {
             return Ok(store.clone());
         }
-        let (store, access) = decide().await?;
+        let store = decide().await?;
         if let SnapshotStore::Refused(reason) = &store {
             tracing::warn!(%reason, "snapshots go through startPendingUpload, uploaded whole");
         }
-        *slot = Some((store.clone(), now + store.lifetime(access)));
+        *slot = Some((store.clone(), now + store.lifetime()));
         Ok(store)
     }
 
@@ -383,15 +392,15 @@ mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let decide = async || {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok((
-                SnapshotStore::Datastore(container.clone()),
-                DatastoreAccess::ListSecrets,
-            ))
+            Ok(SnapshotStore::Datastore {
+                container: container.clone(),
+                access: DatastoreAccess::ListSecrets,
+            })
         };
         for minutes in [0, 29] {
             let at = t0 + Duration::from_secs(minutes * 60);
             let store = state.get_or_decide(at, decide).await.unwrap();
-            assert!(matches!(store, SnapshotStore::Datastore(_)));
+            assert!(matches!(store, SnapshotStore::Datastore { .. }));
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         // Past half the SAS lifetime, a new SAS is asked for.

@@ -72,22 +72,25 @@ impl WorkspaceClient {
             .await
     }
 
-    async fn decide_snapshot_store(&self) -> Result<(SnapshotStore, DatastoreAccess), AzureError> {
-        let refused =
-            |reason: String| Ok((SnapshotStore::Refused(reason), DatastoreAccess::ListSecrets));
+    async fn decide_snapshot_store(&self) -> Result<SnapshotStore, AzureError> {
+        let refused = |e: AzureError| {
+            Ok(SnapshotStore::Refused(format!(
+                "the default datastore refused amlops: {e}"
+            )))
+        };
         let datastore = match self.datastore_get(DEFAULT_DATASTORE).await {
             Ok(Some(d)) => d.properties,
             Ok(None) => {
-                return refused(format!(
+                return Ok(SnapshotStore::Refused(format!(
                     "the workspace has no datastore {DEFAULT_DATASTORE}"
-                ));
+                )));
             }
-            Err(e) if e.status() == Some(403) => return refused(e.to_string()),
+            Err(e) if e.status() == Some(403) => return refused(e),
             Err(e) => return Err(e),
         };
         let url = match storage::container_url(&datastore, self.storage.blob_endpoint()) {
             Ok(url) => url,
-            Err(reason) => return refused(reason),
+            Err(reason) => return Ok(SnapshotStore::Refused(reason)),
         };
         let access = DatastoreAccess::of(&datastore);
         let container = match access {
@@ -98,16 +101,16 @@ impl WorkspaceClient {
                     .await
                 {
                     Ok(s) => s,
-                    Err(e) if e.status() == Some(403) => return refused(e.to_string()),
+                    Err(e) if e.status() == Some(403) => return refused(e),
                     Err(e) => return Err(e),
                 };
                 match storage::sas_container(url, &secrets) {
                     Ok(c) => c,
-                    Err(reason) => return refused(reason),
+                    Err(reason) => return Ok(SnapshotStore::Refused(reason)),
                 }
             }
         };
-        Ok((SnapshotStore::Datastore(container), access))
+        Ok(SnapshotStore::Datastore { container, access })
     }
 
     /// Workspace GET + default datastore GET. A missing workspace is an error that
