@@ -143,7 +143,7 @@ pub async fn upload(
             outcome.count(how, size);
         }
     }
-    let body = serde_json::to_vec(manifest).map_err(|e| SnapshotError::Index {
+    let body = serde_json::to_vec(manifest).map_err(|e| SnapshotError::Manifest {
         blob: manifest_name.clone(),
         message: e.to_string(),
     })?;
