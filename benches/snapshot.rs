@@ -2,8 +2,12 @@
 //!
 //! 1. Hashing: a generated 10,000-file / ~500 MB tree; amlops' walk + BLAKE3 manifest next
 //!    to `b3sum` (else `sha256sum`) over the same files in the same run, as a ratio.
-//! 2. Upload against Azurite: bytes and requests for a first submission and for a
-//!    resubmission after one file changed.
+//! 2. Upload against Azurite through the datastore path (the container named by a datastore
+//!    as Azure describes it, the Workspace's blob endpoint override, a `listSecrets`-style SAS):
+//!    requests by kind, bytes, wall time and the CPU time of the client and of Azurite for a
+//!    first submission and a resubmission after one file changed. Done twice, each in a fresh
+//!    Azurite: with copies 64 at once (the default) and 8 at once (the old setting), to show
+//!    whether the client or the storage service bounds the resubmission.
 //!
 //! Environment: SNAPSHOT_BENCH_FILES / SNAPSHOT_BENCH_MB override the tree size,
 //! SNAPSHOT_BENCH_DIR where it is generated (default /var/tmp), B3SUM the b3sum binary.
@@ -12,9 +16,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use amlops::azure::Secret;
 use amlops::azure::blob::{BlobContainer, BlobStats};
-use amlops::snapshot::{Limits, NoProgress, UploadOptions, take_dir, upload};
-use fake_azureml::azurite::Azurite;
+use amlops::azure::models::workspace::{DatastoreProperties, DatastoreSecrets};
+use amlops::azure::storage::{container_url, parse_blob_endpoint, sas_container};
+use amlops::snapshot::{Limits, NoProgress, Snapshot, UploadOptions, take_dir, upload};
+use fake_azureml::azurite::{ACCOUNT, Azurite};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -83,10 +90,30 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize) {
+/// CPU time (s) a process has used, from `/proc/<pid>/schedstat` (Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+/// The pid of the Azurite listening on `port` (found by its command line).
+fn azurite_pid(port: u16) -> Option<String> {
+    let wanted = format!("--blobPort\0{port}\0");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().to_string();
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(&wanted)
+            .then_some(pid)
+    })
+}
+
+fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize, cpu: &str) {
     println!(
-        "{label}: {:.1} MiB sent, {} requests (client) / {} (Azurite access log): \
-         {} put blob, {} put block, {} block list, {} copy, {} head, {} get, {} list; {:.2} s",
+        "{label}: {:.2} s ({cpu}), {:.2} MiB sent, {} requests (client) / {} (Azurite access log): \
+         {} put blob, {} put block, {} block list, {} copy, {} head, {} get, {} list",
+        elapsed.as_secs_f64(),
         mib(s.bytes_sent),
         s.total_requests(),
         azurite_requests,
@@ -97,7 +124,6 @@ fn report(label: &str, s: &BlobStats, elapsed: Duration, azurite_requests: usize
         s.head,
         s.get,
         s.list,
-        elapsed.as_secs_f64()
     );
 }
 
@@ -112,6 +138,67 @@ fn diff(a: BlobStats, b: BlobStats) -> BlobStats {
         copy: b.copy - a.copy,
         bytes_sent: b.bytes_sent - a.bytes_sent,
     }
+}
+
+/// The default datastore's container on Azurite, reached the way `code::stage` reaches it.
+fn datastore_container(azurite: &Azurite) -> BlobContainer {
+    let name = "azureml-blobstore-00000000-0000-0000-0000-000000000000";
+    azurite.create_container(name);
+    let datastore: DatastoreProperties = serde_json::from_value(serde_json::json!({
+        "datastoreType": "AzureBlob", "accountName": ACCOUNT, "containerName": name,
+        "endpoint": "core.windows.net", "protocol": "https",
+        "credentials": {"credentialsType": "AccountKey"}
+    }))
+    .unwrap();
+    let endpoint = parse_blob_endpoint(&azurite.account_url()).unwrap();
+    let url = container_url(&datastore, Some(&endpoint)).unwrap();
+    let sas_url = azurite.container_sas_url(name, Duration::from_secs(7200));
+    let secrets = DatastoreSecrets {
+        secrets_type: "Sas".into(),
+        sas_token: Some(Secret::new(sas_url.split_once('?').unwrap().1)),
+    };
+    sas_container(url, &secrets).unwrap()
+}
+
+/// One measured upload.
+fn measure(
+    label: &str,
+    rt: &tokio::runtime::Runtime,
+    azurite: &Azurite,
+    container: &BlobContainer,
+    snapshot: &Snapshot,
+    options: &UploadOptions,
+) {
+    let server = azurite_pid(azurite.port());
+    let cpu = || (cpu_seconds("self"), server.as_deref().and_then(cpu_seconds));
+    let log0 = azurite.requests().len();
+    let s0 = container.stats();
+    let cpu0 = cpu();
+    let t = Instant::now();
+    let out = rt
+        .block_on(upload(snapshot, container, options, &NoProgress))
+        .unwrap();
+    let elapsed = t.elapsed();
+    let cpu1 = cpu();
+    let log1 = azurite.requests().len();
+    let spent = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.1} s", b - a),
+        _ => "n/a".to_string(),
+    };
+    report(
+        &format!(
+            "{label} ({} uploaded, {} copied server-side)",
+            out.uploaded_files, out.copied_files
+        ),
+        &diff(s0, container.stats()),
+        elapsed,
+        log1 - log0,
+        &format!(
+            "CPU: client {}, Azurite {}",
+            spent(cpu0.0, cpu1.0),
+            spent(cpu0.1, cpu1.1)
+        ),
+    );
 }
 
 fn main() {
@@ -161,51 +248,44 @@ fn main() {
         ours.as_secs_f64() / theirs.as_secs_f64()
     );
 
-    // Upload against Azurite.
-    let azurite = Azurite::start();
-    azurite.create_container("code");
-    let container =
-        BlobContainer::from_sas_url(&azurite.container_sas_url("code", Duration::from_secs(7200)))
-            .unwrap();
+    // Upload against Azurite, through the datastore path; each setting in a fresh emulator
+    // (Azurite slows down as it holds more blobs).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let options = UploadOptions::default();
-
-    let log0 = azurite.requests().len();
-    let s0 = container.stats();
-    let t = Instant::now();
-    let first = rt
-        .block_on(upload(&snap, &container, &options, &NoProgress))
-        .unwrap();
-    let elapsed = t.elapsed();
-    let log1 = azurite.requests().len();
-    let s1 = container.stats();
-    report(
-        &format!("first submission ({} files uploaded)", first.uploaded_files),
-        &diff(s0, s1),
-        elapsed,
-        log1 - log0,
-    );
-
-    let changed = &snap.manifest.files[files as usize / 2].path;
-    std::fs::write(root.join(changed), b"changed content\n").unwrap();
-    let second_snap = take_dir(&root, &limits).unwrap();
-    let t = Instant::now();
-    let second = rt
-        .block_on(upload(&second_snap, &container, &options, &NoProgress))
-        .unwrap();
-    let elapsed = t.elapsed();
-    let s2 = container.stats();
-    let log2 = azurite.requests().len();
-    report(
-        &format!(
-            "resubmission, one file changed ({} uploaded, {} copied server-side)",
-            second.uploaded_files, second.copied_files
-        ),
-        &diff(s1, s2),
-        elapsed,
-        log2 - log1,
-    );
+    let defaults = UploadOptions::default();
+    let changed = root.join(&snap.manifest.files[files as usize / 2].path);
+    let original = std::fs::read(&changed).unwrap();
+    for copy_concurrency in [defaults.copy_concurrency, defaults.concurrency] {
+        let options = UploadOptions {
+            copy_concurrency,
+            ..defaults.clone()
+        };
+        let azurite = Azurite::start();
+        let container = datastore_container(&azurite);
+        println!(
+            "copies {copy_concurrency} at once, uploads {} at once:",
+            options.concurrency
+        );
+        measure(
+            "  first submission",
+            &rt,
+            &azurite,
+            &container,
+            &snap,
+            &options,
+        );
+        std::fs::write(&changed, b"changed content\n").unwrap();
+        let second = take_dir(&root, &limits).unwrap();
+        measure(
+            "  resubmission, one file changed",
+            &rt,
+            &azurite,
+            &container,
+            &second,
+            &options,
+        );
+        std::fs::write(&changed, &original).unwrap();
+    }
 }

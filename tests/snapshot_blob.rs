@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use amlops::azure::blob::{BlobContainer, BlobError, BlobOptions, WriteCondition};
+use amlops::azure::blob::{BlobContainer, BlobError, BlobOptions};
 use bytes::Bytes;
 use fake_azureml::azurite::Azurite;
 
@@ -29,7 +29,7 @@ async fn put_get_exists_list_and_copy() {
         .unwrap();
     assert!(c.exists("dir/a.txt").await.unwrap());
     assert_eq!(
-        &c.get_blob("dir/a.txt").await.unwrap().unwrap().bytes[..],
+        &c.get_blob("dir/a.txt").await.unwrap().unwrap()[..],
         b"hello"
     );
 
@@ -51,7 +51,7 @@ async fn put_get_exists_list_and_copy() {
 
     c.copy_blob("copied/a.txt", "dir/a.txt").await.unwrap();
     assert_eq!(
-        &c.get_blob("copied/a.txt").await.unwrap().unwrap().bytes[..],
+        &c.get_blob("copied/a.txt").await.unwrap().unwrap()[..],
         b"hello"
     );
     let copies = azurite
@@ -82,8 +82,8 @@ async fn large_file_goes_up_as_blocks_streamed_from_disk() {
     c.upload_file("m/model.bin", &path).await.unwrap();
 
     let got = c.get_blob("m/model.bin").await.unwrap().unwrap();
-    assert_eq!(got.bytes.len(), content.len());
-    assert!(got.bytes[..] == content[..], "content round-trips");
+    assert_eq!(got.len(), content.len());
+    assert!(got[..] == content[..], "content round-trips");
     let log = azurite.requests();
     let blocks = log
         .iter()
@@ -106,48 +106,37 @@ async fn large_file_goes_up_as_blocks_streamed_from_disk() {
 }
 
 #[tokio::test]
-async fn conditional_writes_detect_concurrent_writers() {
+async fn metadata_is_written_and_listed_only_when_asked_for() {
     let azurite = Azurite::start();
-    let c = container(&azurite, "idx");
-    let etag = c
-        .put_blob_conditional(
-            "index.json",
-            Bytes::from_static(b"{}"),
-            WriteCondition::IfNoneExists,
-        )
+    let c = container(&azurite, "meta");
+    c.put_blob_with_metadata(
+        "m/a.json",
+        Bytes::from_static(b"{}"),
+        &[("amlops_sketch", "0123456789abcdef")],
+    )
+    .await
+    .unwrap();
+    c.put_blob("m/b.json", Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    let again = c
-        .put_blob_conditional(
-            "index.json",
-            Bytes::from_static(b"{}"),
-            WriteCondition::IfNoneExists,
-        )
-        .await;
-    assert!(
-        matches!(again, Err(BlobError::ConditionNotMet { .. })),
-        "{again:?}"
+    let listed = c.list_with_metadata("m/").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0].metadata.get("amlops_sketch").map(String::as_str),
+        Some("0123456789abcdef")
     );
-    let newer = c
-        .put_blob_conditional(
-            "index.json",
-            Bytes::from_static(b"{\"a\":1}"),
-            WriteCondition::IfMatch(etag.clone()),
-        )
-        .await
-        .unwrap();
-    assert_ne!(newer, etag);
-    let stale = c
-        .put_blob_conditional(
-            "index.json",
-            Bytes::from_static(b"x"),
-            WriteCondition::IfMatch(etag),
-        )
-        .await;
-    assert!(
-        matches!(stale, Err(BlobError::ConditionNotMet { .. })),
-        "{stale:?}"
-    );
+    assert!(listed[1].metadata.is_empty());
+    assert!(listed.iter().all(|i| i.last_modified.is_some()));
+    let plain = c.list("m/").await.unwrap();
+    assert!(plain.iter().all(|i| i.metadata.is_empty()));
+    let lists: Vec<_> = azurite
+        .requests()
+        .into_iter()
+        .filter(|r| r.query.contains("comp=list"))
+        .collect();
+    assert_eq!(lists.len(), 2);
+    assert!(lists[0].query.contains("include=metadata"));
+    assert!(!lists[1].query.contains("include"));
 }
 
 #[tokio::test]

@@ -1,16 +1,21 @@
-//! Incremental, content-addressed snapshot upload against the real Azurite emulator.
-//! Requests are counted in Azurite's own access log, not only by the client.
+//! Snapshot uploads against the real Azurite emulator: incremental, content-addressed uploads
+//! into a datastore container, and whole uploads into a pending-upload container. Requests are
+//! counted in Azurite's own access log, not only by the client.
 
 use std::fs;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use amlops::azure::Secret;
 use amlops::azure::blob::{BlobContainer, BlobOptions};
+use amlops::azure::models::workspace::{DatastoreProperties, DatastoreSecrets};
+use amlops::azure::storage::{container_url, parse_blob_endpoint, sas_container};
 use amlops::snapshot::{
-    Limits, NoProgress, Progress, Transfer, UploadOptions, manifest_blob, take_dir, upload,
+    Limits, NoProgress, Progress, SKETCH_METADATA, Transfer, UploadOptions, manifest_blob,
+    take_dir, upload, upload_whole,
 };
-use fake_azureml::azurite::{Azurite, LoggedRequest};
+use fake_azureml::azurite::{ACCOUNT, Azurite, LoggedRequest};
 
 fn container(azurite: &Azurite) -> BlobContainer {
     azurite.create_container("code");
@@ -77,6 +82,12 @@ async fn resubmission_with_one_changed_file_sends_one_blob_plus_manifest() {
         0,
         "{log1:?}"
     );
+    let listed = c.list_with_metadata("amlops-manifests/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].metadata.contains_key(SKETCH_METADATA),
+        "the manifest carries its sketch: {listed:?}"
+    );
 
     // Same tree again: the manifest is there, nothing else happens.
     let before = azurite.requests().len();
@@ -92,7 +103,8 @@ async fn resubmission_with_one_changed_file_sends_one_blob_plus_manifest() {
     );
     assert_eq!(log_again[0].method, "HEAD");
 
-    // One file changed: exactly one file's bytes are sent; the other 21 are server-side copies.
+    // One file changed: exactly one file's bytes are sent; the other 21 are server-side copies
+    // found through the first snapshot's manifest.
     fs::write(src.path().join("pkg0/mod0.py"), "value = 'changed'\n").unwrap();
     let second = take_dir(src.path(), &Limits::default()).unwrap();
     assert_ne!(second.id, first.id);
@@ -108,28 +120,32 @@ async fn resubmission_with_one_changed_file_sends_one_blob_plus_manifest() {
         (1, 21, 0)
     );
     assert_eq!(out2.uploaded_bytes, "value = 'changed'\n".len() as u64);
-    let copies = count(&log2, |r| {
-        r.method == "PUT" && r.path.contains("/LocalUpload/")
-    }) - 1;
-    assert_eq!(copies, 21);
+    assert_eq!(file_puts(&log2), 22, "1 upload + 21 copies");
     let stats = c.stats();
     assert_eq!(
         stats.put_blob - stats_before.put_blob,
-        3,
-        "changed file + index + manifest"
+        2,
+        "changed file + manifest"
     );
     assert_eq!(stats.copy - stats_before.copy, 21);
     assert_eq!(stats.put_block - stats_before.put_block, 0);
-    let manifest_puts = count(&log2, |r| {
-        r.method == "PUT" && r.path.ends_with(&manifest_blob(&second.id))
-    });
-    assert_eq!(manifest_puts, 1);
     assert_eq!(
+        count(&log2, |r| r.method == "GET"
+            && !r.query.contains("comp=list")),
+        1,
+        "the first snapshot's manifest is read: {log2:?}"
+    );
+    assert!(
         log2.iter()
-            .rposition(|r| r.method == "PUT")
-            .map(|i| log2[i].path.ends_with(".json") && log2[i].path.contains("amlops-manifests")),
-        Some(true),
-        "the manifest is the last write"
+            .any(|r| r.method == "GET" && r.path.ends_with(&manifest_blob(&first.id))),
+        "{log2:?}"
+    );
+    let writes: Vec<&LoggedRequest> = log2.iter().filter(|r| r.method == "PUT").collect();
+    assert!(
+        writes
+            .last()
+            .is_some_and(|r| r.path.ends_with(&manifest_blob(&second.id))),
+        "the manifest is the last write: {writes:?}"
     );
     let done = progress.0.lock().unwrap().clone();
     assert_eq!(
@@ -148,7 +164,77 @@ async fn resubmission_with_one_changed_file_sends_one_blob_plus_manifest() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(&got.bytes[..], b"value = 1\n");
+    assert_eq!(&got[..], b"value = 1\n");
+}
+
+#[tokio::test]
+async fn an_unrelated_snapshot_reads_no_manifest() {
+    let azurite = Azurite::start();
+    let c = container(&azurite);
+    let a = tempfile::tempdir().unwrap();
+    tree(a.path(), 5);
+    let first = take_dir(a.path(), &Limits::default()).unwrap();
+    upload(&first, &c, &UploadOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    let b = tempfile::tempdir().unwrap();
+    fs::write(b.path().join("other.py"), "print('other')\n").unwrap();
+    let second = take_dir(b.path(), &Limits::default()).unwrap();
+    let before = c.stats();
+    let out = upload(&second, &c, &UploadOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!((out.uploaded_files, out.copied_files), (1, 0));
+    assert_eq!(c.stats().get - before.get, 0, "its sketch shares nothing");
+}
+
+#[tokio::test]
+async fn concurrent_uploads_of_different_snapshots_never_write_the_same_blob() {
+    let azurite = Azurite::start();
+    let c = container(&azurite);
+    let base = tempfile::tempdir().unwrap();
+    tree(base.path(), 30);
+    let first = take_dir(base.path(), &Limits::default()).unwrap();
+    upload(&first, &c, &UploadOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    // Four variants of the base, each with its own extra file, uploaded at once.
+    let variants: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            tree(dir.path(), 30);
+            fs::write(
+                dir.path().join(format!("extra{i}.py")),
+                format!("x = {i}\n"),
+            )
+            .unwrap();
+            let snap = take_dir(dir.path(), &Limits::default()).unwrap();
+            (dir, snap)
+        })
+        .collect();
+    let before = azurite.requests().len();
+    let options = UploadOptions::default();
+    let outcomes = futures::future::join_all(
+        variants
+            .iter()
+            .map(|(_, s)| upload(s, &c, &options, &NoProgress)),
+    )
+    .await;
+    for out in outcomes {
+        let out = out.unwrap();
+        assert_eq!((out.uploaded_files, out.copied_files), (1, 30));
+    }
+    let log = requests_since(&azurite, before);
+    let mut written: Vec<&str> = log
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.path.as_str())
+        .collect();
+    let total = written.len();
+    written.sort();
+    written.dedup();
+    assert_eq!(written.len(), total, "every blob is written once");
+    assert_eq!(count(&log, |r| r.status == 409 || r.status == 412), 0);
 }
 
 #[tokio::test]
@@ -204,7 +290,7 @@ async fn large_files_in_a_snapshot_go_up_in_blocks() {
         .await
         .unwrap()
         .unwrap();
-    assert!(got.bytes[..] == big[..]);
+    assert!(got[..] == big[..]);
 }
 
 #[tokio::test]
@@ -217,7 +303,7 @@ async fn a_copy_source_that_vanished_falls_back_to_upload() {
     upload(&first, &c, &UploadOptions::default(), &NoProgress)
         .await
         .unwrap();
-    // Delete one blob the index points at, then submit a changed tree.
+    // Delete one blob the first manifest points at, then submit a changed tree.
     let victim = format!("LocalUpload/{}/{}", first.id, first.manifest.files[0].path);
     let url = {
         let mut u = c.blob_url(&victim);
@@ -248,4 +334,74 @@ async fn a_copy_source_that_vanished_falls_back_to_upload() {
         .await
         .unwrap();
     assert!(got.is_some());
+}
+
+/// The datastore path end to end: the container URL from a datastore as Azure describes it,
+/// the Workspace's blob endpoint override (the emulator), and a SAS as `listSecrets` answers.
+#[tokio::test]
+async fn a_snapshot_lands_in_the_datastore_container_named_by_the_datastore() {
+    let azurite = Azurite::start();
+    let name = "azureml-blobstore-8e7dad76-df37-472b-b882-0c1c58adfcf9";
+    azurite.create_container(name);
+    let datastore: DatastoreProperties = serde_json::from_value(serde_json::json!({
+        "datastoreType": "AzureBlob", "accountName": ACCOUNT, "containerName": name,
+        "endpoint": "core.windows.net", "protocol": "https",
+        "credentials": {"credentialsType": "AccountKey"}
+    }))
+    .unwrap();
+    let endpoint = parse_blob_endpoint(&azurite.account_url()).unwrap();
+    let url = container_url(&datastore, Some(&endpoint)).unwrap();
+    let sas_url = azurite.container_sas_url(name, Duration::from_secs(600));
+    let secrets = DatastoreSecrets {
+        secrets_type: "Sas".into(),
+        sas_token: Some(Secret::new(format!(
+            "?{}",
+            sas_url.split_once('?').unwrap().1
+        ))),
+    };
+    let c = sas_container(url, &secrets).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    tree(src.path(), 3);
+    let snap = take_dir(src.path(), &Limits::default()).unwrap();
+    let out = upload(&snap, &c, &UploadOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.folder_url.as_str(),
+        format!("{}/{name}/LocalUpload/{}", azurite.account_url(), snap.id)
+    );
+    assert_eq!(out.uploaded_files, 3);
+    let sig = sas_url.split("sig=").nth(1).unwrap();
+    let shown = format!("{c:?} {out:?}");
+    assert!(!shown.contains(sig), "{shown}");
+}
+
+#[tokio::test]
+async fn a_whole_upload_only_puts_files_at_the_container_root() {
+    let azurite = Azurite::start();
+    let c = container(&azurite);
+    let src = tempfile::tempdir().unwrap();
+    tree(src.path(), 4);
+    fs::write(src.path().join("dup.txt"), "value = 0\n").unwrap();
+    let snap = take_dir(src.path(), &Limits::default()).unwrap();
+    let before = azurite.requests().len();
+    let out = upload_whole(&snap, &c, &UploadOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    let log = requests_since(&azurite, before);
+    assert_eq!((out.uploaded_files, out.copied_files), (5, 0));
+    assert_eq!(out.folder, "");
+    assert!(
+        out.folder_url.as_str().ends_with("/code/"),
+        "{}",
+        out.folder_url
+    );
+    // `sp=rcwl`: create and write only; no listing, no copies, no reads, no manifest.
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|r| r.method == "PUT" && !r.query.contains("comp="))
+    );
+    let got = c.get_blob("pkg1/mod1.py").await.unwrap().unwrap();
+    assert_eq!(&got[..], b"value = 1\n");
 }

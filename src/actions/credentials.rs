@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use super::SecretSource;
 use crate::api::WorkspaceSpec;
+use crate::azure::storage::parse_blob_endpoint;
 use crate::azure::{CredentialSource, Endpoints};
 use crate::reconcile::ActionFailure;
+use url::Url;
 
 /// Keys of a service-principal Secret.
 pub const TENANT_KEY: &str = "AZURE_TENANT_ID";
@@ -118,6 +120,23 @@ pub fn endpoints(spec: &WorkspaceSpec) -> Result<Endpoints, ActionFailure> {
         .unwrap_or_else(|| default.authority_host.to_string());
     Endpoints::new(&rm, &auth)
         .map_err(|err| stalled("InvalidEndpoints", format!("spec.endpoints: {err}")))
+}
+
+/// The Workspace's blob service override (`spec.endpoints.blobStorage`), checked here too:
+/// the schema's pattern is not all a client can rely on (standalone manifests, old objects).
+pub fn blob_endpoint(spec: &WorkspaceSpec) -> Result<Option<Url>, ActionFailure> {
+    spec.endpoints
+        .as_ref()
+        .and_then(|e| e.blob_storage.as_deref())
+        .map(|value| {
+            parse_blob_endpoint(value).map_err(|err| {
+                stalled(
+                    "InvalidEndpoints",
+                    format!("spec.endpoints.blobStorage: {err}"),
+                )
+            })
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -293,8 +312,32 @@ mod tests {
         );
         s.endpoints = Some(crate::api::Endpoints {
             resource_manager: Some("http://127.0.0.1:1".into()),
-            authority_host: None,
+            ..Default::default()
         });
         assert_eq!(endpoints(&s).unwrap_err().reason, "InvalidEndpoints");
+    }
+
+    #[test]
+    fn blob_endpoint_is_optional_and_plain_http_only_on_loopback() {
+        let mut s = spec(WorkspaceCredential::default());
+        assert_eq!(blob_endpoint(&s).unwrap(), None);
+        let with = |value: &str| crate::api::Endpoints {
+            blob_storage: Some(value.into()),
+            ..Default::default()
+        };
+        s.endpoints = Some(with("http://127.0.0.1:10000/devstoreaccount1"));
+        assert_eq!(
+            blob_endpoint(&s).unwrap().unwrap().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        s.endpoints = Some(with("http://storage.internal/acct"));
+        let err = blob_endpoint(&s).unwrap_err();
+        assert_eq!(err.reason, "InvalidEndpoints");
+        assert!(
+            err.message.starts_with("spec.endpoints.blobStorage: "),
+            "{}",
+            err.message
+        );
+        assert!(!err.retryable);
     }
 }

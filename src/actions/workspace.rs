@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::credentials::{Frontend, credential_source, endpoints};
+use super::credentials::{Frontend, blob_endpoint, credential_source, endpoints};
 use super::{SecretSource, azure_failure};
 use crate::api::WorkspaceSpec;
 use crate::azure::{
@@ -70,7 +70,8 @@ impl Connector {
                 resource_group: spec.resource_group.clone(),
                 workspace: spec.workspace_name.clone(),
             },
-        );
+        )
+        .with_blob_endpoint(blob_endpoint(spec)?);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key.to_string(), (fingerprint, client.clone()));
         }

@@ -136,6 +136,18 @@ pub struct Endpoints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https://[^\s]+$"))]
     pub authority_host: Option<String>,
+    /// Blob service URL of the workspace's storage account, for emulators and private setups,
+    /// e.g. `http://127.0.0.1:10000/devstoreaccount1`. Default: `https://<account>.blob.<endpoint>`
+    /// from the workspace's default datastore. Must be https; plain http only on 127.0.0.1,
+    /// localhost or [::1]. No query: credentials never go in this URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 2048),
+        regex(
+            pattern = r"^(https://[^\s/?#@]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?)(/[^\s?#]*)?$"
+        )
+    )]
+    pub blob_storage: Option<String>,
 }
 
 /// What amlops discovered about the workspace.
@@ -168,4 +180,51 @@ pub struct WorkspaceStatus {
     /// When amlops last read the workspace from Azure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced_at: Option<Time>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::validate::validate;
+    use serde_json::json;
+
+    fn with_blob_storage(url: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "amlops.io/v1alpha1", "kind": "Workspace",
+            "metadata": {"name": "ws"},
+            "spec": {
+                "subscriptionId": "00000000-0000-0000-0000-000000000000",
+                "resourceGroup": "rg", "workspaceName": "ws1",
+                "credential": {"managedIdentity": {}},
+                "endpoints": {"blobStorage": url}
+            }
+        })
+    }
+
+    #[test]
+    fn blob_storage_admits_https_and_loopback_http_only() {
+        for ok in [
+            "https://acct.blob.core.usgovcloudapi.net",
+            "https://storage.internal:8443/acct",
+            "http://127.0.0.1:10000/devstoreaccount1",
+            "http://localhost:10000/devstoreaccount1",
+            "http://[::1]:10000/devstoreaccount1",
+        ] {
+            let problems = validate("Workspace", &with_blob_storage(ok), None);
+            assert!(problems.is_empty(), "{ok}: {problems:?}");
+        }
+        for bad in [
+            "http://acct.blob.core.windows.net",
+            "http://127.0.0.1.evil.com/x",
+            "https://acct.blob.core.windows.net/c?sv=1&sig=x",
+            "https://user@acct.blob.core.windows.net",
+        ] {
+            let problems = validate("Workspace", &with_blob_storage(bad), None);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == "spec.endpoints.blobStorage"),
+                "{bad}: {problems:?}"
+            );
+        }
+    }
 }

@@ -274,6 +274,11 @@ impl ArmClient {
         self
     }
 
+    /// The credential (and so its token cache), for other Azure audiences such as storage.
+    pub fn credential(&self) -> Arc<dyn TokenCredential> {
+        Arc::clone(&self.inner.credential)
+    }
+
     /// Polling settings.
     pub fn polling(&self) -> &PollOptions {
         &self.inner.polling

@@ -1,8 +1,8 @@
 //! A blob container client for code snapshots (Azure Blob Storage REST over reqwest).
 //!
-//! It covers what snapshot upload needs and nothing more: existence checks, Put Blob,
-//! Put Block + Put Block List streamed from disk for large files, server-side copies
-//! (Copy Blob From URL), downloads with ETags, conditional writes and listing. Requests
+//! It covers what snapshot upload needs and nothing more: existence checks, Put Blob (with
+//! user metadata), Put Block + Put Block List streamed from disk for large files, server-side
+//! copies (Copy Blob From URL), downloads and listing (with metadata). Requests
 //! are retried on throttling, 5xx and lost connections. Errors name the operation and the
 //! blob; a SAS signature never appears in an error, a log line or `Debug` output.
 
@@ -56,22 +56,6 @@ impl Default for BlobOptions {
             base_delay: Duration::from_millis(200),
         }
     }
-}
-
-/// A downloaded blob and its ETag (for a later conditional write).
-#[derive(Debug, Clone)]
-pub struct Downloaded {
-    pub bytes: Bytes,
-    pub etag: String,
-}
-
-/// The precondition of a conditional write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteCondition {
-    /// Only if the blob does not exist yet.
-    IfNoneExists,
-    /// Only if the blob still has this ETag.
-    IfMatch(String),
 }
 
 /// One blob container, addressed by its URL, with one authorisation strategy.
@@ -173,7 +157,7 @@ impl BlobContainer {
     }
 
     /// Downloads a blob; `None` when it does not exist.
-    pub async fn get_blob(&self, name: &str) -> Result<Option<Downloaded>, BlobError> {
+    pub async fn get_blob(&self, name: &str) -> Result<Option<Bytes>, BlobError> {
         let url = self.blob_url(name);
         let response = match self
             .send(Op::Get, name, 0, || self.request(Method::GET, url.clone()))
@@ -183,62 +167,42 @@ impl BlobContainer {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let etag = header(&response, "etag");
         let bytes = response
             .bytes()
             .await
             .map_err(|e| transport(Op::Get, name, e))?;
-        Ok(Some(Downloaded { bytes, etag }))
+        Ok(Some(bytes))
     }
 
     /// Writes a whole blob in one request (replacing any existing one).
     pub async fn put_blob(&self, name: &str, bytes: Bytes) -> Result<(), BlobError> {
-        self.put_blob_with(name, bytes, None).await.map(|_| ())
+        self.put_blob_with_metadata(name, bytes, &[]).await
     }
 
-    /// Writes a whole blob only if `condition` holds; returns the new ETag.
-    /// Fails with [`BlobError::ConditionNotMet`] when another writer got there first.
-    pub async fn put_blob_conditional(
+    /// Writes a whole blob with user metadata (`x-ms-meta-<key>`; keys are C# identifiers,
+    /// values ASCII, 8 KiB in all), replacing any existing blob.
+    pub async fn put_blob_with_metadata(
         &self,
         name: &str,
         bytes: Bytes,
-        condition: WriteCondition,
-    ) -> Result<String, BlobError> {
-        match self.put_blob_with(name, bytes, Some(&condition)).await {
-            Err(BlobError::Status {
-                status: 409 | 412, ..
-            }) => Err(BlobError::ConditionNotMet {
-                op: "put",
-                blob: name.to_string(),
-            }),
-            other => other,
-        }
-    }
-
-    async fn put_blob_with(
-        &self,
-        name: &str,
-        bytes: Bytes,
-        condition: Option<&WriteCondition>,
-    ) -> Result<String, BlobError> {
+        metadata: &[(&str, &str)],
+    ) -> Result<(), BlobError> {
         let url = self.blob_url(name);
         let len = bytes.len() as u64;
-        let response = self
-            .send(Op::PutBlob, name, len, || async {
-                let request = self
-                    .request(Method::PUT, url.clone())
-                    .await?
-                    .header("x-ms-blob-type", "BlockBlob")
-                    .header("content-type", "application/octet-stream")
-                    .body(bytes.clone());
-                Ok(match condition {
-                    None => request,
-                    Some(WriteCondition::IfNoneExists) => request.header("if-none-match", "*"),
-                    Some(WriteCondition::IfMatch(etag)) => request.header("if-match", etag),
-                })
-            })
-            .await?;
-        Ok(header(&response, "etag"))
+        self.send(Op::PutBlob, name, len, || async {
+            let mut request = self
+                .request(Method::PUT, url.clone())
+                .await?
+                .header("x-ms-blob-type", "BlockBlob")
+                .header("content-type", "application/octet-stream")
+                .body(bytes.clone());
+            for (key, value) in metadata {
+                request = request.header(format!("x-ms-meta-{key}"), *value);
+            }
+            Ok(request)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Uploads a file: one Put Blob when small, else Put Block per `block_size` chunk read
@@ -343,6 +307,15 @@ impl BlobContainer {
 
     /// All blobs whose name starts with `prefix` (follows continuation markers).
     pub async fn list(&self, prefix: &str) -> Result<Vec<BlobItem>, BlobError> {
+        self.list_with(prefix, false).await
+    }
+
+    /// Like [`list`](Self::list), with each blob's user metadata.
+    pub async fn list_with_metadata(&self, prefix: &str) -> Result<Vec<BlobItem>, BlobError> {
+        self.list_with(prefix, true).await
+    }
+
+    async fn list_with(&self, prefix: &str, metadata: bool) -> Result<Vec<BlobItem>, BlobError> {
         let mut items = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -352,6 +325,9 @@ impl BlobContainer {
                 q.append_pair("restype", "container")
                     .append_pair("comp", "list");
                 q.append_pair("prefix", prefix);
+                if metadata {
+                    q.append_pair("include", "metadata");
+                }
                 if let Some(m) = &marker {
                     q.append_pair("marker", m);
                 }

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;
+pub mod storage;
 
 pub use arm::{API_VERSION, ArmClient, ArmConfig, CallObserver};
 pub use credential::{CredentialSource, Endpoints};

@@ -40,8 +40,8 @@ pub enum SnapshotError {
     Git { url: String, message: String },
     #[error("blob storage: {0}")]
     Blob(#[from] BlobError),
-    #[error("snapshot index blob '{blob}' is not valid JSON: {message}")]
-    Index { blob: String, message: String },
+    #[error("snapshot manifest '{blob}' could not be encoded: {message}")]
+    Manifest { blob: String, message: String },
 }
 
 impl SnapshotError {

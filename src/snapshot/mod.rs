@@ -18,6 +18,7 @@ pub mod manifest;
 mod plan;
 mod progress;
 mod provenance;
+mod sketch;
 mod source;
 mod upload;
 mod walk;
@@ -27,13 +28,14 @@ use std::path::PathBuf;
 pub use error::SnapshotError;
 pub use git_source::{GitAuth, GitSource};
 pub use ignore_rules::Rule;
-pub use index::INDEX_BLOB;
+pub use index::{MANIFEST_PREFIX, SKETCH_METADATA, manifest_blob};
 pub use limits::Limits;
 pub use manifest::{HASH_VERSION, Manifest, ManifestEntry};
 pub use progress::{NoProgress, Progress, Transfer};
 pub use provenance::{GitProvenance, strip_credentials};
+pub use sketch::Sketch;
 pub use source::{ResolvedSource, Secret, Source, resolve};
-pub use upload::{MANIFEST_PREFIX, UploadOptions, UploadOutcome, manifest_blob, upload};
+pub use upload::{UploadOptions, UploadOutcome, upload, upload_whole};
 pub use walk::{Explanation, explain};
 
 /// Options of [`take`].

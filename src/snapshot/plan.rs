@@ -25,9 +25,13 @@ pub struct Plan<'a> {
     pub second: Vec<Step<'a>>,
 }
 
-/// The blob name of a file of the snapshot folder.
+/// The blob name of a file of the snapshot folder (`""`: the container root).
 pub fn blob_name(folder: &str, path: &str) -> String {
-    format!("{folder}/{path}")
+    if folder.is_empty() {
+        path.to_string()
+    } else {
+        format!("{folder}/{path}")
+    }
 }
 
 /// Plans the upload of `manifest` into `folder`, given the content index and the blobs

@@ -14,8 +14,6 @@ pub enum BlobError {
         code: String,
         message: String,
     },
-    #[error("blob {op} of '{blob}': the blob changed concurrently (ETag condition not met)")]
-    ConditionNotMet { op: &'static str, blob: String },
     #[error("blob {op} of '{blob}' could not reach the storage service: {source}")]
     Transport {
         op: &'static str,

@@ -1,10 +1,16 @@
 //! Parsing of the List Blobs XML answer (only the fields we use). Pure.
 
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
 /// One listed blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobItem {
     pub name: String,
     pub size: u64,
+    pub last_modified: Option<SystemTime>,
+    /// User metadata (only when listed with metadata); keys as stored.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The blobs of one page and the marker of the next page (if any).
@@ -16,7 +22,17 @@ pub(super) fn parse_page(xml: &str) -> (Vec<BlobItem>, Option<String>) {
             let size = element(blob, "Content-Length")
                 .and_then(|(s, _)| s.trim().parse().ok())
                 .unwrap_or(0);
-            items.push(BlobItem { name, size });
+            let last_modified = element(blob, "Last-Modified")
+                .and_then(|(t, _)| httpdate::parse_http_date(t.trim()).ok());
+            let metadata = element(blob, "Metadata")
+                .map(|(m, _)| children(m))
+                .unwrap_or_default();
+            items.push(BlobItem {
+                name,
+                size,
+                last_modified,
+                metadata,
+            });
         }
         rest = tail;
     }
@@ -33,6 +49,25 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<(&'a str, &'a str)> {
     let start = xml.find(&open)? + open.len();
     let end = start + xml[start..].find(&close)?;
     Some((&xml[start..end], &xml[end + close.len()..]))
+}
+
+/// `<a>1</a><b>2</b>` -> {a: 1, b: 2}; anything unparsable ends the list.
+fn children(xml: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = xml.trim_start();
+    while let Some(open) = rest.strip_prefix('<') {
+        let Some(end) = open.find('>') else { break };
+        let tag = &open[..end];
+        if tag.is_empty() || tag.contains(['/', ' ']) {
+            break;
+        }
+        let Some((value, tail)) = element(rest, tag) else {
+            break;
+        };
+        out.insert(tag.to_string(), unescape(value));
+        rest = tail.trim_start();
+    }
+    out
 }
 
 fn unescape(text: &str) -> String {
@@ -65,23 +100,34 @@ mod tests {
             <Blob><Name>dir/c</Name><Properties><Content-Length>0</Content-Length></Properties></Blob>\
             </Blobs><NextMarker>m2</NextMarker></EnumerationResults>";
         let (items, marker) = parse_page(xml);
-        assert_eq!(
-            items,
-            vec![
-                BlobItem {
-                    name: "a&b.txt".into(),
-                    size: 12
-                },
-                BlobItem {
-                    name: "dir/c".into(),
-                    size: 0
-                }
-            ]
-        );
+        let names: Vec<_> = items.iter().map(|i| (i.name.as_str(), i.size)).collect();
+        assert_eq!(names, vec![("a&b.txt", 12), ("dir/c", 0)]);
+        assert!(items.iter().all(|i| i.metadata.is_empty()));
         assert_eq!(marker.as_deref(), Some("m2"));
         let (_, none) =
             parse_page("<EnumerationResults><Blobs/><NextMarker /></EnumerationResults>");
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn parses_last_modified_and_metadata() {
+        let xml = "<EnumerationResults><Blobs><Blob><Name>m/x.json</Name><Properties>\
+            <Last-Modified>Thu, 26 Mar 2026 19:05:29 GMT</Last-Modified><Content-Length>7</Content-Length>\
+            </Properties><Metadata><amlops_sketch>0a,1b</amlops_sketch><note>a &amp; b</note></Metadata></Blob>\
+            <Blob><Name>m/y.json</Name><Metadata /></Blob></Blobs></EnumerationResults>";
+        let (items, _) = parse_page(xml);
+        assert_eq!(
+            items[0].last_modified,
+            httpdate::parse_http_date("Thu, 26 Mar 2026 19:05:29 GMT").ok()
+        );
+        assert_eq!(
+            items[0].metadata,
+            BTreeMap::from([
+                ("amlops_sketch".to_string(), "0a,1b".to_string()),
+                ("note".to_string(), "a & b".to_string())
+            ])
+        );
+        assert!(items[1].metadata.is_empty() && items[1].last_modified.is_none());
     }
 
     #[test]

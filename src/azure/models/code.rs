@@ -139,6 +139,32 @@ mod tests {
     }
 
     #[test]
+    fn recorded_pending_upload_is_a_fresh_container_without_delete() {
+        let r: PendingUploadResponse = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/azure/upload-pending-upload.json"
+        ))
+        .unwrap();
+        let b = r.blob_reference_for_consumption.unwrap();
+        assert_eq!(
+            b.blob_uri.as_deref(),
+            Some(
+                "https://amltest5899420437.blob.core.windows.net:443/0bdd51b6-cd9c-4978-b870-99997b393b81-xhyq470r16ja7s4isx2179pzt9"
+            )
+        );
+        let sas = b.credential.unwrap().sas_uri.unwrap();
+        assert!(
+            sas.expose().contains("sp=rcwl"),
+            "create/write/list/read, no delete"
+        );
+        let c = crate::azure::blob::BlobContainer::from_sas_url(sas.expose()).unwrap();
+        assert_eq!(
+            c.container_url().as_str(),
+            "https://amltest5899420437.blob.core.windows.net/0bdd51b6-cd9c-4978-b870-99997b393b81-xhyq470r16ja7s4isx2179pzt9"
+        );
+        assert_eq!(c.prefix(), "");
+    }
+
+    #[test]
     fn code_version_body_has_the_spec_shape() {
         let v = CodeVersion {
             id: None,

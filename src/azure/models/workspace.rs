@@ -1,6 +1,8 @@
-//! Workspace and datastore models: read-only discovery of where things live.
+//! Workspace and datastore models: read-only discovery of where things live, and the
+//! datastore secrets (a SAS) snapshots are uploaded with.
 
-use serde::Deserialize;
+use crate::azure::secret::Secret;
+use serde::{Deserialize, Serialize};
 
 /// The parts of a workspace amlops reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +78,40 @@ pub struct DatastoreProperties {
     /// `https`.
     #[serde(default)]
     pub protocol: Option<String>,
+    /// How the datastore authenticates to storage (only the type comes back on a GET).
+    #[serde(default)]
+    pub credentials: Option<DatastoreCredentials>,
+}
+
+/// `DatastoreCredentials`: the discriminator only; secrets come from `listSecrets`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatastoreCredentials {
+    /// `AccountKey`, `Sas`, `ServicePrincipal`, `Certificate`, or `None` (identity-based
+    /// access: callers use their own Entra token).
+    pub credentials_type: String,
+}
+
+/// `SecretExpiry`, the body of `listSecrets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretExpiry {
+    /// Asks for a secret that expires (a SAS) rather than the account key.
+    pub expirable_secret: bool,
+    /// Lifetime of the SAS.
+    pub expire_after_hours: i32,
+}
+
+/// `DatastoreSecrets`: only the `Sas` kind is read; other kinds (account keys, client
+/// secrets) are never deserialized, so they cannot be kept or shown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatastoreSecrets {
+    /// `Sas` when `expirableSecret` was honoured.
+    pub secrets_type: String,
+    /// The SAS query (`?sv=...&sig=...`).
+    #[serde(default)]
+    pub sas_token: Option<Secret>,
 }
 
 #[cfg(test)]
@@ -107,5 +143,69 @@ mod tests {
             d.properties.container_name.as_deref(),
             Some("azureml-blobstore-1")
         );
+    }
+
+    #[test]
+    fn recorded_default_datastore_parses() {
+        let d: Datastore = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/azure/upload-datastore-get.json"
+        ))
+        .unwrap();
+        let p = &d.properties;
+        assert_eq!(d.name.as_deref(), Some("workspaceblobstore"));
+        assert_eq!(p.datastore_type, "AzureBlob");
+        assert_eq!(p.account_name.as_deref(), Some("Sanitized"));
+        assert_eq!(
+            p.container_name.as_deref(),
+            Some("azureml-blobstore-8e7dad76-df37-472b-b882-0c1c58adfcf9")
+        );
+        assert_eq!(
+            (p.endpoint.as_deref(), p.protocol.as_deref()),
+            (Some("core.windows.net"), Some("https"))
+        );
+        assert_eq!(
+            p.credentials.as_ref().map(|c| c.credentials_type.as_str()),
+            Some("AccountKey")
+        );
+    }
+
+    #[test]
+    fn list_secrets_body_is_what_the_sdk_sends_and_fits_the_spec() {
+        let body = serde_json::to_value(SecretExpiry {
+            expirable_secret: true,
+            expire_after_hours: 1,
+        })
+        .unwrap();
+        let recorded: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/azure/upload-list-secrets-request.json"
+        ))
+        .unwrap();
+        assert_eq!(body, recorded);
+        let spec = fake_azureml::spec::Spec::get().unwrap();
+        let schema = spec.definition("SecretExpiry").unwrap();
+        assert!(spec.validate(schema, &body).is_empty());
+        assert!(
+            !spec
+                .validate(schema, &json!({"expireAfterHours": "1"}))
+                .is_empty(),
+            "the validator must reject a string where the spec wants an integer"
+        );
+    }
+
+    #[test]
+    fn recorded_sas_secret_parses_and_stays_hidden() {
+        let s: DatastoreSecrets = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/azure/upload-list-secrets.json"
+        ))
+        .unwrap();
+        assert_eq!(s.secrets_type, "Sas");
+        let sas = s.sas_token.as_ref().unwrap();
+        assert!(sas.expose().contains("sp=rcuwdl"));
+        assert!(!format!("{s:?}").contains("sig="));
+        // An account key answer is not read into anything.
+        let key: DatastoreSecrets =
+            serde_json::from_value(json!({"secretsType": "AccountKey", "key": "KEY=="})).unwrap();
+        assert!(key.sas_token.is_none());
+        assert!(!format!("{key:?}").contains("KEY=="));
     }
 }

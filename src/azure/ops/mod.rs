@@ -18,7 +18,9 @@ use super::error::AzureError;
 use super::lro::Started;
 use super::models::common::Page;
 use super::models::compute::{AmlComputeNode, AmlComputeNodesPage};
+use super::storage::StorageState;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// Which workspace: subscription, resource group, name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,12 +106,30 @@ const MAX_PAGES: usize = 1000;
 pub struct WorkspaceClient {
     arm: ArmClient,
     workspace: WorkspaceRef,
+    storage: Arc<StorageState>,
 }
 
 impl WorkspaceClient {
     /// Operations on `workspace` through `arm`.
     pub fn new(arm: ArmClient, workspace: WorkspaceRef) -> Self {
-        Self { arm, workspace }
+        Self {
+            arm,
+            workspace,
+            storage: Arc::default(),
+        }
+    }
+
+    /// Reaches the workspace's storage at `blob_endpoint` (an emulator, a private endpoint)
+    /// instead of the address its datastore names. The URL must be checked by
+    /// [`crate::azure::storage::parse_blob_endpoint`].
+    pub fn with_blob_endpoint(mut self, blob_endpoint: Option<url::Url>) -> Self {
+        self.storage = Arc::new(StorageState::new(blob_endpoint));
+        self
+    }
+
+    /// Where snapshots go, and the storage settings (shared by this client's clones).
+    pub fn storage(&self) -> &StorageState {
+        &self.storage
     }
 
     /// The workspace addressed.

@@ -1,8 +1,12 @@
-//! Workspace discovery: location, storage, default datastore, studio URL.
+//! Workspace discovery: location, storage, default datastore, studio URL; and where code
+//! snapshots go (the default datastore, when it lets amlops in).
+
+use std::time::Instant;
 
 use super::WorkspaceClient;
 use crate::azure::error::AzureError;
-use crate::azure::models::workspace::{Datastore, Workspace};
+use crate::azure::models::workspace::{Datastore, DatastoreSecrets, SecretExpiry, Workspace};
+use crate::azure::storage::{self, DatastoreAccess, SnapshotStore};
 use reqwest::Method;
 
 /// Name of the datastore Azure ML creates as every workspace's default blob store.
@@ -44,6 +48,69 @@ impl WorkspaceClient {
     pub async fn datastore_get(&self, name: &str) -> Result<Option<Datastore>, AzureError> {
         self.get_optional(self.request("datastore.get", Method::GET, &["datastores", name]))
             .await
+    }
+
+    /// POST `listSecrets` of a datastore: with `expirableSecret`, a SAS.
+    pub async fn datastore_list_secrets(
+        &self,
+        name: &str,
+        expiry: &SecretExpiry,
+    ) -> Result<DatastoreSecrets, AzureError> {
+        let path = ["datastores", name, "listSecrets"];
+        let request = self
+            .request("datastore.list_secrets", Method::POST, &path)
+            .json(expiry)?;
+        self.arm.send_json(&request).await
+    }
+
+    /// Where code snapshots go: the default datastore's container, or why not (then the
+    /// caller falls back to `startPendingUpload`). Decided once per SAS lifetime (see
+    /// [`storage::StorageState`]); ARM errors other than a refusal are returned.
+    pub async fn snapshot_store(&self) -> Result<SnapshotStore, AzureError> {
+        self.storage
+            .get_or_decide(Instant::now(), async || self.decide_snapshot_store().await)
+            .await
+    }
+
+    async fn decide_snapshot_store(&self) -> Result<SnapshotStore, AzureError> {
+        let refused = |e: AzureError| {
+            Ok(SnapshotStore::Refused(format!(
+                "the default datastore refused amlops: {e}"
+            )))
+        };
+        let datastore = match self.datastore_get(DEFAULT_DATASTORE).await {
+            Ok(Some(d)) => d.properties,
+            Ok(None) => {
+                return Ok(SnapshotStore::Refused(format!(
+                    "the workspace has no datastore {DEFAULT_DATASTORE}"
+                )));
+            }
+            Err(e) if e.status() == Some(403) => return refused(e),
+            Err(e) => return Err(e),
+        };
+        let url = match storage::container_url(&datastore, self.storage.blob_endpoint()) {
+            Ok(url) => url,
+            Err(reason) => return Ok(SnapshotStore::Refused(reason)),
+        };
+        let access = DatastoreAccess::of(&datastore);
+        let container = match access {
+            DatastoreAccess::CallerToken => storage::token_container(url, self.arm.credential()),
+            DatastoreAccess::ListSecrets => {
+                let secrets = match self
+                    .datastore_list_secrets(DEFAULT_DATASTORE, &storage::SAS_REQUEST)
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) if e.status() == Some(403) => return refused(e),
+                    Err(e) => return Err(e),
+                };
+                match storage::sas_container(url, &secrets) {
+                    Ok(c) => c,
+                    Err(reason) => return Ok(SnapshotStore::Refused(reason)),
+                }
+            }
+        };
+        Ok(SnapshotStore::Datastore { container, access })
     }
 
     /// Workspace GET + default datastore GET. A missing workspace is an error that
