@@ -39,10 +39,13 @@ fn workspace_and_cluster(fake: &fake_azureml::FakeAzureMl) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: sp}}\nstringData:\n  AZURE_TENANT_ID: 11111111-1111-1111-1111-111111111111\n  AZURE_CLIENT_ID: client-1\n  AZURE_CLIENT_SECRET: {SP_SECRET}\n---\n\
          apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ml}}\nspec:\n  subscriptionId: 00000000-0000-0000-0000-000000000001\n  resourceGroup: rg1\n  workspaceName: ws1\n  \
-         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"}}\n---\n\
+         credential: {{servicePrincipal: {{secretRef: {{name: sp}}}}}}\n  endpoints: {{resourceManager: \"{}\", authorityHost: \"{}\"{}}}\n---\n\
          apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: cpu-cluster}}\nspec:\n  workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, minNodes: 0, maxNodes: 2}}\n",
         fake.arm_endpoint(),
-        fake.authority_host()
+        fake.authority_host(),
+        fake.blob_endpoint()
+            .map(|b| format!(", blobStorage: \"{b}\""))
+            .unwrap_or_default()
     )
 }
 
@@ -133,9 +136,25 @@ fn run_configuration(name: &str, target: &str) -> String {
     )
 }
 
-/// The fake Azure ML with Azurite behind its code uploads, and a directory holding its CA.
+/// The fake Azure ML with Azurite as its storage, and a directory holding its CA.
 async fn start_with_storage(
     job_phase_delay: std::time::Duration,
+) -> (
+    fake_azureml::azurite::Azurite,
+    fake_azureml::FakeAzureMl,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    start_with(fake_azureml::Options {
+        job_phase_delay,
+        ..Default::default()
+    })
+    .await
+}
+
+/// [`start_with_storage`] with more of the fake's options.
+async fn start_with(
+    options: fake_azureml::Options,
 ) -> (
     fake_azureml::azurite::Azurite,
     fake_azureml::FakeAzureMl,
@@ -145,9 +164,8 @@ async fn start_with_storage(
     let azurite = fake_azureml::azurite::Azurite::start();
     let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
         compute_provision_delay: std::time::Duration::from_millis(300),
-        job_phase_delay,
         storage: Some(azurite.storage_backend()),
-        ..Default::default()
+        ..options
     })
     .await
     .unwrap();
@@ -494,5 +512,54 @@ async fn logs_follow_streams_an_azure_run_to_its_end_printing_each_byte_once() {
     assert!(stderr.contains("run is Running"), "{stderr}");
     assert!(stderr.contains("run is Completed (after"), "{stderr}");
     assert_eq!(fake.count("POST", "/cancel"), 0, "following never cancels");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_datastore_falls_back_to_a_whole_upload_and_says_so() {
+    let (azurite, fake, dir, ca) = start_with(fake_azureml::Options {
+        job_phase_delay: std::time::Duration::from_millis(100),
+        datastore_secrets_forbidden: true,
+        ..Default::default()
+    })
+    .await;
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(&fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment("train", "rc", "{}")
+    );
+    std::fs::write(dir.path().join("train.yaml"), manifests).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "train.yaml", "--wait", "--timeout", "120s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Warning SnapshotUploadedWhole"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.count("POST", "/listSecrets"), 1);
+    assert_eq!(fake.count("POST", "/startPendingUpload"), 1);
+    // Whole: the one file went to the pending-upload container with PUTs only (its SAS
+    // cannot list or delete), no manifest, no copies.
+    let blob_requests: Vec<_> = azurite
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("train.py") || r.path.contains("amlops-manifests"))
+        .collect();
+    assert!(
+        blob_requests.iter().all(|r| r.method == "PUT") && !blob_requests.is_empty(),
+        "{blob_requests:?}"
+    );
+    assert!(
+        !text(&out).contains("sig="),
+        "no SAS in the output: {}",
+        text(&out)
+    );
     fake.shutdown().await;
 }

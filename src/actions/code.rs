@@ -221,10 +221,20 @@ pub async fn stage(
     }
     let (outcome, path) = upload(client, snapshot).await?;
     let body = version_body(&id, outcome.folder_url.as_str());
-    let created = client
+    let created = match client
         .code_version_create_or_update(CODE_ASSET, &id, &body)
         .await
-        .map_err(|e| azure_failure(&e))?;
+    {
+        Ok(created) => created,
+        // A concurrent staging of the same snapshot registered it first, naming its own
+        // upload (a whole upload goes to a fresh container): same content, so use that one.
+        Err(e) if e.status() == Some(409) => client
+            .code_version_get(CODE_ASSET, &id)
+            .await
+            .map_err(|e| azure_failure(&e))?
+            .ok_or_else(|| azure_failure(&e))?,
+        Err(e) => return Err(azure_failure(&e)),
+    };
     staged.code_id = created
         .id
         .unwrap_or_else(|| client.workspace().code_version_id(CODE_ASSET, &id));

@@ -15,6 +15,7 @@ use crate::api::{
     ComputeTarget, Experiment, ExperimentStatus, RunConfiguration, RunStatus, Source,
 };
 use crate::azure::WorkspaceClient;
+use crate::azure::error::scrub;
 use crate::reconcile::compute_target::azure_name;
 use crate::reconcile::experiment::{
     self as decide_mod, ExperimentAction, ObservedRun, RunConfigurationState,
@@ -68,7 +69,9 @@ pub struct ConvergedRun {
 
 /// How one submit ended.
 enum Submitted {
-    Run(Box<ObservedRun>),
+    /// The job was PUT; its first observation, and why the snapshot had to be uploaded whole
+    /// (the datastore path was refused), if it was.
+    Run(Box<ObservedRun>, Option<String>),
     /// The run-based cluster is still being created: submit on a later reconcile.
     WaitingForCompute,
 }
@@ -171,9 +174,13 @@ impl<I: RunInputs> Run<'_, I> {
             snapshot_id: &staged.snapshot_id,
             provenance: staged.provenance.as_ref(),
         })?;
+        let uploaded_whole = match staged.upload_path {
+            Some(code::UploadPath::PendingUpload { reason }) => Some(reason),
+            _ => None,
+        };
         job::submit(client, run_id, &body)
             .await
-            .map(|o| Submitted::Run(Box::new(o)))
+            .map(|o| Submitted::Run(Box::new(o), uploaded_whole))
     }
 
     /// Records a submit that is waiting for its run-based cluster.
@@ -381,8 +388,17 @@ pub async fn converge<I: RunInputs>(world: RunWorld<'_, I>) -> ConvergedRun {
         };
         let result = match action {
             ExperimentAction::Submit { run_id } => match run.submit(client, &run_id).await {
-                Ok(Submitted::Run(observed)) => {
+                Ok(Submitted::Run(observed, uploaded_whole)) => {
                     decide_mod::fold_submitted(&mut d, &info, &exp.spec, &observed, now);
+                    if let Some(reason) = uploaded_whole {
+                        d.events.push(Event::warning(
+                            "SnapshotUploadedWhole",
+                            format!(
+                                "the default datastore refused amlops, so the snapshot was uploaded whole through startPendingUpload (every snapshot of this workspace is, until the datastore permissions are granted): {}",
+                                scrub(&reason)
+                            ),
+                        ));
+                    }
                     Ok(())
                 }
                 Ok(Submitted::WaitingForCompute) => {

@@ -114,6 +114,9 @@ impl Env {
             "credential": {"servicePrincipal": {"secretRef": {"name": "sp"}}},
             "endpoints": {"resourceManager": self.azure.arm_endpoint(), "authorityHost": self.azure.authority_host()},
         });
+        if let Some(blob) = self.azure.blob_endpoint() {
+            spec["endpoints"]["blobStorage"] = json!(blob);
+        }
         if let Some(r) = resync {
             spec["resyncPeriod"] = json!(r);
         }

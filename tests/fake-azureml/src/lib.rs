@@ -90,6 +90,17 @@ impl FakeAzureMl {
         self.arm_endpoint()
     }
 
+    /// The blob service URL of the storage backend (what a Workspace names as
+    /// `spec.endpoints.blobStorage`: the datastore says `https://<account>.blob.core.windows.net`
+    /// as the real one does, which an emulator cannot serve). `None` without a backend.
+    pub fn blob_endpoint(&self) -> Option<String> {
+        self.shared
+            .options
+            .storage
+            .as_ref()
+            .map(|s| s.blob_endpoint.clone())
+    }
+
     /// The authority host serving `/{tenant}/oauth2/v2.0/token`.
     pub fn authority_host(&self) -> String {
         format!("https://{}", self.addr)
