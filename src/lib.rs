@@ -11,3 +11,6 @@ pub mod local;
 pub mod reconcile;
 pub mod snapshot;
 pub mod standalone;
+
+#[cfg(test)]
+mod recorded;

@@ -320,6 +320,11 @@ async fn crash_after_upload_before_submit_submits_once_and_uploads_nothing_again
             resource_group: "rg1".into(),
             workspace: "ws1".into(),
         },
+    )
+    .with_blob_endpoint(
+        env.azure
+            .blob_endpoint()
+            .map(|u| url::Url::parse(&u).unwrap()),
     );
     let staged = code::stage(&client, Arc::new(snapshot)).await.unwrap();
     assert!(!staged.reused && staged.uploaded_bytes > 0);

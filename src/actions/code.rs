@@ -259,8 +259,8 @@ mod tests {
 
     #[test]
     fn a_hash_hit_on_another_asset_is_reused_by_its_id() {
-        let page: crate::azure::models::common::Page<CodeVersion> = serde_json::from_str(
-            include_str!("../../tests/fixtures/azure/upload-code-lookup-other-asset.json"),
+        let page: crate::azure::models::common::Page<CodeVersion> = serde_json::from_value(
+            crate::recorded::response("code_hash_lookup_other_asset.json"),
         )
         .unwrap();
         let hash = "49eadfeccdc40c46a054f17f07829f9bd5bf4ff0b51fb49f2de9a63d5ddf0098";

@@ -556,18 +556,10 @@ mod tests {
         assert_eq!(o.git.unwrap().commit.as_deref(), Some("abc"));
     }
 
-    /// The recorded answer of a fixture exchange (tests/fixtures/azure/README.md).
-    fn recorded(name: &str) -> serde_json::Value {
-        let path = format!("{}/tests/fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
-        let exchange: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        exchange["responseBody"].clone()
-    }
-
     #[test]
     fn a_recorded_new_job_is_starting_with_no_times_and_its_studio_link() {
         let job: JobResource =
-            serde_json::from_value(recorded("job_create_starting.json")).unwrap();
+            serde_json::from_value(crate::recorded::response("job_create_starting.json")).unwrap();
         let o = observed(&job, None);
         assert_eq!(o.state, Some(RunState::Starting));
         assert!(o.started_at.is_none() && o.error.is_none());
@@ -580,14 +572,15 @@ mod tests {
 
     #[test]
     fn a_failed_run_takes_times_error_chain_and_warnings_from_run_history() {
-        let mut job = recorded("job_create_starting.json");
+        let mut job = crate::recorded::response("job_create_starting.json");
         // The recorded job is Starting; the same resource once Azure marks it Failed (the
         // recorded Failed ARM job likewise has no times and no error).
         job["properties"]["status"] = json!("Failed");
         let job: JobResource = serde_json::from_value(job).unwrap();
-        let history: HistoryRun =
-            serde_json::from_value(recorded("run_history_children.json")["value"][0].clone())
-                .unwrap();
+        let history: HistoryRun = serde_json::from_value(
+            crate::recorded::response("run_history_children.json")["value"][0].clone(),
+        )
+        .unwrap();
         let o = observed(&job, Some(&history));
         assert_eq!(o.state, Some(RunState::Failed));
         assert_eq!(
@@ -645,9 +638,9 @@ mod tests {
         let recorded = |state: &str, started: bool| RunStatus {
             id: "r".into(),
             state: state.into(),
-            started_at: started.then(|| {
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH)
-            }),
+            started_at: started.then_some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            )),
             ..RunStatus::default()
         };
         use HistoryRead::*;

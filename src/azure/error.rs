@@ -625,9 +625,14 @@ mod tests {
         assert!(e.to_string().contains("try later"));
     }
 
-    const MFE: &str = include_str!("../../tests/fixtures/azure/errors-mfe-inner-error.json");
-    const ACCOUNT_RP: &str =
-        include_str!("../../tests/fixtures/azure/errors-account-rp-inner-error.json");
+    /// The recorded 400 of the management front end (MFE shape).
+    fn mfe() -> String {
+        crate::recorded::response("job_unknown_compute.json").to_string()
+    }
+    /// The recorded 404 of account-rp.
+    fn account_rp() -> String {
+        crate::recorded::response("connection_not_found.json").to_string()
+    }
 
     /// The same body with `field` of the error object replaced by `value`.
     fn with(body: &str, field: &str, value: serde_json::Value) -> String {
@@ -638,7 +643,7 @@ mod tests {
 
     #[test]
     fn front_end_errors_take_the_code_from_additional_info() {
-        let e = api(400, MFE);
+        let e = api(400, &mfe());
         assert_eq!(e.code(), "UnknownTargetType");
         assert!(!e.retryable(), "a bad argument needs a human");
         let AzureError::Api { message, .. } = &e else {
@@ -656,7 +661,7 @@ mod tests {
 
     #[test]
     fn account_rp_errors_take_the_code_from_the_top_level_inner_error() {
-        let e = api(404, ACCOUNT_RP);
+        let e = api(404, &account_rp());
         assert_eq!(e.code(), "NotFoundError");
         assert!(e.is_not_found(), "a 404 about the connection itself");
         assert!(!e.retryable());
@@ -669,9 +674,9 @@ mod tests {
 
     #[test]
     fn nulls_anywhere_in_the_error_still_parse() {
-        let mfe = with(MFE, "details", serde_json::Value::Null);
+        let mfe = with(&mfe(), "details", serde_json::Value::Null);
         assert_eq!(api(400, &mfe).code(), "UnknownTargetType");
-        let rp = with(ACCOUNT_RP, "details", serde_json::Value::Null);
+        let rp = with(&account_rp(), "details", serde_json::Value::Null);
         assert_eq!(api(404, &rp).code(), "NotFoundError");
         let bare = r#"{"error":{"code":"UserError","message":"m","details":null,"additionalInfo":null,"innerError":null}}"#;
         let e = api(400, bare);
@@ -767,7 +772,7 @@ mod tests {
 
     #[test]
     fn describe_leads_with_the_chain_only_when_azure_nests_codes() {
-        let d: ErrorDetail = serde_json::from_str::<ErrorBody>(MFE)
+        let d: ErrorDetail = serde_json::from_str::<ErrorBody>(&mfe())
             .unwrap()
             .error
             .unwrap();

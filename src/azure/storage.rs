@@ -273,10 +273,8 @@ mod tests {
     use crate::azure::secret::Secret;
 
     fn recorded() -> DatastoreProperties {
-        let mut d: Datastore = serde_json::from_str(include_str!(
-            "../../tests/fixtures/azure/upload-datastore-get.json"
-        ))
-        .unwrap();
+        let mut d: Datastore =
+            serde_json::from_value(crate::recorded::response("datastore_get.json")).unwrap();
         // The recording sanitized the account name to `Sanitized`, which Azure would refuse.
         d.properties.account_name = Some("salkdszptezyn4m".into());
         d.properties
@@ -359,10 +357,9 @@ mod tests {
     #[test]
     fn only_a_sas_answer_makes_a_container() {
         let url = Url::parse("https://a.blob.core.windows.net/c").unwrap();
-        let sas: DatastoreSecrets = serde_json::from_str(include_str!(
-            "../../tests/fixtures/azure/upload-list-secrets.json"
-        ))
-        .unwrap();
+        let sas: DatastoreSecrets =
+            serde_json::from_value(crate::recorded::response("datastore_list_secrets.json"))
+                .unwrap();
         let c = sas_container(url.clone(), &sas).unwrap();
         assert_eq!(c.container_url(), &url);
         let key = DatastoreSecrets {

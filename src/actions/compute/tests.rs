@@ -224,8 +224,8 @@ fn node_errors_of_a_cluster_reach_the_status_with_their_codes() {
             .reason,
         "AllocationFailed"
     );
-    let recorded = include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
-    let r: ComputeResource = serde_json::from_str(recorded).unwrap();
+    let recorded = crate::recorded::response_of("compute_create_update_delete.json", 3);
+    let r: ComputeResource = serde_json::from_value(recorded).unwrap();
     assert!(observed(&r).node_errors.is_empty(), "errors: null");
 }
 

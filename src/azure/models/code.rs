@@ -140,10 +140,8 @@ mod tests {
 
     #[test]
     fn recorded_pending_upload_is_a_fresh_container_without_delete() {
-        let r: PendingUploadResponse = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/azure/upload-pending-upload.json"
-        ))
-        .unwrap();
+        let r: PendingUploadResponse =
+            serde_json::from_value(crate::recorded::response("code_pending_upload.json")).unwrap();
         let b = r.blob_reference_for_consumption.unwrap();
         assert_eq!(
             b.blob_uri.as_deref(),

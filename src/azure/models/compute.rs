@@ -711,8 +711,10 @@ mod tests {
         );
     }
 
-    const RECORDED_GET: &str =
-        include_str!("../../../tests/fixtures/azure/compute-amlcompute-get.json");
+    /// The recorded GET of a Succeeded cluster (`errors: null`).
+    fn recorded_get() -> String {
+        crate::recorded::response_of("compute_create_update_delete.json", 3).to_string()
+    }
     const NODE_ERRORS_GET: &str =
         include_str!("../../../tests/fixtures/azure/compute-amlcompute-node-errors.json");
 
@@ -726,13 +728,13 @@ mod tests {
 
     #[test]
     fn a_recorded_cluster_get_parses_with_no_node_errors() {
-        let c: ComputeResource = serde_json::from_str(RECORDED_GET).unwrap();
+        let c: ComputeResource = serde_json::from_str(&recorded_get()).unwrap();
         assert_eq!(
             c.properties.common.provisioning_state,
             Some(ProvisioningState::Succeeded)
         );
         assert!(c.properties.common.provisioning_errors.is_empty());
-        let p = aml_properties(RECORDED_GET);
+        let p = aml_properties(&recorded_get());
         assert!(p.errors.is_empty(), "errors: null reads as none");
         assert_eq!(p.allocation_state.as_deref(), Some("Steady"));
         assert_eq!(p.node_state_counts, Some(NodeStateCounts::default()));

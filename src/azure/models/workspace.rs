@@ -147,10 +147,8 @@ mod tests {
 
     #[test]
     fn recorded_default_datastore_parses() {
-        let d: Datastore = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/azure/upload-datastore-get.json"
-        ))
-        .unwrap();
+        let d: Datastore =
+            serde_json::from_value(crate::recorded::response("datastore_get.json")).unwrap();
         let p = &d.properties;
         assert_eq!(d.name.as_deref(), Some("workspaceblobstore"));
         assert_eq!(p.datastore_type, "AzureBlob");
@@ -176,11 +174,10 @@ mod tests {
             expire_after_hours: 1,
         })
         .unwrap();
-        let recorded: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/azure/upload-list-secrets-request.json"
-        ))
-        .unwrap();
-        assert_eq!(body, recorded);
+        assert_eq!(
+            body,
+            crate::recorded::request("datastore_list_secrets.json")
+        );
         let spec = fake_azureml::spec::Spec::get().unwrap();
         let schema = spec.definition("SecretExpiry").unwrap();
         assert!(spec.validate(schema, &body).is_empty());
@@ -194,10 +191,9 @@ mod tests {
 
     #[test]
     fn recorded_sas_secret_parses_and_stays_hidden() {
-        let s: DatastoreSecrets = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/azure/upload-list-secrets.json"
-        ))
-        .unwrap();
+        let s: DatastoreSecrets =
+            serde_json::from_value(crate::recorded::response("datastore_list_secrets.json"))
+                .unwrap();
         assert_eq!(s.secrets_type, "Sas");
         let sas = s.sas_token.as_ref().unwrap();
         assert!(sas.expose().contains("sp=rcuwdl"));
