@@ -242,3 +242,55 @@ async fn quota_exceeded_is_stalled_with_the_azure_code_and_not_retried_in_a_loop
     let ct = env.get("ComputeTarget", "big").unwrap();
     assert_eq!(condition(&ct, "Stalled").unwrap().1, "QuotaExceeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_cannot_get_nodes_is_degraded_with_azure_codes_until_it_recovers() {
+    let env = Env::start(fast_azure()).await;
+    env.workspace("ws", "ws1", Some("1s"));
+    env.compute_target("cpu", aml(0, 2));
+    env.wait_for("ComputeTarget", "cpu", 60, is_ready).await;
+    let puts = env.compute_calls("PUT");
+    let azure_name = env
+        .azure
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path.contains("/computes/"))
+        .map(|r| {
+            r.path
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    // Azure reports node allocation errors on the cluster (AmlComputeProperties.errors).
+    let errors = vec![(
+        "AllocationFailed".to_string(),
+        "Allocation failed: not enough cores of STANDARD_D2_V2 in eastus".to_string(),
+    )];
+    assert_eq!(env.azure.set_compute_errors(&azure_name, errors), 1);
+    let ct = env
+        .wait_for("ComputeTarget", "cpu", 30, |o| {
+            condition(o, "Degraded").is_some_and(|(s, _)| s == "True")
+        })
+        .await;
+    assert_eq!(condition(&ct, "Degraded").unwrap().1, "AllocationFailed");
+    assert_eq!(
+        condition(&ct, "Ready").unwrap(),
+        ("False".into(), "AllocationFailed".into())
+    );
+    env.wait_for_event("cpu", "Warning", "AllocationFailed", 10)
+        .await;
+    // The errors go away: Ready again, and nothing was written to Azure meanwhile.
+    env.azure.set_compute_errors(&azure_name, Vec::new());
+    let ct = env.wait_for("ComputeTarget", "cpu", 30, is_ready).await;
+    assert!(condition(&ct, "Degraded").is_none(), "{ct:#}");
+    assert_eq!(
+        env.compute_calls("PUT"),
+        puts,
+        "reading errors writes nothing"
+    );
+}
