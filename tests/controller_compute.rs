@@ -250,22 +250,7 @@ async fn a_cluster_that_cannot_get_nodes_is_degraded_with_azure_codes_until_it_r
     env.compute_target("cpu", aml(0, 2));
     env.wait_for("ComputeTarget", "cpu", 60, is_ready).await;
     let puts = env.compute_calls("PUT");
-    let azure_name = env
-        .azure
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PUT" && r.path.contains("/computes/"))
-        .map(|r| {
-            r.path
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .unwrap();
+    let azure_name = env.azure.put_names("computes").remove(0);
     // Azure reports node allocation errors on the cluster (AmlComputeProperties.errors).
     let errors = vec![(
         "AllocationFailed".to_string(),

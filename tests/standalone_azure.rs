@@ -391,23 +391,39 @@ async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
     fake.shutdown().await;
 }
 
+/// Writes `<name>.yaml`: the Workspace, cluster, a RunConfiguration `rc` on it and the
+/// Experiment `name` with `tags`; returns the file name.
+fn one_run(
+    dir: &std::path::Path,
+    fake: &fake_azureml::FakeAzureMl,
+    name: &str,
+    tags: &str,
+) -> String {
+    let file = format!("{name}.yaml");
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        workspace_and_cluster(fake),
+        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
+        experiment(name, "rc", tags)
+    );
+    std::fs::write(dir.join(&file), manifests).unwrap();
+    file
+}
+
+/// `amlops apply -f FILE [--wait]` with a 120 s timeout.
+fn apply(dir: &std::path::Path, ca: &std::path::Path, file: &str, wait: bool) -> Output {
+    let mut args = vec!["apply", "-f", file, "--timeout", "120s"];
+    if wait {
+        args.push("--wait");
+    }
+    tokio::task::block_in_place(|| amlops(dir, ca, &args))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_azure_run_tells_why_from_run_history_and_logs_prints_its_log() {
     let (_azurite, fake, dir, ca) = start_with_storage(std::time::Duration::from_millis(100)).await;
-    let manifests = format!(
-        "{}---\n{}---\n{}",
-        workspace_and_cluster(&fake),
-        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
-        experiment("bad", "rc", "{fake.outcome: Failed}")
-    );
-    std::fs::write(dir.path().join("bad.yaml"), manifests).unwrap();
-    let out = tokio::task::block_in_place(|| {
-        amlops(
-            dir.path(),
-            &ca,
-            &["apply", "-f", "bad.yaml", "--wait", "--timeout", "120s"],
-        )
-    });
+    let file = one_run(dir.path(), &fake, "bad", "{fake.outcome: Failed}");
+    let out = apply(dir.path(), &ca, &file, true);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let exp: Value = tokio::task::block_in_place(|| {
         let out = amlops(dir.path(), &ca, &["get", "experiment", "bad", "-o", "json"]);
@@ -466,41 +482,15 @@ async fn logs_follow_streams_an_azure_run_to_its_end_printing_each_byte_once() {
     // Phases long enough that the run is still going while `logs -f` looks.
     let (_azurite, fake, dir, ca) =
         start_with_storage(std::time::Duration::from_millis(1500)).await;
-    let manifests = format!(
-        "{}---\n{}---\n{}",
-        workspace_and_cluster(&fake),
-        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
-        experiment("train", "rc", "{}")
-    );
-    std::fs::write(dir.path().join("train.yaml"), manifests).unwrap();
-    let out = tokio::task::block_in_place(|| {
-        amlops(
-            dir.path(),
-            &ca,
-            &["apply", "-f", "train.yaml", "--timeout", "120s"],
-        )
-    });
+    let file = one_run(dir.path(), &fake, "train", "{}");
+    let out = apply(dir.path(), &ca, &file, false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs =
         tokio::task::block_in_place(|| amlops(dir.path(), &ca, &["logs", "exp/train", "-f"]));
     assert_eq!(logs.status.code(), Some(0), "{}", text(&logs));
     let stdout = String::from_utf8_lossy(&logs.stdout).to_string();
     let stderr = String::from_utf8_lossy(&logs.stderr).to_string();
-    let run_id = fake
-        .requests()
-        .iter()
-        .find(|r| r.method == "PUT" && r.path.contains("/jobs/"))
-        .map(|r| {
-            r.path
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .unwrap();
+    let run_id = fake.put_names("jobs").remove(0);
     // Followed to the end: the complete log, every line once, in order.
     assert_eq!(
         stdout,
@@ -523,20 +513,8 @@ async fn a_refused_datastore_falls_back_to_a_whole_upload_and_says_so() {
         ..Default::default()
     })
     .await;
-    let manifests = format!(
-        "{}---\n{}---\n{}",
-        workspace_and_cluster(&fake),
-        run_configuration("rc", "targetRef: {name: cpu-cluster}"),
-        experiment("train", "rc", "{}")
-    );
-    std::fs::write(dir.path().join("train.yaml"), manifests).unwrap();
-    let out = tokio::task::block_in_place(|| {
-        amlops(
-            dir.path(),
-            &ca,
-            &["apply", "-f", "train.yaml", "--wait", "--timeout", "120s"],
-        )
-    });
+    let file = one_run(dir.path(), &fake, "train", "{}");
+    let out = apply(dir.path(), &ca, &file, true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("Warning SnapshotUploadedWhole"),

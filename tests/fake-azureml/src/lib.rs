@@ -126,6 +126,20 @@ impl FakeAzureMl {
         self.shared.count(method, path_contains)
     }
 
+    /// Names of the resources PUT under `/{collection}/` (e.g. `jobs`, `computes`), in order.
+    pub fn put_names(&self, collection: &str) -> Vec<String> {
+        let marker = format!("/{collection}/");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT")
+            .filter_map(|r| {
+                let path = r.path.split('?').next()?;
+                let (_, rest) = path.rsplit_once(&marker)?;
+                (!rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect()
+    }
+
     /// Counts per `"METHOD path-template"`.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         self.shared.counters()
