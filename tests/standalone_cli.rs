@@ -145,6 +145,13 @@ fn apply_wait_runs_then_reapply_reuses_and_a_spec_change_reruns() {
     );
     let logs = String::from_utf8(w.run(&["logs", "exp/train"]).stdout).unwrap();
     assert!(logs.contains("trained train-"), "{logs}");
+    let missing = w.run(&["logs", "exp/nothere"]);
+    assert_eq!(code(&missing), 1);
+    assert!(
+        text(&missing).contains("Experiment/nothere not found"),
+        "{}",
+        text(&missing)
+    );
 
     // delete goes through the finalizer and removes the object.
     let out = w.run(&["delete", "exp", "train"]);

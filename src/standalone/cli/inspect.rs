@@ -107,6 +107,10 @@ pub fn logs(args: &LogsArgs, state: &StateArgs) -> anyhow::Result<i32> {
         namespace: state.namespace.clone(),
         name: name.into(),
     };
+    if store.get(&key)?.is_none() {
+        eprintln!("error: {key} not found");
+        return Ok(EXIT_FAILED);
+    }
     let azure = Azure::new()?;
     let console = Console::new();
     let engine = Engine {
