@@ -427,8 +427,12 @@ fn apply_observed(run: &mut RunStatus, observed: &ObservedRun) {
     if let Some(state) = observed.state {
         run.state = state.as_str().to_string();
     }
-    run.started_at = observed.started_at.map(Time).or(run.started_at.take());
-    run.finished_at = observed.finished_at.map(Time).or(run.finished_at.take());
+    // Whole seconds, as the status holds them once written: a duration computed from the
+    // stored times must equal the one computed from a fresh observation, or every resync
+    // would rewrite it.
+    let whole = |t: Timestamp| Time(Timestamp::from_second(t.as_second()).unwrap_or(t));
+    run.started_at = observed.started_at.map(whole).or(run.started_at.take());
+    run.finished_at = observed.finished_at.map(whole).or(run.finished_at.take());
     if let (Some(start), Some(end)) = (&run.started_at, &run.finished_at) {
         run.duration = Some(format_duration(
             end.0.duration_since(start.0).unsigned_abs(),
@@ -756,6 +760,32 @@ mod tests {
         let again = run(&i, &s, Some(&d.status), Some(&done), None);
         assert_eq!(again.status, d.status);
         assert!(again.events.is_empty() && again.actions.is_empty());
+    }
+
+    #[test]
+    fn a_finished_run_read_again_from_its_stored_times_keeps_its_duration() {
+        let (i, s) = (info(1), spec());
+        // Run history reports sub-second times; the status keeps whole seconds.
+        let ms = |sec: i64, milli: i64| Timestamp::from_millisecond(sec * 1000 + milli).unwrap();
+        let done = ObservedRun {
+            started_at: Some(ms(55, 900)),
+            finished_at: Some(ms(56, 300)),
+            ..observed(RunState::Completed)
+        };
+        let d = run(&i, &s, None, Some(&done), None);
+        let first = d.status.current_run.clone().unwrap();
+        assert_eq!(first.duration.as_deref(), Some("1s"));
+        // Stored by the apiserver (times in whole seconds), then reconciled again reading only
+        // the job (no times): nothing changes, so nothing is written.
+        let stored: ExperimentStatus =
+            serde_json::from_value(serde_json::to_value(&d.status).unwrap()).unwrap();
+        let again_seen = ObservedRun {
+            started_at: None,
+            finished_at: None,
+            ..observed(RunState::Completed)
+        };
+        let again = run(&i, &s, Some(&stored), Some(&again_seen), None);
+        assert_eq!(again.status, stored);
     }
 
     #[test]
