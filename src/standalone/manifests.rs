@@ -18,6 +18,62 @@ pub const KINDS: [&str; 4] = [
 /// Core kinds standalone mode also stores, because amlops objects reference them.
 pub const CORE_KINDS: [&str; 2] = ["Secret", "ConfigMap"];
 
+/// A reference from one object to another of the same namespace.
+pub struct Reference<'a> {
+    /// The field that names the other object, as the user writes it.
+    pub field: &'static str,
+    pub kind: &'static str,
+    pub name: &'a str,
+}
+
+/// The objects `object` (of `kind`) names: what it waits for and what must exist.
+pub fn references<'a>(kind: &str, object: &'a Value) -> Vec<Reference<'a>> {
+    let fields: &[(&str, &str, &str)] = match kind {
+        "ComputeTarget" => &[(
+            "spec.workspaceRef.name",
+            "Workspace",
+            "/spec/workspaceRef/name",
+        )],
+        "RunConfiguration" => &[
+            (
+                "spec.targetRef.name",
+                "ComputeTarget",
+                "/spec/targetRef/name",
+            ),
+            (
+                "spec.workspaceRef.name",
+                "Workspace",
+                "/spec/workspaceRef/name",
+            ),
+        ],
+        "Experiment" => &[
+            (
+                "spec.runConfigurationRef.name",
+                "RunConfiguration",
+                "/spec/runConfigurationRef/name",
+            ),
+            (
+                "spec.source.configMap.name",
+                "ConfigMap",
+                "/spec/source/configMap/name",
+            ),
+            (
+                "spec.source.git.secretRef.name",
+                "Secret",
+                "/spec/source/git/secretRef/name",
+            ),
+        ],
+        _ => &[],
+    };
+    fields
+        .iter()
+        .filter_map(|(field, kind, pointer)| {
+            let name = object.pointer(pointer).and_then(Value::as_str)?;
+            Some(Reference { field, kind, name })
+        })
+        .collect()
+}
+
 /// One object read from a manifest, and where it came from.
 #[derive(Clone, Debug)]
 pub struct Document {

@@ -1,0 +1,83 @@
+//! `amlops apply/validate` on manifests a user gets wrong: the real binary in a temporary
+//! working directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn amlops(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amlops"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AMLOPS_STATE")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A project directory with `src/train.py` and `app.yaml` holding `manifests`.
+fn project(manifests: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/train.py"), "print('trained')\n").unwrap();
+    std::fs::write(dir.path().join("app.yaml"), manifests).unwrap();
+    dir
+}
+
+const LOCAL_TARGET: &str = "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {name: local}\nspec: {local: {}}\n";
+
+fn run_configuration(interpreter: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: py}}\nspec:\n  targetRef: {{name: local}}\n  \
+         environment: {{userManaged: {{interpreterPath: {interpreter}}}}}\n"
+    )
+}
+
+fn experiment(run_configuration: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: train}}\nspec:\n  runConfigurationRef: {{name: {run_configuration}}}\n  \
+         source: {{localPath: src}}\n  script: train.py\n"
+    )
+}
+
+// Before: both waited for the Experiment until --timeout and exited 3.
+#[test]
+fn apply_wait_stops_with_exit_1_when_the_run_configuration_is_stalled() {
+    let dir = project(&format!(
+        "{LOCAL_TARGET}---\n{}---\n{}",
+        run_configuration("/nonexistent/python9"),
+        experiment("py")
+    ));
+    let out = amlops(
+        dir.path(),
+        &["apply", "-f", "app.yaml", "--wait", "--timeout", "30s"],
+    );
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("experiment/train: stopped waiting: spec.runConfigurationRef.name: RunConfiguration \"py\" needs a human: EnvironmentFailed")
+            && msg.contains("/nonexistent/python9"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn apply_stops_with_exit_1_when_the_run_configuration_does_not_exist() {
+    let dir = project(&experiment("nowhere"));
+    for wait in [&["--wait"][..], &[]] {
+        let args = [&["apply", "-f", "app.yaml", "--timeout", "30s"][..], wait].concat();
+        let out = amlops(dir.path(), &args);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {msg}");
+        assert!(
+            msg.contains("experiment/train: stopped waiting: spec.runConfigurationRef.name: RunConfiguration \"nowhere\" does not exist"),
+            "{msg}"
+        );
+    }
+}
