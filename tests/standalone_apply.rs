@@ -81,3 +81,50 @@ fn apply_stops_with_exit_1_when_the_run_configuration_does_not_exist() {
         );
     }
 }
+
+// Before: "overflow when adding duration to instant", exit 101 after the objects were applied.
+#[test]
+fn a_timeout_too_long_for_the_clock_means_no_deadline_and_one_too_long_for_u64_is_refused() {
+    let dir = project(&experiment("nowhere"));
+    let out = amlops(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            "app.yaml",
+            "--timeout",
+            "18446744073709551615s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = amlops(
+        dir.path(),
+        &[
+            "delete",
+            "exp",
+            "train",
+            "--timeout",
+            "18446744073709551615s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("experiment/train deleted"),
+        "{}",
+        text(&out)
+    );
+    for timeout in ["18446744073709551615h", "18446744073709551616s"] {
+        let out = amlops(
+            dir.path(),
+            &["apply", "-f", "app.yaml", "--timeout", timeout],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!(
+                "{timeout:?}: too long (at most 18446744073709551615s)"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+}

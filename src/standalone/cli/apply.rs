@@ -49,7 +49,8 @@ pub(super) fn converge(
     }
     let console = Console::new();
     let azure = Azure::new()?;
-    let deadline = Instant::now() + timeout;
+    // A timeout too long for the clock to represent means no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     let mut due: BTreeMap<Key, Instant> =
         keys.iter().map(|k| (k.clone(), Instant::now())).collect();
     let mut outcomes: BTreeMap<Key, Outcome> = BTreeMap::new();
@@ -103,7 +104,7 @@ pub(super) fn converge(
             console.bar.finish_and_clear();
             return Ok(130);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             console.bar.finish_and_clear();
             eprintln!(
                 "error: timed out after {}s waiting for {}",
