@@ -128,3 +128,48 @@ fn a_timeout_too_long_for_the_clock_means_no_deadline_and_one_too_long_for_u64_i
         );
     }
 }
+
+// Before: the error snippet printed the lines around the error, the secret value with them.
+#[test]
+fn a_yaml_error_in_a_secret_or_a_document_of_unknown_kind_does_not_print_its_lines() {
+    let canary = "CANARY-7f3e-s3cr3t";
+    let dir = project("");
+    let broken = [
+        // The error is in the Secret.
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData:\n  password: {canary}\n  bad: [unclosed\n"
+        ),
+        // The kind comes after the error.
+        format!("stringData:\n  password: {canary}\n   bad: x\nkind: Secret\n"),
+        // No kind at all.
+        format!("metadata: {{name: s}}\nstringData:\n  password: {canary}\n   bad: x\n"),
+    ];
+    for yaml in &broken {
+        std::fs::write(dir.path().join("app.yaml"), yaml).unwrap();
+        for command in ["validate", "apply"] {
+            let out = amlops(dir.path(), &[command, "-f", "app.yaml"]);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{msg}");
+            assert!(
+                msg.contains("app.yaml: not valid YAML") && msg.contains("lines are not shown"),
+                "{msg}"
+            );
+            assert!(!msg.contains(canary), "{command} printed the secret: {msg}");
+        }
+    }
+    // A ConfigMap's lines are shown, without those of the Secret after it.
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  a: b\n c: d\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{password: {canary}}}\n"
+        ),
+    )
+    .unwrap();
+    let out = amlops(dir.path(), &["validate", "-f", "app.yaml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("    6 |  c: d") && !msg.contains(canary),
+        "{msg}"
+    );
+}

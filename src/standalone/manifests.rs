@@ -174,8 +174,14 @@ fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>>
     } else {
         std::fs::read_to_string(file).map_err(|e| vec![format!("{name}: {e}")])?
     };
-    let values: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| vec![format!("{name}: not valid YAML: {e}")])?;
+    let options = serde_saphyr::options! { with_snippet: false };
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(&text, options).map_err(|e| {
+            vec![format!(
+                "{name}: not valid YAML: {}",
+                syntax_error(&text, &e)
+            )]
+        })?;
     let base_dir = if file.as_os_str() == "-" {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -194,6 +200,57 @@ fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>>
     } else {
         Err(problems)
     }
+}
+
+/// A YAML error with the lines around it, only when its document names a kind that holds no
+/// secrets: a Secret's lines (or those of a document whose kind cannot be read) may hold a
+/// secret value.
+fn syntax_error(text: &str, error: &serde_saphyr::Error) -> String {
+    let Some(at) = error.location() else {
+        return error.to_string();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let line = usize::try_from(at.line())
+        .map_or(usize::MAX, |l| l.saturating_sub(1))
+        .min(lines.len());
+    let is_boundary = |l: &&str| l.starts_with("---") || l.starts_with("...");
+    let start = lines[..line.min(lines.len())]
+        .iter()
+        .rposition(is_boundary)
+        .map_or(0, |i| i + 1);
+    let end = lines
+        .iter()
+        .skip(line + 1)
+        .position(is_boundary)
+        .map_or(lines.len(), |i| line + 1 + i);
+    let kinds: Vec<&str> = lines[start..end.max(start)]
+        .iter()
+        .filter_map(|l| l.strip_prefix("kind:"))
+        .map(|k| {
+            k.split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches(['"', '\''])
+        })
+        .collect();
+    let harmless = |k: &&str| KINDS.contains(k) || *k == "ConfigMap";
+    if kinds.is_empty() || !kinds.iter().all(harmless) || line >= end {
+        return format!(
+            "{error} (the lines are not shown: they belong to a Secret or a document whose kind cannot be read, and may hold secret values)"
+        );
+    }
+    let mut out = error.to_string();
+    let first = line.saturating_sub(2).max(start);
+    let shown = lines[first..(line + 2).min(end)].iter();
+    for (i, l) in shown.enumerate().map(|(i, l)| (first + i, l)) {
+        out.push_str(&format!("\n{:>5} | {l}", i + 1));
+        if i == line {
+            let column = usize::try_from(at.column()).unwrap_or(1).max(1);
+            out.push_str(&format!("\n      | {:>column$}", "^"));
+        }
+    }
+    out
 }
 
 fn document(
