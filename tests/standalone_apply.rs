@@ -173,3 +173,58 @@ fn a_yaml_error_in_a_secret_or_a_document_of_unknown_kind_does_not_print_its_lin
         "{msg}"
     );
 }
+
+// Before: the FIFO hung validate, the symlink to a directory outside was read, and the loop
+// was followed 40 times with 40 errors.
+#[test]
+fn a_manifest_directory_is_read_as_regular_files_inside_it_each_once() {
+    use std::os::unix::fs::symlink;
+    let dir = project("");
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(m.join("sub")).unwrap();
+    std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+    std::fs::write(m.join("ct.yaml"), LOCAL_TARGET).unwrap();
+    nix::unistd::mkfifo(&m.join("x.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    symlink("..", m.join("sub/loop")).unwrap();
+    symlink("ct.yaml", m.join("link.yml")).unwrap();
+    let out = amlops(dir.path(), &["validate", "-f", "m"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{msg}");
+    assert!(msg.contains("1 objects valid"), "{msg}");
+    assert!(
+        msg.contains("note: m/x.yaml: skipped: not a regular file"),
+        "{msg}"
+    );
+    assert_eq!(
+        msg.matches("m/sub/loop: skipped: read already").count(),
+        1,
+        "{msg}"
+    );
+    assert!(msg.contains("m/link.yml: skipped: read already"), "{msg}");
+
+    std::fs::write(
+        dir.path().join("outside/secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+    )
+    .unwrap();
+    symlink("../outside", m.join("escape")).unwrap();
+    symlink("../outside/secret.yaml", m.join("file.yaml")).unwrap();
+    let out = amlops(dir.path(), &["validate", "-f", "m"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    for link in ["m/escape", "m/file.yaml"] {
+        assert!(
+            msg.contains(&format!("error: {link}: refused: a symlink to ")),
+            "{msg}"
+        );
+    }
+    assert!(!msg.contains("Secret/s"), "{msg}");
+    // Named on the command line, a FIFO is refused, not opened.
+    let out = amlops(dir.path(), &["validate", "-f", "m/x.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("m/x.yaml: not a regular file or a directory"),
+        "{}",
+        text(&out)
+    );
+}

@@ -103,12 +103,25 @@ pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Document>, Vec<Str
     for p in paths {
         if p.as_os_str() == "-" {
             files.push(p.clone());
-        } else if p.is_dir() {
-            collect_dir(p, &mut files);
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
-            problems.push(format!("{}: no such file or directory", p.display()));
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => match Walk::new(p) {
+                Ok(mut walk) => {
+                    walk.dir(p);
+                    // Skipped files do not make the input invalid: say so and go on.
+                    walk.notes.iter().for_each(|n| eprintln!("note: {n}"));
+                    files.append(&mut walk.files);
+                    problems.append(&mut walk.problems);
+                }
+                Err(e) => problems.push(e),
+            },
+            Ok(m) if m.is_file() => files.push(p.clone()),
+            Ok(_) => problems.push(format!(
+                "{}: not a regular file or a directory",
+                p.display()
+            )),
+            Err(e) => problems.push(format!("{}: {e}", p.display())),
         }
     }
     let mut docs = Vec::new();
@@ -138,30 +151,109 @@ pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Document>, Vec<Str
     }
 }
 
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
+/// The manifest files under one directory given on the command line: regular files only (a
+/// FIFO would block the read), symlinks only to what stays inside that directory, each
+/// directory once (a symlink loop or alias is read once).
+struct Walk {
+    /// The given directory, resolved.
+    root: PathBuf,
+    visited: std::collections::BTreeSet<PathBuf>,
+    files: Vec<PathBuf>,
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Walk {
+    fn new(root: &Path) -> Result<Self, String> {
+        Ok(Self {
+            root: std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?,
+            visited: Default::default(),
+            files: Vec::new(),
+            problems: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    fn dir(&mut self, dir: &Path) {
+        if !self.first_visit(dir) {
+            return;
         }
-        if p.is_dir() {
-            collect_dir(&p, out);
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            out.push(p);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => return self.problems.push(format!("{}: {e}", dir.display())),
+        };
+        let mut entries: Vec<std::fs::DirEntry> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            self.entry(&e.path());
         }
     }
+
+    fn entry(&mut self, path: &Path) {
+        let root = &self.root;
+        let Ok(link) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if link.file_type().is_symlink() {
+            match std::fs::canonicalize(path) {
+                Ok(target) if !target.starts_with(root) => {
+                    return self.problems.push(format!(
+                        "{}: refused: a symlink to {}, outside {}",
+                        path.display(),
+                        target.display(),
+                        root.display()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return self.problems.push(format!(
+                        "{}: a symlink that cannot be followed: {e}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            self.dir(path);
+        } else if is_manifest_name(path) {
+            if meta.is_file() {
+                if self.first_visit(path) {
+                    self.files.push(path.to_path_buf());
+                }
+            } else {
+                self.notes
+                    .push(format!("{}: skipped: not a regular file", path.display()));
+            }
+        }
+    }
+
+    /// False, with a note, when `path` was read already under another name (a symlink loop
+    /// or alias); resolving it fails only in a race with a change of the tree, then it is skipped.
+    fn first_visit(&mut self, path: &Path) -> bool {
+        let Ok(real) = std::fs::canonicalize(path) else {
+            return false;
+        };
+        let first = self.visited.insert(real);
+        if !first {
+            self.notes.push(format!(
+                "{}: skipped: read already under another name (a symlink loop or alias)",
+                path.display()
+            ));
+        }
+        first
+    }
+}
+
+fn is_manifest_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
 fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>> {
