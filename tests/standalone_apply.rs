@@ -228,3 +228,47 @@ fn a_manifest_directory_is_read_as_regular_files_inside_it_each_once() {
         text(&out)
     );
 }
+
+/// The files an example's header comment says it needs (`examples/NAME.yaml`), itself excluded.
+fn needed_examples(repo: &Path, example: &Path) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string(example).unwrap();
+    let mut needed: Vec<_> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == '`' || c == ':'))
+        .filter(|w| w.starts_with("examples/") && w.ends_with(".yaml"))
+        .map(|w| repo.join(w))
+        .filter(|p| p != example)
+        .collect();
+    needed.dedup();
+    needed
+}
+
+// Before: remote-vm, kubernetes-compute and run-based-compute failed alone (Workspace "ml" is
+// defined in another file) and their headers did not say which.
+#[test]
+fn every_example_validates_alone_or_with_the_files_its_header_names() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let examples = repo.join("examples");
+    let out = amlops(dir.path(), &["validate", "-f", examples.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for example in &files {
+        let mut args = vec!["validate".to_string()];
+        for f in needed_examples(repo, example).iter().chain([example]) {
+            args.extend(["-f".to_string(), f.display().to_string()]);
+        }
+        let out = amlops(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+}
