@@ -18,6 +18,62 @@ pub const KINDS: [&str; 4] = [
 /// Core kinds standalone mode also stores, because amlops objects reference them.
 pub const CORE_KINDS: [&str; 2] = ["Secret", "ConfigMap"];
 
+/// A reference from one object to another of the same namespace.
+pub struct Reference<'a> {
+    /// The field that names the other object, as the user writes it.
+    pub field: &'static str,
+    pub kind: &'static str,
+    pub name: &'a str,
+}
+
+/// The objects `object` (of `kind`) names: what it waits for and what must exist.
+pub fn references<'a>(kind: &str, object: &'a Value) -> Vec<Reference<'a>> {
+    let fields: &[(&str, &str, &str)] = match kind {
+        "ComputeTarget" => &[(
+            "spec.workspaceRef.name",
+            "Workspace",
+            "/spec/workspaceRef/name",
+        )],
+        "RunConfiguration" => &[
+            (
+                "spec.targetRef.name",
+                "ComputeTarget",
+                "/spec/targetRef/name",
+            ),
+            (
+                "spec.workspaceRef.name",
+                "Workspace",
+                "/spec/workspaceRef/name",
+            ),
+        ],
+        "Experiment" => &[
+            (
+                "spec.runConfigurationRef.name",
+                "RunConfiguration",
+                "/spec/runConfigurationRef/name",
+            ),
+            (
+                "spec.source.configMap.name",
+                "ConfigMap",
+                "/spec/source/configMap/name",
+            ),
+            (
+                "spec.source.git.secretRef.name",
+                "Secret",
+                "/spec/source/git/secretRef/name",
+            ),
+        ],
+        _ => &[],
+    };
+    fields
+        .iter()
+        .filter_map(|(field, kind, pointer)| {
+            let name = object.pointer(pointer).and_then(Value::as_str)?;
+            Some(Reference { field, kind, name })
+        })
+        .collect()
+}
+
 /// One object read from a manifest, and where it came from.
 #[derive(Clone, Debug)]
 pub struct Document {
@@ -47,12 +103,25 @@ pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Document>, Vec<Str
     for p in paths {
         if p.as_os_str() == "-" {
             files.push(p.clone());
-        } else if p.is_dir() {
-            collect_dir(p, &mut files);
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
-            problems.push(format!("{}: no such file or directory", p.display()));
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => match Walk::new(p) {
+                Ok(mut walk) => {
+                    walk.dir(p);
+                    // Skipped files do not make the input invalid: say so and go on.
+                    walk.notes.iter().for_each(|n| eprintln!("note: {n}"));
+                    files.append(&mut walk.files);
+                    problems.append(&mut walk.problems);
+                }
+                Err(e) => problems.push(e),
+            },
+            Ok(m) if m.is_file() => files.push(p.clone()),
+            Ok(_) => problems.push(format!(
+                "{}: not a regular file or a directory",
+                p.display()
+            )),
+            Err(e) => problems.push(format!("{}: {e}", p.display())),
         }
     }
     let mut docs = Vec::new();
@@ -82,30 +151,109 @@ pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Document>, Vec<Str
     }
 }
 
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
+/// The manifest files under one directory given on the command line: regular files only (a
+/// FIFO would block the read), symlinks only to what stays inside that directory, each
+/// directory once (a symlink loop or alias is read once).
+struct Walk {
+    /// The given directory, resolved.
+    root: PathBuf,
+    visited: std::collections::BTreeSet<PathBuf>,
+    files: Vec<PathBuf>,
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Walk {
+    fn new(root: &Path) -> Result<Self, String> {
+        Ok(Self {
+            root: std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?,
+            visited: Default::default(),
+            files: Vec::new(),
+            problems: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    fn dir(&mut self, dir: &Path) {
+        if !self.first_visit(dir) {
+            return;
         }
-        if p.is_dir() {
-            collect_dir(&p, out);
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            out.push(p);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => return self.problems.push(format!("{}: {e}", dir.display())),
+        };
+        let mut entries: Vec<std::fs::DirEntry> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            self.entry(&e.path());
         }
     }
+
+    fn entry(&mut self, path: &Path) {
+        let root = &self.root;
+        let Ok(link) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if link.file_type().is_symlink() {
+            match std::fs::canonicalize(path) {
+                Ok(target) if !target.starts_with(root) => {
+                    return self.problems.push(format!(
+                        "{}: refused: a symlink to {}, outside {}",
+                        path.display(),
+                        target.display(),
+                        root.display()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return self.problems.push(format!(
+                        "{}: a symlink that cannot be followed: {e}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            self.dir(path);
+        } else if is_manifest_name(path) {
+            if meta.is_file() {
+                if self.first_visit(path) {
+                    self.files.push(path.to_path_buf());
+                }
+            } else {
+                self.notes
+                    .push(format!("{}: skipped: not a regular file", path.display()));
+            }
+        }
+    }
+
+    /// False, with a note, when `path` was read already under another name (a symlink loop
+    /// or alias); resolving it fails only in a race with a change of the tree, then it is skipped.
+    fn first_visit(&mut self, path: &Path) -> bool {
+        let Ok(real) = std::fs::canonicalize(path) else {
+            return false;
+        };
+        let first = self.visited.insert(real);
+        if !first {
+            self.notes.push(format!(
+                "{}: skipped: read already under another name (a symlink loop or alias)",
+                path.display()
+            ));
+        }
+        first
+    }
+}
+
+fn is_manifest_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
 fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>> {
@@ -118,8 +266,14 @@ fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>>
     } else {
         std::fs::read_to_string(file).map_err(|e| vec![format!("{name}: {e}")])?
     };
-    let values: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| vec![format!("{name}: not valid YAML: {e}")])?;
+    let options = serde_saphyr::options! { with_snippet: false };
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(&text, options).map_err(|e| {
+            vec![format!(
+                "{name}: not valid YAML: {}",
+                syntax_error(&text, &e)
+            )]
+        })?;
     let base_dir = if file.as_os_str() == "-" {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -138,6 +292,57 @@ fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>>
     } else {
         Err(problems)
     }
+}
+
+/// A YAML error with the lines around it, only when its document names a kind that holds no
+/// secrets: a Secret's lines (or those of a document whose kind cannot be read) may hold a
+/// secret value.
+fn syntax_error(text: &str, error: &serde_saphyr::Error) -> String {
+    let Some(at) = error.location() else {
+        return error.to_string();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let line = usize::try_from(at.line())
+        .map_or(usize::MAX, |l| l.saturating_sub(1))
+        .min(lines.len());
+    let is_boundary = |l: &&str| l.starts_with("---") || l.starts_with("...");
+    let start = lines[..line.min(lines.len())]
+        .iter()
+        .rposition(is_boundary)
+        .map_or(0, |i| i + 1);
+    let end = lines
+        .iter()
+        .skip(line + 1)
+        .position(is_boundary)
+        .map_or(lines.len(), |i| line + 1 + i);
+    let kinds: Vec<&str> = lines[start..end.max(start)]
+        .iter()
+        .filter_map(|l| l.strip_prefix("kind:"))
+        .map(|k| {
+            k.split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches(['"', '\''])
+        })
+        .collect();
+    let harmless = |k: &&str| KINDS.contains(k) || *k == "ConfigMap";
+    if kinds.is_empty() || !kinds.iter().all(harmless) || line >= end {
+        return format!(
+            "{error} (the lines are not shown: they belong to a Secret or a document whose kind cannot be read, and may hold secret values)"
+        );
+    }
+    let mut out = error.to_string();
+    let first = line.saturating_sub(2).max(start);
+    let shown = lines[first..(line + 2).min(end)].iter();
+    for (i, l) in shown.enumerate().map(|(i, l)| (first + i, l)) {
+        out.push_str(&format!("\n{:>5} | {l}", i + 1));
+        if i == line {
+            let column = usize::try_from(at.column()).unwrap_or(1).max(1);
+            out.push_str(&format!("\n      | {:>column$}", "^"));
+        }
+    }
+    out
 }
 
 fn document(

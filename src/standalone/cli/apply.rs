@@ -49,7 +49,8 @@ pub(super) fn converge(
     }
     let console = Console::new();
     let azure = Azure::new()?;
-    let deadline = Instant::now() + timeout;
+    // A timeout too long for the clock to represent means no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     let mut due: BTreeMap<Key, Instant> =
         keys.iter().map(|k| (k.clone(), Instant::now())).collect();
     let mut outcomes: BTreeMap<Key, Outcome> = BTreeMap::new();
@@ -65,7 +66,17 @@ pub(super) fn converge(
             if due.get(key).is_none_or(|t| *t > Instant::now()) {
                 continue;
             }
-            let outcome = engine.reconcile(key, Timestamp::now())?;
+            let mut outcome = engine.reconcile(key, Timestamp::now())?;
+            if let Outcome::Progressing(_) = outcome
+                && let Some(why) = blocked(engine.store, key)?
+            {
+                console.line(format!(
+                    "{}/{}: stopped waiting: {why}",
+                    key.kind.to_lowercase(),
+                    key.name
+                ));
+                outcome = Outcome::Stalled;
+            }
             match outcome {
                 Outcome::Progressing(after) => {
                     due.insert(key.clone(), Instant::now() + after);
@@ -93,7 +104,7 @@ pub(super) fn converge(
             console.bar.finish_and_clear();
             return Ok(130);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             console.bar.finish_and_clear();
             eprintln!(
                 "error: timed out after {}s waiting for {}",
@@ -111,6 +122,41 @@ pub(super) fn converge(
                 .clamp(Duration::from_millis(50), Duration::from_millis(500)),
         );
     }
+}
+
+/// Why `key` cannot progress until a human acts: an object it names is missing from the store,
+/// Stalled, or blocked itself. None while it can progress, is deleting, or follows a run that
+/// has not finished (that run does not need its dependencies any more).
+fn blocked(store: &Store, key: &Key) -> anyhow::Result<Option<String>> {
+    let Some(object) = store.get(key)? else {
+        return Ok(None);
+    };
+    let run = &object["status"]["currentRun"];
+    if object["metadata"].get("deletionTimestamp").is_some()
+        || (run.is_object() && run.get("finishedAt").is_none())
+    {
+        return Ok(None);
+    }
+    for r in manifests::references(&key.kind, &object) {
+        let what = format!("{}: {} {:?}", r.field, r.kind, r.name);
+        let dependency = Key {
+            kind: r.kind.into(),
+            namespace: key.namespace.clone(),
+            name: r.name.into(),
+        };
+        let Some(dependency_object) = store.get(&dependency)? else {
+            return Ok(Some(format!(
+                "{what} does not exist: apply it, then apply this again"
+            )));
+        };
+        if let Some(problem) = problem_message(&dependency_object) {
+            return Ok(Some(format!("{what} needs a human: {problem}")));
+        }
+        if let Some(why) = blocked(store, &dependency)? {
+            return Ok(Some(format!("{what} is blocked: {why}")));
+        }
+    }
+    Ok(None)
 }
 
 fn cancel_runs(

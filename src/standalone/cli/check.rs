@@ -32,48 +32,15 @@ fn cross_references(docs: &[Document], store: &Store) -> anyhow::Result<Vec<Stri
     let mut problems = Vec::new();
     for d in docs {
         let ns = &d.key.namespace;
-        let refs: Vec<(&str, &str, &str)> = match d.key.kind.as_str() {
-            "ComputeTarget" => vec![(
-                "spec.workspaceRef.name",
-                "Workspace",
-                "/spec/workspaceRef/name",
-            )],
-            "RunConfiguration" => vec![
-                (
-                    "spec.targetRef.name",
-                    "ComputeTarget",
-                    "/spec/targetRef/name",
-                ),
-                (
-                    "spec.workspaceRef.name",
-                    "Workspace",
-                    "/spec/workspaceRef/name",
-                ),
-            ],
-            "Experiment" => vec![
-                (
-                    "spec.runConfigurationRef.name",
-                    "RunConfiguration",
-                    "/spec/runConfigurationRef/name",
-                ),
-                (
-                    "spec.source.configMap.name",
-                    "ConfigMap",
-                    "/spec/source/configMap/name",
-                ),
-                (
-                    "spec.source.git.secretRef.name",
-                    "Secret",
-                    "/spec/source/git/secretRef/name",
-                ),
-            ],
-            _ => vec![],
-        };
-        for (field, kind, pointer) in refs {
-            if let Some(name) = d.object.pointer(pointer).and_then(Value::as_str)
-                && !exists(kind, ns, name)?
-            {
-                problems.push(format!("{}: {field}: {kind} {name:?} is not defined in these manifests or the state store", d.location()));
+        for r in manifests::references(&d.key.kind, &d.object) {
+            if !exists(r.kind, ns, r.name)? {
+                problems.push(format!(
+                    "{}: {}: {} {:?} is not defined in these manifests or the state store",
+                    d.location(),
+                    r.field,
+                    r.kind,
+                    r.name
+                ));
             }
         }
         if let Some(path) = d

@@ -144,15 +144,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(s.trim().len()),
     );
+    let too_long = || format!("{s:?}: too long (at most {}s)", u64::MAX);
     let n: u64 = n
         .parse()
-        .map_err(|_| format!("{s:?}: expected a duration such as 90s, 10m or 1h"))?;
-    Ok(Duration::from_secs(match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => too_long(),
+            _ => format!("{s:?}: expected a duration such as 90s, 10m or 1h"),
+        })?;
+    let seconds_per_unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
         _ => return Err(format!("{s:?}: unit must be s, m or h")),
-    }))
+    };
+    n.checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(too_long)
 }
 
 /// Accepts kubectl-style kind names: `exp`, `experiment`, `experiments`, `Experiment`, ...
