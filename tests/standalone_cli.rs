@@ -335,3 +335,70 @@ fn a_killed_apply_leaves_a_readable_store() {
     // The run survives and a new apply can cancel it through delete.
     assert_eq!(code(&w.run(&["delete", "exp", "train"])), 0);
 }
+
+/// Manifests of an Experiment whose code is the ConfigMap `code` holding `train.py`.
+fn config_map_app(script: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: local}}\nspec: {{local: {{}}}}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: py}}\nspec:\n  targetRef: {{name: local}}\n  \
+         environment: {{userManaged: {{interpreterPath: python3}}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: code}}\ndata:\n  train.py: {script:?}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: train}}\nspec:\n  runConfigurationRef: {{name: py}}\n  \
+         source: {{configMap: {{name: code}}}}\n  script: train.py\n"
+    )
+}
+
+#[test]
+fn a_changed_config_map_is_configured_planned_and_runs_the_new_code() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    std::fs::write(
+        w.path().join("cm.yaml"),
+        config_map_app("print('code v1')\n"),
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first = w.experiment()["status"]["currentRun"].clone();
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("code v1"), "{logs}");
+
+    // Only the ConfigMap's data changes.
+    std::fs::write(
+        w.path().join("cm.yaml"),
+        config_map_app("print('code v2')\n"),
+    )
+    .unwrap();
+    let plan = text(&w.run(&["plan", "-f", "cm.yaml"]));
+    assert!(plan.contains("data changed"), "{plan}");
+    assert!(
+        plan.contains("Experiment \"train\" snapshots it: new generation, new run")
+            && plan.contains("start a new run (ConfigMap code, whose data changed)"),
+        "{plan}"
+    );
+
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("configmap/code configured"),
+        "{}",
+        text(&out)
+    );
+    let exp = w.experiment();
+    let run = &exp["status"]["currentRun"];
+    assert_eq!(exp["metadata"]["generation"], 2);
+    assert_ne!(run["id"], first["id"]);
+    assert_ne!(run["snapshotId"], first["snapshotId"]);
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("code v2"), "{logs}");
+    let described = text(&w.run(&["describe", "exp", "train"]));
+    assert!(described.contains("SourceChanged"), "{described}");
+
+    // Applying the same content again changes nothing.
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert!(
+        text(&out).contains("configmap/code unchanged"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.experiment()["status"]["currentRun"]["id"], run["id"]);
+}
