@@ -402,3 +402,48 @@ fn a_changed_config_map_is_configured_planned_and_runs_the_new_code() {
     );
     assert_eq!(w.experiment()["status"]["currentRun"]["id"], run["id"]);
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_state_holding_secret_values_is_private_and_loose_modes_are_tightened_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workdir::new(OK_SCRIPT, "");
+    std::fs::write(
+        w.path().join("secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: canary}\nstringData: {token: s3cr3t-canary}\n",
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "app.yaml", "-f", "secret.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let state = w.path().join(".amlops");
+    assert_eq!(mode(&state), 0o700);
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        let path = state.join(file);
+        if path.exists() || file == "state.db" {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+
+    // A state left open by an older amlops (or a umask) is made private, and said so once.
+    let loosen = |path: &Path, m| std::fs::set_permissions(path, PermissionsExt::from_mode(m));
+    loosen(&state, 0o755).unwrap();
+    loosen(&state.join("state.db"), 0o644).unwrap();
+    let out = w.run(&["get", "exp", "train"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("state.db private (mode 0644 -> 0600)")
+            && stderr.contains(".amlops private (mode 0755 -> 0700)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        (mode(&state), mode(&state.join("state.db"))),
+        (0o700, 0o600)
+    );
+    let again = w.run(&["get", "exp", "train"]);
+    assert!(!text(&again).contains("private"), "{}", text(&again));
+}

@@ -7,5 +7,6 @@ pub mod engine;
 pub mod inputs;
 pub mod manifests;
 mod plan;
+pub mod private;
 pub mod render;
 pub mod store;

@@ -93,11 +93,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path`, in a directory that exists: see
+    /// [`super::private::make_private`] for creating it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
         let err = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
