@@ -447,3 +447,60 @@ fn the_state_holding_secret_values_is_private_and_loose_modes_are_tightened_once
     let again = w.run(&["get", "exp", "train"]);
     assert!(!text(&again).contains("private"), "{}", text(&again));
 }
+
+#[test]
+fn two_applies_on_one_state_take_turns_and_readers_never_wait() {
+    let w = Workdir::new("import time\ntime.sleep(3)\nprint('trained')\n", "");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_amlops"))
+            .args(["apply", "-f", "app.yaml", "--wait"])
+            .current_dir(w.path())
+            .env_remove("AMLOPS_STATE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = [a.id(), b.id()];
+    // Readers work all along, whatever the writers are doing.
+    let mut reads = 0;
+    while !w.path().join(".amlops/runs").exists() || reads < 5 {
+        let out = w.run(&["get", "exp"]);
+        assert_eq!(code(&out), 0, "get during apply: {}", text(&out));
+        reads += 1;
+        if reads > 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let described = w.run(&["describe", "exp", "train"]);
+    assert_eq!(code(&described), 0, "{}", text(&described));
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", text(out));
+        assert!(!text(out).contains("database is locked"), "{}", text(out));
+    }
+    // The second waited for the first, said so naming it, and found the work done.
+    let waited = (0..2).find(|&i| {
+        String::from_utf8_lossy(&outs[i].stderr).contains(&format!(
+            "waiting for another amlops apply (pid {}) on .amlops",
+            pids[1 - i]
+        ))
+    });
+    let waited = waited.unwrap_or_else(|| panic!("{}\n{}", text(&outs[0]), text(&outs[1])));
+    assert!(text(&outs[waited]).contains("experiment/train unchanged"));
+    let exp = w.experiment();
+    assert_eq!(exp["status"]["currentRun"]["state"], "Completed");
+    assert!(
+        exp["status"]["runs"]
+            .as_array()
+            .is_none_or(|r| r.is_empty())
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path().join(".amlops/runs"))
+            .unwrap()
+            .count(),
+        1
+    );
+}

@@ -10,3 +10,4 @@ mod plan;
 pub mod private;
 pub mod render;
 pub mod store;
+pub mod writer_lock;

@@ -2,10 +2,13 @@
 //! their events in SQLite. WAL lets `amlops get` read while `apply` writes; every change is one
 //! transaction, so a killed `apply` leaves either the old or the new object, never half of one.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
+
+use super::writer_lock::WriterLock;
 
 /// Schema version written in `meta`; `migrate` upgrades older stores step by step.
 const SCHEMA_VERSION: i64 = 1;
@@ -32,6 +35,12 @@ pub enum StoreError {
         namespace: String,
         name: String,
         source: serde_json::Error,
+    },
+    #[error("state store {path}: cannot take the writer lock {lock}: {source}")]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        source: std::io::Error,
     },
     #[error("{kind} {namespace}/{name} was changed by someone else meanwhile; retry")]
     Conflict {
@@ -87,9 +96,12 @@ pub struct StoredEvent {
     pub message: String,
 }
 
+/// Readers never wait: WAL gives them the last committed state while a writer works. Writers
+/// take turns: the first change a Store makes takes the state's [`WriterLock`] for good.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    writer: RefCell<Option<WriterLock>>,
 }
 
 impl Store {
@@ -101,7 +113,9 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
+        // Writers hold SQLite's lock only for one short transaction, readers never: a wait
+        // this long means something else holds the database.
+        conn.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -110,9 +124,26 @@ impl Store {
         let mut store = Self {
             conn,
             path: path.to_path_buf(),
+            writer: RefCell::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Takes the state's writer lock unless this Store holds it already (waits for another
+    /// writer to exit). Every change goes through here first.
+    fn writing(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.borrow_mut();
+        if writer.is_none() {
+            *writer = Some(
+                WriterLock::acquire(&self.path).map_err(|source| StoreError::Lock {
+                    path: self.path.clone(),
+                    lock: super::writer_lock::lock_path(&self.path),
+                    source,
+                })?,
+            );
+        }
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -122,26 +153,22 @@ impl Store {
         }
     }
 
+    /// Brings the schema up to date; a store that is (readers open stores too) writes nothing.
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
+        if schema_version(&self.conn).map_err(&err)? == SCHEMA_VERSION {
+            return Ok(());
+        }
         let tx = immediate(&mut self.conn).map_err(&err)?;
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )
         .map_err(&err)?;
-        let found: i64 = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&err)?
-            .unwrap_or(0);
+        let found = schema_version(&tx).map_err(&err)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
@@ -224,6 +251,7 @@ impl Store {
     /// content changes; uid, status and finalizers are kept. A ConfigMap whose content is new
     /// gives the Experiments that snapshot it a new generation too (see [`regenerate_dependants`]).
     pub fn apply(&mut self, key: &Key, manifest: &Value) -> Result<(Applied, Value), StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
@@ -290,6 +318,7 @@ impl Store {
 
     /// Replaces status (and finalizers) if the object still has `resource_version`; returns the new object.
     pub fn update(&mut self, key: &Key, object: &Value) -> Result<Value, StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
@@ -323,6 +352,7 @@ impl Store {
     /// Marks the object for deletion (like a DELETE with finalizers) or removes it when it has none.
     /// Returns true when the object is gone.
     pub fn delete(&mut self, key: &Key) -> Result<bool, StoreError> {
+        self.writing()?;
         let Some(mut obj) = self.get(key)? else {
             return Ok(true);
         };
@@ -342,6 +372,7 @@ impl Store {
 
     /// Removes the object and its events for good.
     pub fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
@@ -369,6 +400,7 @@ impl Store {
         reason: &str,
         message: &str,
     ) -> Result<(), StoreError> {
+        self.writing()?;
         insert_event(&self.conn, key, warning, reason, message).map_err(self.err())?;
         Ok(())
     }
@@ -397,6 +429,26 @@ impl Store {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// The schema version of the store; 0 for a new one.
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// A transaction that takes SQLite's write lock at once: a deferred one that reads first fails
