@@ -1,7 +1,8 @@
 //! The state directory holds Secret values (in the database, see docs/standalone.md), so it is
-//! the user's alone: the directory 0700, the database and its WAL/SHM files 0600. Looser modes
-//! left by an older amlops (or a umask) are tightened when the files are the user's, refused
-//! otherwise: amlops cannot make someone else's files private.
+//! the user's alone: the directory 0700, the database and its WAL/SHM files 0600. Group and
+//! other access left by an older amlops (or a umask) is removed when the files are the user's
+//! (the owner's own bits stay: a read-only state stays read-only), refused otherwise: amlops
+//! cannot make someone else's files private.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -13,14 +14,13 @@ const FILE_MODE: u32 = 0o600;
 #[derive(Debug, thiserror::Error)]
 pub enum PrivateError {
     #[error(
-        "{path} is open to other users (mode {mode:04o}) but belongs to uid {owner}, not to you (uid {me}), so amlops cannot make it private; it holds Secret values: have its owner run `chmod {wanted:o}` on it, or choose another --state"
+        "{path} is open to other users (mode {mode:04o}) but belongs to uid {owner}, not to you (uid {me}), so amlops cannot make it private; it holds Secret values: have its owner run `chmod go-rwx` on it, or choose another --state"
     )]
     NotOwned {
         path: PathBuf,
         mode: u32,
         owner: u32,
         me: u32,
-        wanted: u32,
     },
     #[error("{path}: cannot make it private (mode {wanted:04o}): {source}")]
     Io {
@@ -48,8 +48,8 @@ pub fn verdict(mode: u32, owner: u32, me: u32) -> Verdict {
 }
 
 /// Creates the state directory of the database `db` (0700) and the database file (0600, empty:
-/// SQLite creates its WAL and SHM files with the database's mode), or tightens them. Returns a
-/// notice for each path it tightened.
+/// SQLite creates its WAL and SHM files with the database's mode), or removes group and other
+/// access from them. Returns a notice for each path it tightened.
 pub fn make_private(db: &Path) -> Result<Vec<String>, PrivateError> {
     let dir = db
         .parent()
@@ -79,9 +79,9 @@ pub fn make_private(db: &Path) -> Result<Vec<String>, PrivateError> {
     let files = ["", "-wal", "-shm"].map(|suffix| {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
-        (PathBuf::from(name), FILE_MODE)
+        PathBuf::from(name)
     });
-    for (path, wanted) in std::iter::once((dir.to_path_buf(), DIR_MODE)).chain(files) {
+    for path in std::iter::once(dir.to_path_buf()).chain(files) {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue; // no WAL or SHM yet
         };
@@ -94,10 +94,10 @@ pub fn make_private(db: &Path) -> Result<Vec<String>, PrivateError> {
                     mode,
                     owner: meta.uid(),
                     me,
-                    wanted,
                 });
             }
             Verdict::Tighten => {
+                let wanted = mode & 0o7700;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
                     .map_err(io(&path, wanted))?;
                 notices.push(format!(
@@ -151,5 +151,9 @@ mod tests {
         assert_eq!(mode(&wal), 0o600);
         assert_eq!(mode(db.parent().unwrap()), 0o700);
         assert!(make_private(&db).unwrap().is_empty());
+        // The owner's bits stay: a read-only database is made private, not writable.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+        make_private(&db).unwrap();
+        assert_eq!(mode(&db), 0o400);
     }
 }
