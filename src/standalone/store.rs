@@ -13,9 +13,12 @@ use super::writer_lock::WriterLock;
 /// Schema version written in `meta`; `migrate` upgrades older stores step by step.
 const SCHEMA_VERSION: i64 = 1;
 
+/// How long a statement waits for SQLite's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state store {path}: {source}")]
+    #[error("state store {path}: {}", sqlite_message(source))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
@@ -48,6 +51,20 @@ pub enum StoreError {
         namespace: String,
         name: String,
     },
+}
+
+/// SQLite's words, except for a database still locked after the busy timeout: amlops commands
+/// wait for each other (see [`WriterLock`]), so the holder is another program.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            format!(
+                "another program has held the database for over {} s (amlops commands take turns, so it is not one of them); close it and retry",
+                BUSY_TIMEOUT.as_secs()
+            )
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Identifies one object.
@@ -115,8 +132,7 @@ impl Store {
         let conn = Connection::open(path).map_err(err)?;
         // Writers hold SQLite's lock only for one short transaction, readers never: a wait
         // this long means something else holds the database.
-        conn.busy_timeout(std::time::Duration::from_secs(60))
-            .map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -698,6 +714,25 @@ mod tests {
         let events = store.events(&key(), 10).unwrap();
         assert_eq!(events.len(), 2);
         assert!(events.iter().all(|e| e.reason == "SourceChanged"));
+    }
+
+    #[test]
+    fn a_database_held_by_another_program_is_named_not_reported_as_error_code_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        store.conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let message = store
+            .apply(&key(), &manifest("a.py"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("another program has held the database")
+                && !message.contains("database is locked"),
+            "{message}"
+        );
     }
 
     #[test]
