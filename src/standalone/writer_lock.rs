@@ -62,7 +62,11 @@ impl WriterLock {
             }
             Err((_, errno)) => return Err(errno.into()),
         };
-        let command = std::env::args().nth(1).unwrap_or_default();
+        // The subcommand, wherever global options put it (`amlops --state x apply`).
+        let command = std::env::args()
+            .skip(1)
+            .find(|a| ["apply", "delete"].contains(&a.as_str()))
+            .unwrap_or_default();
         let holder = format!("{} {command}\n", std::process::id());
         lock.set_len(0)?;
         lock.write_all_at(holder.as_bytes(), 0)?;
