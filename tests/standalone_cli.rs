@@ -335,3 +335,172 @@ fn a_killed_apply_leaves_a_readable_store() {
     // The run survives and a new apply can cancel it through delete.
     assert_eq!(code(&w.run(&["delete", "exp", "train"])), 0);
 }
+
+/// Manifests of an Experiment whose code is the ConfigMap `code` holding `train.py`.
+fn config_map_app(script: &str) -> String {
+    format!(
+        "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: local}}\nspec: {{local: {{}}}}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: RunConfiguration\nmetadata: {{name: py}}\nspec:\n  targetRef: {{name: local}}\n  \
+         environment: {{userManaged: {{interpreterPath: python3}}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: code}}\ndata:\n  train.py: {script:?}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {{name: train}}\nspec:\n  runConfigurationRef: {{name: py}}\n  \
+         source: {{configMap: {{name: code}}}}\n  script: train.py\n"
+    )
+}
+
+#[test]
+fn a_changed_config_map_is_configured_planned_and_runs_the_new_code() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    std::fs::write(
+        w.path().join("cm.yaml"),
+        config_map_app("print('code v1')\n"),
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first = w.experiment()["status"]["currentRun"].clone();
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("code v1"), "{logs}");
+
+    // Only the ConfigMap's data changes.
+    std::fs::write(
+        w.path().join("cm.yaml"),
+        config_map_app("print('code v2')\n"),
+    )
+    .unwrap();
+    let plan = text(&w.run(&["plan", "-f", "cm.yaml"]));
+    assert!(plan.contains("data changed"), "{plan}");
+    assert!(
+        plan.contains("Experiment \"train\" snapshots it: new generation, new run")
+            && plan.contains("start a new run (ConfigMap code, whose data changed)"),
+        "{plan}"
+    );
+
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("configmap/code configured"),
+        "{}",
+        text(&out)
+    );
+    let exp = w.experiment();
+    let run = &exp["status"]["currentRun"];
+    assert_eq!(exp["metadata"]["generation"], 2);
+    assert_ne!(run["id"], first["id"]);
+    assert_ne!(run["snapshotId"], first["snapshotId"]);
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("code v2"), "{logs}");
+    let described = text(&w.run(&["describe", "exp", "train"]));
+    assert!(described.contains("SourceChanged"), "{described}");
+
+    // Applying the same content again changes nothing.
+    let out = w.run(&["apply", "-f", "cm.yaml", "--wait"]);
+    assert!(
+        text(&out).contains("configmap/code unchanged"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.experiment()["status"]["currentRun"]["id"], run["id"]);
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_state_holding_secret_values_is_private_and_loose_modes_are_tightened_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workdir::new(OK_SCRIPT, "");
+    std::fs::write(
+        w.path().join("secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: canary}\nstringData: {token: s3cr3t-canary}\n",
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "app.yaml", "-f", "secret.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let state = w.path().join(".amlops");
+    assert_eq!(mode(&state), 0o700);
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        let path = state.join(file);
+        if path.exists() || file == "state.db" {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+
+    // A state left open by an older amlops (or a umask) is made private, and said so once.
+    let loosen = |path: &Path, m| std::fs::set_permissions(path, PermissionsExt::from_mode(m));
+    loosen(&state, 0o755).unwrap();
+    loosen(&state.join("state.db"), 0o644).unwrap();
+    let out = w.run(&["get", "exp", "train"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("state.db private (mode 0644 -> 0600)")
+            && stderr.contains(".amlops private (mode 0755 -> 0700)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        (mode(&state), mode(&state.join("state.db"))),
+        (0o700, 0o600)
+    );
+    let again = w.run(&["get", "exp", "train"]);
+    assert!(!text(&again).contains("private"), "{}", text(&again));
+}
+
+#[test]
+fn two_applies_on_one_state_take_turns_and_readers_never_wait() {
+    let w = Workdir::new("import time\ntime.sleep(3)\nprint('trained')\n", "");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_amlops"))
+            .args(["apply", "-f", "app.yaml", "--wait"])
+            .current_dir(w.path())
+            .env_remove("AMLOPS_STATE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = [a.id(), b.id()];
+    // Readers work all along, whatever the writers are doing.
+    let mut reads = 0;
+    while !w.path().join(".amlops/runs").exists() || reads < 5 {
+        let out = w.run(&["get", "exp"]);
+        assert_eq!(code(&out), 0, "get during apply: {}", text(&out));
+        reads += 1;
+        if reads > 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let described = w.run(&["describe", "exp", "train"]);
+    assert_eq!(code(&described), 0, "{}", text(&described));
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", text(out));
+        assert!(!text(out).contains("database is locked"), "{}", text(out));
+    }
+    // The second waited for the first, said so naming it, and found the work done.
+    let waited = (0..2).find(|&i| {
+        String::from_utf8_lossy(&outs[i].stderr).contains(&format!(
+            "waiting for another amlops apply (pid {}) on .amlops",
+            pids[1 - i]
+        ))
+    });
+    let waited = waited.unwrap_or_else(|| panic!("{}\n{}", text(&outs[0]), text(&outs[1])));
+    assert!(text(&outs[waited]).contains("experiment/train unchanged"));
+    let exp = w.experiment();
+    assert_eq!(exp["status"]["currentRun"]["state"], "Completed");
+    assert!(
+        exp["status"]["runs"]
+            .as_array()
+            .is_none_or(|r| r.is_empty())
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path().join(".amlops/runs"))
+            .unwrap()
+            .count(),
+        1
+    );
+}

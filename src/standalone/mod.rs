@@ -7,5 +7,7 @@ pub mod engine;
 pub mod inputs;
 pub mod manifests;
 mod plan;
+pub mod private;
 pub mod render;
 pub mod store;
+pub mod writer_lock;

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::engine::is_azure_compute;
 use super::manifests::Document;
-use super::store::{Key, Store, StoreError};
+use super::store::{self, Change, Key, Store, StoreError};
 use crate::actions::local::LocalBackend;
 use crate::api::{ComputeTarget, RunConfiguration};
 use crate::reconcile::ObjectInfo;
@@ -98,11 +98,17 @@ pub fn effects(
                 o["metadata"]["annotations"].get(crate::api::RERUN_ANNOTATION)
                     != doc.object["metadata"]["annotations"].get(crate::api::RERUN_ANNOTATION)
             });
-            match (spec_changed || rerun_changed, current) {
+            let source_changed = old.is_some() && config_map_changed(doc, docs, store)?;
+            match (spec_changed || rerun_changed || source_changed, current) {
                 (true, _) => {
                     let mut lines = vec![format!(
-                        "snapshot the source and start a new run ({})",
-                        source_summary(&doc.object)
+                        "snapshot the source and start a new run ({}{})",
+                        source_summary(&doc.object),
+                        if source_changed {
+                            ", whose data changed"
+                        } else {
+                            ""
+                        }
                     )];
                     if rc_missing(doc, store)? {
                         lines.push(format!(
@@ -122,8 +128,77 @@ pub fn effects(
                 (false, None) => vec!["start a run".into()],
             }
         }
+        "ConfigMap" | "Secret" if old.is_some_and(|o| content_changed(doc, o)) => {
+            dependants(doc, store)?
+        }
         _ => vec![],
     })
+}
+
+fn content_changed(doc: &Document, stored: &Value) -> bool {
+    store::change(&doc.key.kind, stored, &doc.object) == Change::Content
+}
+
+/// Whether the ConfigMap the Experiment snapshots is among `docs` with new content (or is
+/// created anew): the store gives the Experiment a new generation for it.
+fn config_map_changed(
+    doc: &Document,
+    docs: &[Document],
+    store: &Store,
+) -> Result<bool, StoreError> {
+    let Some(name) = doc
+        .object
+        .pointer("/spec/source/configMap/name")
+        .and_then(Value::as_str)
+    else {
+        return Ok(false);
+    };
+    let key = doc.key.sibling("ConfigMap", name);
+    let Some(new) = docs.iter().find(|d| d.key == key) else {
+        return Ok(false);
+    };
+    Ok(store
+        .get(&key)?
+        .is_none_or(|stored| content_changed(new, &stored)))
+}
+
+/// What new content in a Secret or ConfigMap sets off among the stored objects.
+fn dependants(doc: &Document, store: &Store) -> Result<Vec<String>, StoreError> {
+    let name = doc.key.name.as_str();
+    let same_namespace = |kind| -> Result<Vec<(Key, Value)>, StoreError> {
+        Ok(store
+            .list(Some(kind))?
+            .into_iter()
+            .filter(|(k, _)| k.namespace == doc.key.namespace)
+            .collect())
+    };
+    let mut lines = vec!["data changed".to_string()];
+    if doc.key.kind == "ConfigMap" {
+        for (k, _) in same_namespace("Experiment")?
+            .into_iter()
+            .filter(|(_, e)| store::snapshots_config_map(e, name))
+        {
+            lines.push(format!(
+                "Experiment {:?} snapshots it: new generation, new run",
+                k.name
+            ));
+        }
+    } else {
+        for (k, _) in same_namespace("RunConfiguration")?
+            .into_iter()
+            .filter(|(_, rc)| {
+                rc.pointer("/spec/docker/registry/passwordSecretRef/name")
+                    .and_then(Value::as_str)
+                    == Some(name)
+            })
+        {
+            lines.push(format!(
+                "RunConfiguration {:?} writes its registry connection again when applied",
+                k.name
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 fn rc_missing(doc: &Document, store: &Store) -> Result<bool, StoreError> {

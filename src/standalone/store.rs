@@ -2,17 +2,23 @@
 //! their events in SQLite. WAL lets `amlops get` read while `apply` writes; every change is one
 //! transaction, so a killed `apply` leaves either the old or the new object, never half of one.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::writer_lock::WriterLock;
+
 /// Schema version written in `meta`; `migrate` upgrades older stores step by step.
 const SCHEMA_VERSION: i64 = 1;
 
+/// How long a statement waits for SQLite's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state store {path}: {source}")]
+    #[error("state store {path}: {}", sqlite_message(source))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
@@ -33,12 +39,32 @@ pub enum StoreError {
         name: String,
         source: serde_json::Error,
     },
+    #[error("state store {path}: cannot take the writer lock {lock}: {source}")]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{kind} {namespace}/{name} was changed by someone else meanwhile; retry")]
     Conflict {
         kind: String,
         namespace: String,
         name: String,
     },
+}
+
+/// SQLite's words, except for a database still locked after the busy timeout: amlops commands
+/// wait for each other (see [`WriterLock`]), so the holder is another program.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            format!(
+                "another program has held the database for over {} s (amlops commands take turns, so it is not one of them); close it and retry",
+                BUSY_TIMEOUT.as_secs()
+            )
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Identifies one object.
@@ -87,24 +113,26 @@ pub struct StoredEvent {
     pub message: String,
 }
 
+/// Readers never wait: WAL gives them the last committed state while a writer works. Writers
+/// take turns: the first change a Store makes takes the state's [`WriterLock`] for good.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    writer: RefCell<Option<WriterLock>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path`, in a directory that exists: see
+    /// [`super::private::make_private`] for creating it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
         let err = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
+        // Writers hold SQLite's lock only for one short transaction, readers never: a wait
+        // this long means something else holds the database.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -112,9 +140,26 @@ impl Store {
         let mut store = Self {
             conn,
             path: path.to_path_buf(),
+            writer: RefCell::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Takes the state's writer lock unless this Store holds it already (waits for another
+    /// writer to exit). Every change goes through here first.
+    fn writing(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.borrow_mut();
+        if writer.is_none() {
+            *writer = Some(
+                WriterLock::acquire(&self.path).map_err(|source| StoreError::Lock {
+                    path: self.path.clone(),
+                    lock: super::writer_lock::lock_path(&self.path),
+                    source,
+                })?,
+            );
+        }
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -124,26 +169,22 @@ impl Store {
         }
     }
 
+    /// Brings the schema up to date; a store that is (readers open stores too) writes nothing.
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(&err)?;
+        if schema_version(&self.conn).map_err(&err)? == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = immediate(&mut self.conn).map_err(&err)?;
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )
         .map_err(&err)?;
-        let found: i64 = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&err)?
-            .unwrap_or(0);
+        let found = schema_version(&tx).map_err(&err)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
@@ -221,15 +262,18 @@ impl Store {
         Ok(out)
     }
 
-    /// `kubectl apply` semantics: create, or update labels/annotations/spec of an existing object.
-    /// The generation moves only when the spec changes; uid, status and finalizers are kept.
+    /// `kubectl apply` semantics: create, or update labels/annotations and content (spec, or a
+    /// Secret's or ConfigMap's data) of an existing object. The generation moves only when the
+    /// content changes; uid, status and finalizers are kept. A ConfigMap whose content is new
+    /// gives the Experiments that snapshot it a new generation too (see [`regenerate_dependants`]).
     pub fn apply(&mut self, key: &Key, manifest: &Value) -> Result<(Applied, Value), StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = immediate(&mut self.conn).map_err(&err)?;
         let existing: Option<String> = tx
             .query_row(
                 "SELECT object FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -238,8 +282,7 @@ impl Store {
             )
             .optional()
             .map_err(&err)?;
-        let rv = next_resource_version(&tx).map_err(&err)?;
-        let (applied, object) = match existing {
+        let (applied, object, content_changed) = match existing {
             None => {
                 let mut obj = manifest.clone();
                 let meta = metadata_mut(&mut obj);
@@ -250,18 +293,22 @@ impl Store {
                 meta.insert("generation".into(), 1.into());
                 meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
                 meta.insert("namespace".into(), Value::String(key.namespace.clone()));
-                (Applied::Created, obj)
+                (Applied::Created, obj, true)
             }
             Some(text) => {
                 let mut obj = parse(&self.path, key, &text)?;
-                let spec_changed = obj.get("spec") != manifest.get("spec");
-                let meta_changed = ["labels", "annotations"]
-                    .iter()
-                    .any(|f| obj["metadata"].get(f) != manifest["metadata"].get(f));
-                if !spec_changed && !meta_changed {
+                let change = change(&key.kind, &obj, manifest);
+                if change == Change::None {
                     return Ok((Applied::Unchanged, obj));
                 }
-                obj["spec"] = manifest.get("spec").cloned().unwrap_or(Value::Null);
+                for field in content_fields(&key.kind) {
+                    match manifest.get(field) {
+                        Some(v) => obj[*field] = v.clone(),
+                        None => {
+                            obj.as_object_mut().map(|o| o.remove(*field));
+                        }
+                    }
+                }
                 let meta = metadata_mut(&mut obj);
                 for f in ["labels", "annotations"] {
                     match manifest["metadata"].get(f) {
@@ -269,27 +316,31 @@ impl Store {
                         None => meta.remove(f),
                     };
                 }
-                if spec_changed {
-                    let generation =
-                        meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-                    meta.insert("generation".into(), generation.into());
+                let content_changed = change == Change::Content;
+                if content_changed {
+                    bump_generation(meta);
                 }
-                (Applied::Configured, obj)
+                (Applied::Configured, obj, content_changed)
             }
         };
+        let rv = next_resource_version(&tx).map_err(&err)?;
         let object = write_object(&tx, key, object, rv).map_err(&err)?;
+        if content_changed {
+            regenerate_dependants(&tx, key).map_err(&err)?;
+        }
         tx.commit().map_err(&err)?;
         Ok((applied, object))
     }
 
     /// Replaces status (and finalizers) if the object still has `resource_version`; returns the new object.
     pub fn update(&mut self, key: &Key, object: &Value) -> Result<Value, StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = immediate(&mut self.conn).map_err(&err)?;
         let stored_rv: Option<i64> = tx
             .query_row(
                 "SELECT resource_version FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -317,6 +368,7 @@ impl Store {
     /// Marks the object for deletion (like a DELETE with finalizers) or removes it when it has none.
     /// Returns true when the object is gone.
     pub fn delete(&mut self, key: &Key) -> Result<bool, StoreError> {
+        self.writing()?;
         let Some(mut obj) = self.get(key)? else {
             return Ok(true);
         };
@@ -336,12 +388,13 @@ impl Store {
 
     /// Removes the object and its events for good.
     pub fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
+        self.writing()?;
         let path = self.path.clone();
         let err = move |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = immediate(&mut self.conn).map_err(&err)?;
         let p = params![key.kind, key.namespace, key.name];
         tx.execute(
             "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -363,12 +416,8 @@ impl Store {
         reason: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO events (kind, namespace, name, time, warning, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![key.kind, key.namespace, key.name, now_rfc3339(), warning, reason, message],
-            )
-            .map_err(self.err())?;
+        self.writing()?;
+        insert_event(&self.conn, key, warning, reason, message).map_err(self.err())?;
         Ok(())
     }
 
@@ -398,6 +447,32 @@ impl Store {
     }
 }
 
+/// The schema version of the store; 0 for a new one.
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// A transaction that takes SQLite's write lock at once: a deferred one that reads first fails
+/// with SQLITE_BUSY, without waiting, when another writer committed since its read.
+fn immediate(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn parse(path: &Path, key: &Key, text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
         path: path.to_path_buf(),
@@ -406,6 +481,111 @@ fn parse(path: &Path, key: &Key, text: &str) -> Result<Value, StoreError> {
         name: key.name.clone(),
         source,
     })
+}
+
+/// What applying a manifest changes in a stored object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    None,
+    /// Labels or annotations only: no new generation.
+    Metadata,
+    /// The spec, or a Secret's or ConfigMap's data: a new generation.
+    Content,
+}
+
+/// What applying `manifest` over `stored` changes, as kubectl sees it: Secrets and ConfigMaps
+/// are their data, every other kind its spec; then labels and annotations.
+pub fn change(kind: &str, stored: &Value, manifest: &Value) -> Change {
+    if content_fields(kind)
+        .iter()
+        .any(|f| stored.get(f) != manifest.get(f))
+    {
+        Change::Content
+    } else if ["labels", "annotations"]
+        .iter()
+        .any(|f| stored["metadata"].get(f) != manifest["metadata"].get(f))
+    {
+        Change::Metadata
+    } else {
+        Change::None
+    }
+}
+
+/// The fields that hold what an object is, beside its metadata.
+fn content_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Secret" | "ConfigMap" => &["data", "stringData", "binaryData"],
+        _ => &["spec"],
+    }
+}
+
+/// Whether `experiment` snapshots the ConfigMap `config_map` (same namespace assumed): its
+/// runs carry that ConfigMap's content, so new content is a new run.
+pub fn snapshots_config_map(experiment: &Value, config_map: &str) -> bool {
+    experiment
+        .pointer("/spec/source/configMap/name")
+        .and_then(Value::as_str)
+        == Some(config_map)
+}
+
+/// A ConfigMap with new content (or created anew) changes what the Experiments that snapshot
+/// it would run: each gets a new generation (a new run, as after a spec change) and an event.
+/// Secrets need nothing here: their readers compare the Secret's resourceVersion.
+fn regenerate_dependants(tx: &rusqlite::Transaction<'_>, changed: &Key) -> rusqlite::Result<()> {
+    if changed.kind != "ConfigMap" {
+        return Ok(());
+    }
+    let experiments: Vec<(String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT name, object FROM objects WHERE kind = 'Experiment' AND namespace = ?1",
+        )?;
+        stmt.query_map([&changed.namespace], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (name, text) in experiments {
+        // An unreadable object is reported as Corrupt by whoever reads it; nothing to bump.
+        let Ok(mut object) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if !snapshots_config_map(&object, &changed.name)
+            || object["metadata"].get("deletionTimestamp").is_some()
+        {
+            continue;
+        }
+        bump_generation(metadata_mut(&mut object));
+        let key = changed.sibling("Experiment", &name);
+        let rv = next_resource_version(tx)?;
+        write_object(tx, &key, object, rv)?;
+        insert_event(
+            tx,
+            &key,
+            false,
+            "SourceChanged",
+            &format!(
+                "ConfigMap {:?} changed: the next run snapshots its new content",
+                changed.name
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn bump_generation(meta: &mut serde_json::Map<String, Value>) {
+    let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+    meta.insert("generation".into(), generation.into());
+}
+
+fn insert_event(
+    conn: &Connection,
+    key: &Key,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO events (kind, namespace, name, time, warning, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![key.kind, key.namespace, key.name, now_rfc3339(), warning, reason, message],
+    )
 }
 
 fn next_resource_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
@@ -487,6 +667,72 @@ mod tests {
         );
         assert_eq!(obj["metadata"]["uid"], uid);
         assert!(obj["metadata"].get("labels").is_none());
+    }
+
+    #[test]
+    fn secrets_compare_by_data_and_a_new_config_map_regenerates_its_experiments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let secret_key = key().sibling("Secret", "registry");
+        let secret = |pw: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry"}, "stringData": {"password": pw}});
+        let (_, first) = store.apply(&secret_key, &secret("a")).unwrap();
+        assert_eq!(
+            store.apply(&secret_key, &secret("a")).unwrap().0,
+            Applied::Unchanged
+        );
+        let (a, second) = store.apply(&secret_key, &secret("b")).unwrap();
+        assert_eq!(a, Applied::Configured);
+        assert_eq!(second["stringData"]["password"], "b");
+        // Readers of the Secret (a registry connection) compare its resourceVersion.
+        assert_ne!(
+            second["metadata"]["resourceVersion"],
+            first["metadata"]["resourceVersion"]
+        );
+
+        let mut exp = manifest("a.py");
+        exp["spec"]["source"] = json!({"configMap": {"name": "code"}});
+        store.apply(&key(), &exp).unwrap();
+        let other = key().sibling("Experiment", "other");
+        store.apply(&other, &manifest("b.py")).unwrap();
+        let cm_key = key().sibling("ConfigMap", "code");
+        let cm = |code: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "code"}, "data": {"a.py": code}});
+        store.apply(&cm_key, &cm("v1")).unwrap();
+        assert_eq!(
+            store.get(&key()).unwrap().unwrap()["metadata"]["generation"],
+            2
+        );
+        store.apply(&cm_key, &cm("v1")).unwrap();
+        store.apply(&cm_key, &cm("v2")).unwrap();
+        assert_eq!(
+            store.get(&key()).unwrap().unwrap()["metadata"]["generation"],
+            3
+        );
+        assert_eq!(
+            store.get(&other).unwrap().unwrap()["metadata"]["generation"],
+            1
+        );
+        let events = store.events(&key(), 10).unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.reason == "SourceChanged"));
+    }
+
+    #[test]
+    fn a_database_held_by_another_program_is_named_not_reported_as_error_code_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        store.conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let message = store
+            .apply(&key(), &manifest("a.py"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("another program has held the database")
+                && !message.contains("database is locked"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -41,7 +41,11 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
+    /// Opens the store in its private state directory (creating or tightening it first).
     fn open(&self) -> anyhow::Result<Store> {
+        for notice in super::private::make_private(&self.state)? {
+            eprintln!("amlops: {notice}");
+        }
         Ok(Store::open(&self.state)?)
     }
     /// Environments, snapshots and runs live next to the database, as an absolute path
