@@ -371,6 +371,10 @@ fn a_changed_config_map_is_configured_planned_and_runs_the_new_code() {
     let plan = text(&w.run(&["plan", "-f", "cm.yaml"]));
     assert!(plan.contains("data changed"), "{plan}");
     assert!(
+        plan.contains("configmap/code: update (new generation)"),
+        "{plan}"
+    );
+    assert!(
         plan.contains("Experiment \"train\" snapshots it: new generation, new run")
             && plan.contains("start a new run (ConfigMap code, whose data changed)"),
         "{plan}"

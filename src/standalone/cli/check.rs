@@ -1,6 +1,7 @@
 //! `amlops validate` and `amlops plan`: offline checks for pull requests.
 
 use super::*;
+use crate::standalone::store::Change;
 
 pub fn validate(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let store = state.open()?;
@@ -65,16 +66,14 @@ pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
     };
     for d in &docs {
         let old = store.get(&d.key)?;
+        // The same comparison apply makes (a Secret's or ConfigMap's data is its content).
         let verb = match &old {
             None => "create",
-            Some(o) if o.get("spec") != d.object.get("spec") => "update (new generation)",
-            Some(o)
-                if o["metadata"].get("annotations") != d.object["metadata"].get("annotations")
-                    || o["metadata"].get("labels") != d.object["metadata"].get("labels") =>
-            {
-                "update (metadata only)"
-            }
-            Some(_) => "no change",
+            Some(o) => match crate::standalone::store::change(&d.key.kind, o, &d.object) {
+                Change::Content => "update (new generation)",
+                Change::Metadata => "update (metadata only)",
+                Change::None => "no change",
+            },
         };
         println!("{}/{}: {verb}", d.key.kind.to_lowercase(), d.key.name);
         for line in
