@@ -405,6 +405,19 @@ fn a_changed_config_map_is_configured_planned_and_runs_the_new_code() {
         text(&out)
     );
     assert_eq!(w.experiment()["status"]["currentRun"]["id"], run["id"]);
+
+    // Applying the ConfigMap alone runs the Experiments that snapshot it in the same apply.
+    std::fs::write(
+        w.path().join("only-cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: code}\ndata:\n  train.py: \"print('code v3')\\n\"\n",
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "only-cm.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(w.experiment()["metadata"]["generation"], 3);
+    assert_eq!(w.experiment()["status"]["currentRun"]["state"], "Completed");
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("code v3"), "{logs}");
 }
 
 fn mode(path: &Path) -> u32 {

@@ -332,6 +332,23 @@ impl Store {
         Ok((applied, object))
     }
 
+    /// The objects that `changed` feeds and that a change of its content gives a new
+    /// generation: the Experiments snapshotting a ConfigMap (so `apply` of the ConfigMap
+    /// alone reconciles them too).
+    pub fn dependants(&self, changed: &Key) -> Result<Vec<Key>, StoreError> {
+        experiments_snapshotting(&self.conn, changed)
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(|(name, _)| changed.sibling("Experiment", &name))
+                    .collect()
+            })
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Replaces status (and finalizers) if the object still has `resource_version`; returns the new object.
     pub fn update(&mut self, key: &Key, object: &Value) -> Result<Value, StoreError> {
         self.writing()?;
@@ -528,30 +545,36 @@ pub fn snapshots_config_map(experiment: &Value, config_map: &str) -> bool {
         == Some(config_map)
 }
 
+/// The Experiments (name, object) of `changed`'s namespace that snapshot it, when it is a
+/// ConfigMap; those being deleted are left out (their runs are only cancelled).
+fn experiments_snapshotting(
+    conn: &Connection,
+    changed: &Key,
+) -> rusqlite::Result<Vec<(String, Value)>> {
+    if changed.kind != "ConfigMap" {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare("SELECT name, object FROM objects WHERE kind = 'Experiment' AND namespace = ?1")?;
+    let rows: Vec<(String, String)> = stmt
+        .query_map([&changed.namespace], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        // An unreadable object is reported as Corrupt by whoever reads it; nothing to do here.
+        .filter_map(|(name, text)| Some((name, serde_json::from_str::<Value>(&text).ok()?)))
+        .filter(|(_, o)| {
+            snapshots_config_map(o, &changed.name)
+                && o["metadata"].get("deletionTimestamp").is_none()
+        })
+        .collect())
+}
+
 /// A ConfigMap with new content (or created anew) changes what the Experiments that snapshot
 /// it would run: each gets a new generation (a new run, as after a spec change) and an event.
 /// Secrets need nothing here: their readers compare the Secret's resourceVersion.
 fn regenerate_dependants(tx: &rusqlite::Transaction<'_>, changed: &Key) -> rusqlite::Result<()> {
-    if changed.kind != "ConfigMap" {
-        return Ok(());
-    }
-    let experiments: Vec<(String, String)> = {
-        let mut stmt = tx.prepare(
-            "SELECT name, object FROM objects WHERE kind = 'Experiment' AND namespace = ?1",
-        )?;
-        stmt.query_map([&changed.namespace], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
-    for (name, text) in experiments {
-        // An unreadable object is reported as Corrupt by whoever reads it; nothing to bump.
-        let Ok(mut object) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        if !snapshots_config_map(&object, &changed.name)
-            || object["metadata"].get("deletionTimestamp").is_some()
-        {
-            continue;
-        }
+    for (name, mut object) in experiments_snapshotting(tx, changed)? {
         bump_generation(metadata_mut(&mut object));
         let key = changed.sibling("Experiment", &name);
         let rv = next_resource_version(tx)?;

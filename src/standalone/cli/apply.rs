@@ -17,6 +17,8 @@ pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
         }
     }
     docs.sort_by_key(|d| kind_order(&d.key.kind));
+    let mut keys: Vec<Key> = Vec::new();
+    let mut fed: Vec<Key> = Vec::new();
     for d in &docs {
         let (applied, _) = store.apply(&d.key, &d.object)?;
         let word = match applied {
@@ -25,12 +27,19 @@ pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
             Applied::Unchanged => "unchanged",
         };
         println!("{}/{} {word}", d.key.kind.to_lowercase(), d.key.name);
+        if KINDS.contains(&d.key.kind.as_str()) {
+            keys.push(d.key.clone());
+        } else if applied != Applied::Unchanged {
+            // Objects in the store that this one feeds (a ConfigMap's Experiments) got a new
+            // generation: they are reconciled by this apply too, not at the next one.
+            fed.extend(store.dependants(&d.key)?);
+        }
     }
-    let keys: Vec<Key> = docs
-        .iter()
-        .filter(|d| KINDS.contains(&d.key.kind.as_str()))
-        .map(|d| d.key.clone())
-        .collect();
+    for key in fed {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
     let code = converge(&mut store, state, &keys, args.wait, args.timeout)?;
     print_summary(&store, &keys)?;
     Ok(code)
