@@ -521,3 +521,13 @@ fn two_applies_on_one_state_take_turns_and_readers_never_wait() {
         1
     );
 }
+
+#[test]
+fn a_source_file_named_like_an_amlops_marker_reaches_the_run_unchanged() {
+    let w = Workdir::new("print('marker:', open('.complete').read())\n", "");
+    std::fs::write(w.path().join("src/.complete"), "the user's own data").unwrap();
+    let out = w.run(&["apply", "-f", "app.yaml", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let logs = text(&w.run(&["logs", "exp/train"]));
+    assert!(logs.contains("marker: the user's own data"), "{logs}");
+}

@@ -207,13 +207,15 @@ impl LocalBackend {
         }
     }
 
-    /// Copies the snapshot's files once into `snapshots/<id>/` (content-addressed, reused by later runs).
+    /// Copies the snapshot's files once into `source-trees/<id>/` (content-addressed, reused by
+    /// later runs). The directory is built under a temporary name and renamed into place, so
+    /// its existence means it is complete: no marker file shares the user's tree.
     fn materialize(&self, snapshot: &Snapshot) -> Result<PathBuf, ActionFailure> {
-        let dir = self.state_dir.join("snapshots").join(&snapshot.id);
-        if dir.join(".complete").exists() {
+        let dir = self.state_dir.join(SOURCE_TREES).join(&snapshot.id);
+        if dir.is_dir() {
             return Ok(dir);
         }
-        let tmp = self.state_dir.join("snapshots").join(format!(
+        let tmp = self.state_dir.join(SOURCE_TREES).join(format!(
             ".{}.{}",
             snapshot.id,
             std::process::id()
@@ -225,6 +227,7 @@ impl LocalBackend {
             )
         };
         let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(fail)?;
         for entry in &snapshot.manifest.files {
             let to = tmp.join(&entry.path);
             if let Some(parent) = to.parent() {
@@ -232,12 +235,10 @@ impl LocalBackend {
             }
             std::fs::copy(snapshot.root.join(&entry.path), &to).map_err(fail)?;
         }
-        std::fs::create_dir_all(&tmp).map_err(fail)?;
-        std::fs::write(tmp.join(".complete"), &snapshot.id).map_err(fail)?;
         match std::fs::rename(&tmp, &dir) {
             Ok(()) => Ok(dir),
             // Another process materialized the same content first: theirs is identical.
-            Err(_) if dir.join(".complete").exists() => {
+            Err(_) if dir.is_dir() => {
                 let _ = std::fs::remove_dir_all(&tmp);
                 Ok(dir)
             }
@@ -245,6 +246,10 @@ impl LocalBackend {
         }
     }
 }
+
+/// Where local runs' source snapshots are kept under the state directory (earlier versions
+/// kept them under `snapshots/`, with a marker file inside the tree).
+const SOURCE_TREES: &str = "source-trees";
 
 /// Everything a local run needs, borrowed from the objects.
 pub struct LocalSubmission<'a> {
