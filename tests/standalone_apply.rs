@@ -1,24 +1,15 @@
 //! `amlops apply/validate` on manifests a user gets wrong: the real binary in a temporary
 //! working directory.
 
+mod cli_support;
+
+use cli_support::{amlops_in, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn amlops(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amlops"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("AMLOPS_STATE")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    amlops_in(dir).args(args).output().unwrap()
 }
 
 /// A project directory with `src/train.py` and `app.yaml` holding `manifests`.

@@ -2,28 +2,22 @@
 //! trusting its CA through SSL_CERT_FILE, authenticating with a service principal Secret
 //! from the manifests.
 
-use std::process::{Command, Output};
+mod cli_support;
+
+use cli_support::{amlops_in, text};
+
+use std::process::Output;
 
 use serde_json::Value;
 
 const SP_SECRET: &str = "sp-secret-value-never-printed";
 
 fn amlops(dir: &std::path::Path, ca: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amlops"))
+    amlops_in(dir)
         .args(args)
-        .current_dir(dir)
         .env("SSL_CERT_FILE", ca)
-        .env_remove("AMLOPS_STATE")
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn condition(obj: &Value, type_: &str) -> Value {
@@ -331,11 +325,9 @@ async fn running_azure_runs_are_cancelled_by_delete_and_by_ctrl_c() {
         experiment("stuck", "rc", "{fake.outcome: Running}"),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_amlops"))
+    let child = amlops_in(dir.path())
         .args(["apply", "-f", "stuck.yaml", "--wait", "--timeout", "120s"])
-        .current_dir(dir.path())
         .env("SSL_CERT_FILE", &ca)
-        .env_remove("AMLOPS_STATE")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

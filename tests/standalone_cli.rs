@@ -1,8 +1,12 @@
 //! `amlops apply/get/describe/logs/delete/validate/plan` as a user runs them: the real binary,
 //! a temporary working directory, real local runs of python3.
 
+mod cli_support;
+
+use cli_support::{amlops_in, code, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 struct Workdir {
@@ -37,12 +41,7 @@ impl Workdir {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_amlops"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("AMLOPS_STATE")
-            .output()
-            .unwrap()
+        amlops_in(self.path()).args(args).output().unwrap()
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -58,18 +57,6 @@ impl Workdir {
     fn experiment(&self) -> serde_json::Value {
         self.json(&["get", "exp", "train", "-o", "json"])
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
 }
 
 fn condition<'v>(obj: &'v serde_json::Value, type_: &str) -> &'v serde_json::Value {
@@ -301,9 +288,8 @@ fn validate_and_plan_report_per_object() {
 #[test]
 fn a_killed_apply_leaves_a_readable_store() {
     let w = Workdir::new("import time\ntime.sleep(30)\n", "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amlops"))
+    let mut child = amlops_in(w.path())
         .args(["apply", "-f", "app.yaml", "--wait"])
-        .current_dir(w.path())
         .spawn()
         .unwrap();
     let db = w.path().join(".amlops/state.db");
@@ -469,10 +455,8 @@ fn the_state_holding_secret_values_is_private_and_loose_modes_are_tightened_once
 fn two_applies_on_one_state_take_turns_and_readers_never_wait() {
     let w = Workdir::new("import time\ntime.sleep(3)\nprint('trained')\n", "");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_amlops"))
+        amlops_in(w.path())
             .args(["apply", "-f", "app.yaml", "--wait"])
-            .current_dir(w.path())
-            .env_remove("AMLOPS_STATE")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,15 +1,9 @@
 //! What the standalone state does with Secrets that change: the real binary against the fake
 //! Azure ML server (its CA trusted through SSL_CERT_FILE).
 
-use std::process::{Command, Output};
+mod cli_support;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use cli_support::{amlops_in, text};
 
 /// A service principal Workspace `ml` on the fake, the amlCompute `cpu-cluster` in it, and a
 /// RunConfiguration `rc` pulling from a private registry whose password is `password`.
@@ -38,11 +32,9 @@ async fn a_changed_registry_password_is_configured_and_rewrites_the_connection()
     std::fs::write(&ca, fake.ca_pem()).unwrap();
     let amlops = |args: &[&str]| {
         tokio::task::block_in_place(|| {
-            Command::new(env!("CARGO_BIN_EXE_amlops"))
+            amlops_in(dir.path())
                 .args(args)
-                .current_dir(dir.path())
                 .env("SSL_CERT_FILE", &ca)
-                .env_remove("AMLOPS_STATE")
                 .output()
                 .unwrap()
         })
