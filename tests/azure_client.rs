@@ -861,3 +861,33 @@ async fn the_client_side_rate_limit_spaces_requests() {
     );
     fake.shutdown().await;
 }
+
+/// A run's log file read by byte range (what the log tail of a failed run and `logs -f` do):
+/// a bounded read never transfers more than asked, and a read from an offset resumes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_are_read_by_byte_range() {
+    let azurite = fake_azureml::azurite::Azurite::start();
+    let fake = FakeAzureMl::start(fast_options()).await.unwrap();
+    let (ws, _) = client(&fake);
+    azurite.create_container("logs");
+    let sas = azurite.container_sas_url("logs", Duration::from_secs(600));
+    let container = amlops::azure::blob::BlobContainer::from_sas_url(&sas).unwrap();
+    let log: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    container
+        .put_blob("std_log.txt", bytes::Bytes::from(log.clone()))
+        .await
+        .unwrap();
+    let (base, query) = sas.split_once('?').unwrap();
+    let url = format!("{base}/std_log.txt?{query}");
+
+    let head = ws.read_log(&url, 0, Some(2048)).await.unwrap();
+    assert_eq!(head.bytes.len(), 2048);
+    assert_eq!(head.total, Some(log.len() as u64));
+    let from = log.len() as u64 - 10;
+    let tail = ws.read_log(&url, from, None).await.unwrap();
+    assert_eq!(tail.bytes, log.as_bytes()[log.len() - 10..]);
+    // Nothing past the end yet is an empty chunk, not an error.
+    let past = ws.read_log(&url, log.len() as u64, None).await.unwrap();
+    assert!(past.bytes.is_empty());
+    fake.shutdown().await;
+}

@@ -331,7 +331,8 @@ fn history_read(state: Option<RunState>, recorded: Option<&RunStatus>) -> Histor
 /// code and message are what matter, the tail is a courtesy).
 async fn log_tail(client: &WorkspaceClient, run_id: &str, details: &HistoryRun) -> Option<String> {
     let url = details.log_files.get(USER_LOG)?;
-    let probe = client.read_log(url, 0).await;
+    // The first bytes say how long the file is (training logs can be large: never read it all).
+    let probe = client.read_log(url, 0, Some(MAX_LOG_TAIL as u64)).await;
     let chunk = match probe {
         Ok(c) => c,
         Err(e) => {
@@ -344,7 +345,7 @@ async fn log_tail(client: &WorkspaceClient, run_id: &str, details: &HistoryRun) 
     let bytes = if from == 0 {
         chunk.bytes
     } else {
-        client.read_log(url, from).await.ok()?.bytes
+        client.read_log(url, from, None).await.ok()?.bytes
     };
     let text = String::from_utf8_lossy(&bytes);
     // Start at a line boundary unless the tail is one long line.

@@ -118,7 +118,7 @@ async fn look(
     // Read until nothing new: a finished run's log is complete once this returns empty.
     loop {
         let chunk = client
-            .read_log(url, cursor.offset)
+            .read_log(url, cursor.offset, None)
             .await
             .map_err(|e| azure_failure(&e))?;
         if chunk.bytes.is_empty() {

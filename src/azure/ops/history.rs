@@ -110,9 +110,14 @@ impl WorkspaceClient {
         self.get_optional(request).await
     }
 
-    /// Reads a log file from byte `from` on (its URL carries its own SAS: no token is sent).
-    /// Nothing past the end yet is an empty chunk, not an error.
-    pub async fn read_log(&self, url: &str, from: u64) -> Result<LogChunk, AzureError> {
+    /// Reads a log file from byte `from` on, at most `max` bytes (its URL carries its own SAS:
+    /// no token is sent). Nothing past the end yet is an empty chunk, not an error.
+    pub async fn read_log(
+        &self,
+        url: &str,
+        from: u64,
+        max: Option<u64>,
+    ) -> Result<LogChunk, AzureError> {
         const OP: &str = "run_history.log";
         let parsed = Url::parse(url).map_err(|_| AzureError::Config {
             message: "a log file URL from run history is not a URL".into(),
@@ -121,7 +126,13 @@ impl WorkspaceClient {
             .arm
             .http()
             .get(parsed)
-            .header(RANGE, format!("bytes={from}-"))
+            .header(
+                RANGE,
+                match max {
+                    Some(n) => format!("bytes={from}-{}", from + n.max(1) - 1),
+                    None => format!("bytes={from}-"),
+                },
+            )
             .header("x-ms-version", crate::azure::blob::STORAGE_VERSION)
             .send()
             .await;
@@ -155,10 +166,9 @@ impl WorkspaceClient {
                 // A server that ignores Range answers 200 with the whole file.
                 let (bytes, total) = if whole {
                     let len = bytes.len() as u64;
-                    (
-                        bytes.slice(usize::try_from(from.min(len)).unwrap_or(0)..),
-                        Some(len),
-                    )
+                    let end = max.map_or(len, |n| from.saturating_add(n).min(len));
+                    let at = |i: u64| usize::try_from(i.min(len)).unwrap_or(0);
+                    (bytes.slice(at(from)..at(end)), Some(len))
                 } else {
                     (bytes, total)
                 };
