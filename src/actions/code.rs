@@ -301,13 +301,13 @@ mod tests {
     fn limit_failures_need_a_human_blob_failures_are_retried() {
         let f = snapshot_failure(&SnapshotError::LimitExceeded("too big".into()));
         assert_eq!(
-            (f.reason.as_str(), f.retryable),
+            (f.reason.as_str(), f.retryable()),
             ("SnapshotTooLarge", false)
         );
         let f = snapshot_failure(&SnapshotError::Git {
             url: "https://h/r".into(),
             message: "timeout".into(),
         });
-        assert!(f.retryable);
+        assert!(f.retryable());
     }
 }

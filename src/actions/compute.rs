@@ -23,7 +23,7 @@ use crate::reconcile::compute_target::{
     ActionOutcome, ComputeAction, Input, ObservedCompute, OperationOutcome, Scale, apply_outcome,
     azure_name, reconcile as decide,
 };
-use crate::reconcile::{ActionFailure, Decision};
+use crate::reconcile::{ActionFailure, Decision, FailureKind};
 
 /// Tag naming the Kubernetes object that owns an Azure compute (`namespace/name`).
 pub const OWNER_TAG: &str = "amlops.io/owner";
@@ -253,7 +253,7 @@ pub async fn build_resource<S: SecretSource>(
     secrets: &S,
 ) -> Result<ComputeResource, ActionFailure> {
     let unsupported = |what: &str| ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: "UnsupportedComputeType".into(),
         message: format!("{what} cannot be created in Azure ML"),
     };
@@ -424,7 +424,7 @@ pub async fn converge<S: SecretSource>(
                 Err(f) => {
                     let mut d = Decision::new(input.status.cloned().unwrap_or_default());
                     d.status.observed_generation = info.generation;
-                    failure = Some((f.reason.clone(), f.retryable));
+                    failure = Some((f.reason.clone(), f.retryable()));
                     apply_outcome(&mut d, ActionOutcome::Failed(f), info.generation, now);
                     (d, None)
                 }
@@ -441,7 +441,7 @@ pub async fn converge<S: SecretSource>(
         let outcome = execute(client, &name, spec, &owner, &action, secrets).await;
         tracing::info!(compute_target = %info.name, namespace = %info.namespace, ?action, ok = !matches!(outcome, ActionOutcome::Failed(_)), "executed");
         let failed = if let ActionOutcome::Failed(f) = &outcome {
-            failure = Some((f.reason.clone(), f.retryable));
+            failure = Some((f.reason.clone(), f.retryable()));
             true
         } else {
             false

@@ -8,7 +8,7 @@ use super::SecretSource;
 use crate::api::WorkspaceSpec;
 use crate::azure::storage::parse_blob_endpoint;
 use crate::azure::{CredentialSource, Endpoints};
-use crate::reconcile::ActionFailure;
+use crate::reconcile::{ActionFailure, FailureKind};
 use url::Url;
 
 /// Keys of a service-principal Secret.
@@ -29,7 +29,7 @@ pub enum Frontend {
 
 fn stalled(reason: &str, message: String) -> ActionFailure {
     ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: reason.to_string(),
         message,
     }
@@ -296,7 +296,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.reason, "AzureCliNotAllowed");
-        assert!(!err.retryable);
+        assert!(!err.retryable());
         let ok = credential_source(&spec(cred), Frontend::Standalone, &mem(&[]), no_env)
             .await
             .unwrap();
@@ -338,6 +338,6 @@ mod tests {
             "{}",
             err.message
         );
-        assert!(!err.retryable);
+        assert!(!err.retryable());
     }
 }

@@ -7,12 +7,19 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::experiment::ExperimentDecision;
+use super::run_backend::{RunBackend, Submitted};
+use super::source::RunInputs;
 use super::{needs_human, transient};
-use crate::api::{ErrorInfo, ExperimentSpec, GitProvenance, RunConfigurationSpec};
+use crate::api::{
+    ErrorInfo, Experiment, ExperimentSpec, GitProvenance, RunConfiguration, RunConfigurationSpec,
+    RunStatus,
+};
 use crate::local::{self, EnvironmentSpec, LocalError, RunCommand, RunRequest};
 use crate::reconcile::ActionFailure;
 use crate::reconcile::experiment::{ObservedRun, RunState};
-use crate::reconcile::run_configuration::EnvironmentPlan;
+use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
+use crate::reconcile::{FailureKind, ObjectInfo};
 use crate::snapshot::{self, Snapshot, SnapshotOptions};
 
 /// Where standalone mode keeps environments, snapshots and runs (`.amlops` by default).
@@ -247,6 +254,71 @@ impl LocalBackend {
     }
 }
 
+/// The local-process backend for one reconcile of one Experiment (`amlops apply` on the
+/// user's machine). Environment staging and snapshotting run in place: a person is watching
+/// their progress, and no other work shares this process.
+pub struct LocalRuns<'a, I> {
+    pub local: &'a LocalBackend,
+    pub exp: &'a Experiment,
+    pub rc: Option<&'a RunConfiguration>,
+    pub inputs: &'a I,
+    pub progress: &'a (dyn local::Progress + Sync),
+}
+
+impl<I: RunInputs> RunBackend for LocalRuns<'_, I> {
+    async fn observe(
+        &self,
+        run_id: &str,
+        _recorded: Option<&RunStatus>,
+    ) -> Result<Option<ObservedRun>, ActionFailure> {
+        self.local.observe(run_id, Timestamp::now())
+    }
+
+    async fn submit(
+        &self,
+        run_id: &str,
+        _d: &mut ExperimentDecision,
+    ) -> Result<Submitted, ActionFailure> {
+        let Some(rc) = self.rc else {
+            return Err(needs_human(
+                "RunConfigurationNotFound",
+                "the RunConfiguration disappeared",
+            ));
+        };
+        let plan = plan_environment(&ObjectInfo::of(rc), &rc.spec).ok_or_else(|| {
+            needs_human(
+                "InvalidEnvironment",
+                "the RunConfiguration has no environment",
+            )
+        })?;
+        let source = self.inputs.source(&self.exp.spec.source).await?;
+        let experiment_name = match &self.exp.spec.experiment_name {
+            Some(name) => name.clone(),
+            None => ObjectInfo::of(self.exp).name,
+        };
+        let submission = LocalSubmission {
+            run_id,
+            experiment_name: &experiment_name,
+            spec: &self.exp.spec,
+            source,
+            run_configuration: &rc.spec,
+            environment: &plan,
+        };
+        self.local.submit(&submission, self.progress)?;
+        match self.local.observe(run_id, Timestamp::now())? {
+            Some(observed) => Ok(Submitted::Run(Box::new(observed))),
+            None => Err(transient(
+                "RunStartFailed",
+                format!("run {run_id} was started but its record cannot be found"),
+            )),
+        }
+    }
+
+    async fn cancel(&self, run_id: &str) -> Result<(), ActionFailure> {
+        self.local.cancel(run_id)
+    }
+}
+
 /// Where local runs' source snapshots are kept under the state directory (earlier versions
 /// kept them under `snapshots/`, with a marker file inside the tree).
 const SOURCE_TREES: &str = "source-trees";
@@ -302,7 +374,7 @@ fn local_failure(reason: &str, e: LocalError) -> ActionFailure {
     // Missing tools, interpreters and bad specs need a person; I/O hiccups may pass.
     let retryable = matches!(e, LocalError::Io { .. });
     ActionFailure {
-        retryable,
+        kind: FailureKind::retryable_if(retryable),
         reason: reason.to_string(),
         message: e.to_string(),
     }

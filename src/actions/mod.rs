@@ -3,6 +3,7 @@
 //! Secrets ([`SecretSource`]); everything else is here, so neither frontend re-implements
 //! what an action does.
 
+pub mod azure_runs;
 pub mod code;
 pub mod compute;
 pub mod credentials;
@@ -10,7 +11,9 @@ pub mod environment;
 pub mod experiment;
 pub mod job;
 pub mod local;
+pub mod objects;
 pub mod registry;
+pub mod run_backend;
 pub mod run_compute;
 pub mod run_configuration;
 pub mod run_logs;
@@ -21,13 +24,13 @@ pub mod workspace;
 pub use secrets::{SecretError, SecretSource};
 
 use crate::azure::AzureError;
-use crate::reconcile::ActionFailure;
+use crate::reconcile::{ActionFailure, FailureKind};
 
 /// An Azure failure as the status sees it: retryable or not, the Azure code as the reason,
 /// and the (already scrubbed) message.
 pub fn azure_failure(err: &AzureError) -> ActionFailure {
     ActionFailure {
-        retryable: err.retryable(),
+        kind: FailureKind::retryable_if(err.retryable()),
         reason: err.code().to_string(),
         message: err.to_string(),
     }
@@ -36,7 +39,7 @@ pub fn azure_failure(err: &AzureError) -> ActionFailure {
 /// A failure that retrying will not fix.
 pub(crate) fn needs_human(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
     ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: reason.to_string(),
         message: message.to_string(),
     }
@@ -45,7 +48,7 @@ pub(crate) fn needs_human(reason: &str, message: impl std::fmt::Display) -> Acti
 /// A failure that a later attempt may get past.
 pub(crate) fn transient(reason: &str, message: impl std::fmt::Display) -> ActionFailure {
     ActionFailure {
-        retryable: true,
+        kind: FailureKind::Retryable,
         reason: reason.to_string(),
         message: message.to_string(),
     }
@@ -67,7 +70,7 @@ mod tests {
         };
         let f = azure_failure(&quota);
         assert_eq!(f.reason, "QuotaExceeded");
-        assert!(!f.retryable);
+        assert!(!f.retryable());
         assert!(f.message.contains("not enough cores"));
         let t = AzureError::Transport {
             operation: "compute.get",
@@ -75,7 +78,7 @@ mod tests {
             message: "slow".into(),
         };
         let f = azure_failure(&t);
-        assert!(f.retryable);
+        assert!(f.retryable());
         assert_eq!(f.reason, "Timeout");
     }
 }

@@ -12,7 +12,9 @@ use crate::reconcile::run_configuration::{
     EnvironmentPlan, EnvironmentState, Input, RunConfigurationAction, plan_registry,
     reconcile as decide,
 };
-use crate::reconcile::{ActionFailure, Decision, Event, WAITING_FOR_WORKSPACE, record};
+use crate::reconcile::{
+    ActionFailure, Decision, Event, FailureKind, WAITING_FOR_WORKSPACE, record,
+};
 
 /// How often to look again while the Workspace is not Ready.
 pub const WORKSPACE_RECHECK: Duration = Duration::from_secs(30);
@@ -36,7 +38,7 @@ pub fn require_workspace<'w>(
     let name = name.unwrap_or_default();
     let Some(ws) = workspace else {
         return Err(ActionFailure {
-            retryable: false,
+            kind: FailureKind::NeedsHuman,
             reason: "WorkspaceNotFound".into(),
             message: if name.is_empty() {
                 "no Workspace: set spec.workspaceRef or use a ComputeTarget that has one".into()
@@ -48,7 +50,7 @@ pub fn require_workspace<'w>(
     match why_not_ready(ws) {
         None => Ok(ws),
         Some((reason, message)) => Err(ActionFailure {
-            retryable: true,
+            kind: FailureKind::WaitingFor(format!("Workspace {name:?}")),
             reason: WAITING_FOR_WORKSPACE.into(),
             message: format!("waiting for Workspace {name:?}: {reason}: {message}"),
         }),
@@ -66,7 +68,8 @@ fn failed(input: &Input<'_>, failure: &ActionFailure) -> RcDecision {
         input.info.generation,
         input.now,
     );
-    d.requeue_after = (failure.reason == WAITING_FOR_WORKSPACE).then_some(WORKSPACE_RECHECK);
+    d.waiting_for = failure.waiting_for().map(str::to_string);
+    d.requeue_after = d.waiting_for.is_some().then_some(WORKSPACE_RECHECK);
     d
 }
 
@@ -109,8 +112,10 @@ pub async fn converge<S: SecretSource>(
     let (state, written, client) = match observed {
         Ok(o) => o,
         Err(f) => {
-            let failure =
-                (f.reason != WAITING_FOR_WORKSPACE).then(|| (f.reason.clone(), f.retryable));
+            let failure = f
+                .waiting_for()
+                .is_none()
+                .then(|| (f.reason.clone(), f.retryable()));
             return Converged {
                 decision: failed(&input, &f),
                 failure,
@@ -159,7 +164,7 @@ pub async fn converge<S: SecretSource>(
                     now,
                 );
                 d.requeue_after = None;
-                failure = Some((f.reason.clone(), f.retryable));
+                failure = Some((f.reason.clone(), f.retryable()));
             }
         }
     }

@@ -65,7 +65,7 @@ pub async fn stream(
         match look(client, run_id, &mut cursor, sink).await {
             Ok(over) if over || !options.follow => return Ok(()),
             Ok(_) => cursor.failures = 0,
-            Err(f) if options.follow && f.retryable && cursor.failures < options.max_failures => {
+            Err(f) if options.follow && f.retryable() && cursor.failures < options.max_failures => {
                 cursor.failures += 1;
                 sink(LogEvent::Note(format!(
                     "{}; trying again from byte {}",

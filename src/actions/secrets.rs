@@ -5,7 +5,8 @@ use std::future::Future;
 
 use crate::azure::Secret;
 use crate::reconcile::{
-    ActionFailure, INVALID_SECRET, SECRET_KEY_NOT_FOUND, SECRET_NOT_FOUND, SECRET_UNREADABLE,
+    ActionFailure, FailureKind, INVALID_SECRET, SECRET_KEY_NOT_FOUND, SECRET_NOT_FOUND,
+    SECRET_UNREADABLE,
 };
 
 /// Reads one key of a Secret in the namespace of the object being reconciled. The
@@ -64,7 +65,7 @@ impl From<SecretError> for ActionFailure {
             SecretError::Unreadable { retryable, .. } => (*retryable, SECRET_UNREADABLE),
         };
         ActionFailure {
-            retryable,
+            kind: FailureKind::retryable_if(retryable),
             reason: reason.to_string(),
             message: e.to_string(),
         }
@@ -106,7 +107,7 @@ mod tests {
         }
         .into();
         assert_eq!(f.reason, "SecretNotFound");
-        assert!(!f.retryable);
+        assert!(!f.retryable());
         assert!(f.message.contains("ml/sp") && f.message.contains("AZURE_CLIENT_SECRET"));
     }
 

@@ -2,9 +2,10 @@
 //! git credential the frontend looked up (a kube API read or the standalone store).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 
-use super::needs_human;
+use super::{SecretError, SecretSource, needs_human};
 use crate::api::Source;
 use crate::reconcile::{ActionFailure, CONFIG_MAP_NOT_FOUND};
 use crate::snapshot::{self, GitAuth, GitSource, Secret};
@@ -14,6 +15,48 @@ use crate::snapshot::{self, GitAuth, GitSource, Secret};
 pub struct ConfigMapData {
     pub data: BTreeMap<String, String>,
     pub binary_data: BTreeMap<String, Vec<u8>>,
+}
+
+/// Where a run's sources are read: the API server or the standalone store. Both frontends
+/// resolve `spec.source` through [`RunInputs::source`].
+pub trait RunInputs: SecretSource {
+    /// The data of ConfigMap `name` in the Experiment's namespace; `None` when it does not exist.
+    fn config_map(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ConfigMapData>, ActionFailure>> + Send;
+
+    /// Whether `spec.source.localPath` may be read: on the user's machine yes; the operator
+    /// pod has no business reading its own filesystem for a user.
+    fn local_paths_allowed(&self) -> bool;
+
+    /// The snapshot source of `source`, with the ConfigMap and git credential it references.
+    fn source(
+        &self,
+        source: &Source,
+    ) -> impl Future<Output = Result<snapshot::Source, ActionFailure>> + Send {
+        async move {
+            if source.local_path.is_some() && !self.local_paths_allowed() {
+                return Err(needs_human(
+                    "LocalPathNotAllowed",
+                    "spec.source.localPath works with `amlops apply` only; in a cluster use git, configMap or inline",
+                ));
+            }
+            let config_map = match &source.config_map {
+                Some(r) => self.config_map(&r.name).await?,
+                None => None,
+            };
+            let git_secret = match source.git.as_ref().and_then(|g| g.secret_ref.as_ref()) {
+                Some(r) => match self.secret_value(&r.name, &r.key).await {
+                    Ok(v) => Some((r.key.clone(), v)),
+                    Err(SecretError::NotFound { .. }) => None,
+                    Err(e) => return Err(e.into()),
+                },
+                None => None,
+            };
+            snapshot_source(source, config_map, git_secret)
+        }
+    }
 }
 
 /// `config_map` is the referenced ConfigMap (None: not found); `git_secret` the value of the
@@ -111,7 +154,7 @@ mod tests {
         ));
         let err = snapshot_source(&src, None, None).unwrap_err();
         assert_eq!(
-            (err.reason.as_str(), err.retryable),
+            (err.reason.as_str(), err.retryable()),
             ("SecretNotFound", false)
         );
         assert!(!err.message.contains("t0k"));

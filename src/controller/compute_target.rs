@@ -13,30 +13,23 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
+use super::objects::KubeObjects;
 use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::compute::{Converged, converge};
-use crate::api::readiness::why_not_ready;
+use crate::actions::objects::{ObjectSource, workspace_state};
 use crate::api::{ComputeKind, ComputeTarget, ComputeTargetSpec, SecretKeyRef, Workspace};
 use crate::reconcile::ObjectInfo;
-use crate::reconcile::compute_target::{Input, WorkspaceState, attached_resource, needs_azure};
+use crate::reconcile::compute_target::{Input, attached_resource, needs_azure};
 
 pub const KIND: &str = "ComputeTarget";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
     pub store: Store<ComputeTarget>,
-}
-
-fn workspace_state(ws: Option<&Workspace>) -> WorkspaceState {
-    match ws.map(why_not_ready) {
-        None => WorkspaceState::Missing,
-        Some(None) => WorkspaceState::Ready,
-        Some(Some((reason, message))) => WorkspaceState::NotReady { reason, message },
-    }
 }
 
 /// The earliest other ComputeTarget of the same workspace that attaches the same resource.
@@ -95,10 +88,10 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
     if !info.deleting && !holds {
         set_finalizer(&api, ct.as_ref(), true).await?;
     }
-    let ws = match &ct.spec.workspace_ref {
+    let ws: Option<Workspace> = match &ct.spec.workspace_ref {
         Some(r) => {
-            Api::<Workspace>::namespaced(shared.client.clone(), &info.namespace)
-                .get_opt(&r.name)
+            KubeObjects(shared.client.clone())
+                .get(&info.namespace, &r.name)
                 .await?
         }
         None => None,

@@ -16,20 +16,20 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
+use super::objects::KubeObjects;
 use super::readiness::readiness_of;
-use super::run_configuration::{resolve, workspace_client};
+use super::run_configuration::workspace_client;
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::resync_period;
-use crate::actions::experiment::{RunInputs, RunWorld, converge};
-use crate::actions::source::{ConfigMapData, snapshot_source};
-use crate::actions::{SecretError, SecretSource, needs_human};
-use crate::api::readiness::why_not_ready;
-use crate::api::{Experiment, RunConfiguration, Source};
-use crate::reconcile::experiment::RunConfigurationState;
-use crate::reconcile::{ActionFailure, ObjectInfo};
-use crate::snapshot;
+use crate::actions::azure_runs::AzureRuns;
+use crate::actions::experiment::{RunWorld, converge};
+use crate::actions::objects::{ObjectSource, resolve, run_configuration_state};
+use crate::actions::source::{ConfigMapData, RunInputs};
+use crate::actions::{SecretError, SecretSource};
+use crate::api::{Experiment, RunConfiguration};
+use crate::reconcile::{ActionFailure, FailureKind, ObjectInfo};
 
 pub const KIND: &str = "Experiment";
 
@@ -37,8 +37,7 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
 }
 
-/// Secrets and ConfigMaps read from the API server. `localPath` sources are refused: the
-/// operator pod has no business reading its own filesystem for a user.
+/// Secrets and ConfigMaps read from the API server.
 struct KubeRunInputs {
     client: kube::Client,
     namespace: String,
@@ -56,10 +55,10 @@ impl SecretSource for KubeRunInputs {
 }
 
 impl KubeRunInputs {
-    async fn config_map(&self, name: &str) -> Result<Option<ConfigMapData>, ActionFailure> {
+    async fn read_config_map(&self, name: &str) -> Result<Option<ConfigMapData>, ActionFailure> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let cm = api.get_opt(name).await.map_err(|e| ActionFailure {
-            retryable: true,
+            kind: FailureKind::Retryable,
             reason: "KubernetesApiError".into(),
             message: format!("reading ConfigMap {name:?}: {e}"),
         })?;
@@ -76,36 +75,15 @@ impl KubeRunInputs {
 }
 
 impl RunInputs for KubeRunInputs {
-    async fn source(&self, source: &Source) -> Result<snapshot::Source, ActionFailure> {
-        if source.local_path.is_some() {
-            return Err(needs_human(
-                "LocalPathNotAllowed",
-                "spec.source.localPath works with `amlops apply` only; in a cluster use git, configMap or inline",
-            ));
-        }
-        let config_map = match &source.config_map {
-            Some(r) => self.config_map(&r.name).await?,
-            None => None,
-        };
-        let git_secret = match source.git.as_ref().and_then(|g| g.secret_ref.as_ref()) {
-            Some(r) => match self.secrets.secret_value(&r.name, &r.key).await {
-                Ok(v) => Some((r.key.clone(), v)),
-                Err(SecretError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
-        snapshot_source(source, config_map, git_secret)
+    fn config_map(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ConfigMapData>, ActionFailure>> + Send {
+        self.read_config_map(name)
     }
-}
 
-fn run_configuration_state(rc: Option<&RunConfiguration>) -> RunConfigurationState {
-    let Some(rc) = rc else {
-        return RunConfigurationState::Missing;
-    };
-    match why_not_ready(rc) {
-        None => RunConfigurationState::Ready,
-        Some((reason, message)) => RunConfigurationState::NotReady { reason, message },
+    fn local_paths_allowed(&self) -> bool {
+        false
     }
 }
 
@@ -122,11 +100,12 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         set_finalizer(&api, exp.as_ref(), true).await?;
     }
     let now = jiff::Timestamp::now();
-    let rc = Api::<RunConfiguration>::namespaced(shared.client.clone(), &info.namespace)
-        .get_opt(&exp.spec.run_configuration_ref.name)
+    let objects = KubeObjects(shared.client.clone());
+    let rc: Option<RunConfiguration> = objects
+        .get(&info.namespace, &exp.spec.run_configuration_ref.name)
         .await?;
     let resolved = match &rc {
-        Some(rc) => Some(resolve(&shared.client, &info.namespace, rc).await?),
+        Some(rc) => Some(resolve(&objects, &info.namespace, rc).await?),
         None => None,
     };
     let old = exp.status.as_ref();
@@ -141,13 +120,20 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         secrets: KubeSecrets::new(shared.client.clone(), &info.namespace),
     };
     let resync = resync_period(shared, resolved.as_ref().and_then(|r| r.workspace.as_ref()));
+    let backend = client.map(|c| {
+        c.map(|client| AzureRuns {
+            client,
+            exp: exp.as_ref(),
+            rc: rc.as_ref(),
+            target: resolved.as_ref().and_then(|r| r.target.as_ref()),
+            inputs: &inputs,
+            now,
+        })
+    });
     let converged = converge(RunWorld {
         exp: exp.as_ref(),
-        rc: rc.as_ref(),
         run_configuration: run_configuration_state(rc.as_ref()),
-        target: resolved.as_ref().and_then(|r| r.target.as_ref()),
-        client,
-        inputs: &inputs,
+        backend,
         retry_after_stall: resync,
         now,
     })
@@ -163,7 +149,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
             status: &d.status,
             events: &d.events,
             requeue_after: d.requeue_after,
-            failure: converged.failure.map(|f| (f.reason, f.retryable)),
+            failure: converged.failure.map(|f| (f.reason.clone(), f.retryable())),
             release_finalizer: converged.release_finalizer,
             resync,
             started,

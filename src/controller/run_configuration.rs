@@ -18,17 +18,18 @@ use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish};
+use super::objects::KubeObjects;
 use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
 use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
+use crate::actions::objects::{LocalTargets, Resolved, resolve, target_state};
 use crate::actions::run_configuration::{self, require_workspace};
-use crate::api::readiness::why_not_ready;
 use crate::api::{ComputeTarget, RunConfiguration, Workspace};
 use crate::azure::WorkspaceClient;
 use crate::reconcile::run_configuration::{
-    EnvironmentState, Input, TargetState, plan_environment, reconcile as decide, workspace_name,
+    EnvironmentState, Input, TargetState, plan_environment, reconcile as decide,
 };
 use crate::reconcile::{ActionFailure, ObjectInfo};
 
@@ -36,64 +37,6 @@ pub const KIND: &str = "RunConfiguration";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
-}
-
-/// What a RunConfiguration resolves to in the cluster.
-pub struct Resolved {
-    pub target: Option<ComputeTarget>,
-    pub workspace: Option<Workspace>,
-    /// The Workspace name looked for (spec.workspaceRef, else the target's).
-    pub workspace_name: Option<String>,
-}
-
-/// Reads the referenced ComputeTarget and the Workspace runs go to.
-pub async fn resolve(
-    client: &kube::Client,
-    namespace: &str,
-    rc: &RunConfiguration,
-) -> Result<Resolved, kube::Error> {
-    let target = match &rc.spec.target_ref {
-        Some(r) => {
-            Api::<ComputeTarget>::namespaced(client.clone(), namespace)
-                .get_opt(&r.name)
-                .await?
-        }
-        None => None,
-    };
-    let workspace_name = workspace_name(&rc.spec, target.as_ref()).map(str::to_string);
-    let workspace = match &workspace_name {
-        Some(name) => {
-            Api::<Workspace>::namespaced(client.clone(), namespace)
-                .get_opt(name)
-                .await?
-        }
-        None => None,
-    };
-    Ok(Resolved {
-        target,
-        workspace,
-        workspace_name,
-    })
-}
-
-/// The target as the RunConfiguration sees it. In a cluster, `local` can never take runs.
-pub fn target_state(rc: &RunConfiguration, target: Option<&ComputeTarget>) -> TargetState {
-    if rc.spec.target_ref.is_none() {
-        return TargetState::Ready; // run-based compute is created per run
-    }
-    let Some(ct) = target else {
-        return TargetState::Missing;
-    };
-    if ct.spec.local.is_some() {
-        return TargetState::Unusable {
-            reason: "LocalComputeNotAllowed".into(),
-            message: "local compute runs user code inside the operator pod, which is not allowed in a cluster; use amlCompute, remoteVM or kubernetes, or `amlops apply` for local runs".into(),
-        };
-    }
-    match why_not_ready(ct) {
-        None => TargetState::Ready,
-        Some((reason, message)) => TargetState::NotReady { reason, message },
-    }
 }
 
 /// Connects when the Workspace is Ready; otherwise why not, as a status-ready failure.
@@ -117,8 +60,8 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
         return Ok(Action::await_change());
     }
     let now = jiff::Timestamp::now();
-    let resolved = resolve(&shared.client, &info.namespace, &rc).await?;
-    let target = target_state(&rc, resolved.target.as_ref());
+    let resolved = resolve(&KubeObjects(shared.client.clone()), &info.namespace, &rc).await?;
+    let target = target_state(&rc, resolved.target.as_ref(), LocalTargets::Disabled);
     let plan = plan_environment(&info, &rc.spec);
     let old = rc.status.as_ref();
     let input_of = |status| Input {

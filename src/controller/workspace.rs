@@ -75,7 +75,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let failure = observed
         .as_ref()
         .and_then(|o| o.as_ref().err())
-        .map(|f| (f.reason.clone(), f.retryable));
+        .map(|f| (f.reason.clone(), f.retryable()));
     let d = decide(Input {
         info: &info,
         spec: &ws.spec,

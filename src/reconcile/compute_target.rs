@@ -19,6 +19,7 @@ use crate::api::{
     ComputeKind, ComputeTargetSpec, ComputeTargetStatus, DeletionPolicy, ErrorInfo, NodeCounts,
     PendingOperation,
 };
+use crate::reconcile::FailureKind;
 
 /// How often to look at an operation Azure is still working on, when Azure does not say.
 const BUSY_RECHECK: Duration = Duration::from_secs(10);
@@ -310,6 +311,7 @@ fn workspace_ready(
             let msg = format!("waiting for Workspace {name:?}: {reason}: {message}");
             mark_progressing(c, "WaitingForWorkspace", &msg, generation, now);
             d.requeue_after = Some(WORKSPACE_RECHECK);
+            d.waiting_for = Some(format!("Workspace {name:?}"));
             false
         }
     }
@@ -470,7 +472,7 @@ fn converge(
             fail(
                 d,
                 ActionFailure {
-                    retryable: false,
+                    kind: FailureKind::NeedsHuman,
                     reason: err.code,
                     message: msg,
                 },

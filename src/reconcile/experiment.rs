@@ -103,7 +103,7 @@ pub fn record_refusal(status: &mut ExperimentStatus, run_id: &str, failure: &sup
     if let Some(run) = status
         .current_run
         .as_mut()
-        .filter(|r| r.id == run_id && !failure.retryable)
+        .filter(|r| r.id == run_id && !failure.retryable())
     {
         run.error = Some(ErrorInfo {
             code: failure.reason.clone(),
@@ -320,6 +320,10 @@ pub fn reconcile(input: Input<'_>) -> Decision<ExperimentStatus, ExperimentActio
                     now,
                 );
                 d.requeue_after = Some(Duration::from_secs(15));
+                d.waiting_for = Some(format!(
+                    "RunConfiguration {:?}",
+                    spec.run_configuration_ref.name
+                ));
             }
             RunConfigurationState::Ready if hold.is_some() => d.requeue_after = hold,
             RunConfigurationState::Ready => {
@@ -580,6 +584,7 @@ mod tests {
     use super::*;
     use crate::api::conditions::{READY, RECONCILING, STALLED, find, is_true};
     use crate::api::{ObjectRef, Source};
+    use crate::reconcile::FailureKind;
 
     fn info(generation: i64) -> ObjectInfo {
         ObjectInfo {
@@ -642,7 +647,7 @@ mod tests {
         let (i, s) = (info(1), spec());
         let mut d = run(&i, &s, None, None, None);
         let quota = crate::reconcile::ActionFailure {
-            retryable: false,
+            kind: FailureKind::NeedsHuman,
             reason: "QuotaExceeded".into(),
             message: "cores".into(),
         };

@@ -21,6 +21,9 @@ pub struct Decision<S, A> {
     pub events: Vec<Event>,
     /// `None`: nothing to wait for; the periodic resync is enough.
     pub requeue_after: Option<Duration>,
+    /// The object this one waits for (e.g. `Workspace "ml"`) when that is why it is not
+    /// Ready: a frontend without watches looks again soon.
+    pub waiting_for: Option<String>,
 }
 
 impl<S, A> Decision<S, A> {
@@ -30,6 +33,7 @@ impl<S, A> Decision<S, A> {
             actions: Vec::new(),
             events: Vec::new(),
             requeue_after: None,
+            waiting_for: None,
         }
     }
 }
@@ -59,13 +63,49 @@ impl Event {
     }
 }
 
-/// How an action failed, as far as the status is concerned: retrying may help (`Reconciling`)
-/// or a human must act (`Stalled`). `reason` is PascalCase (an Azure error code where there is one).
+/// How an action failed, as far as the status is concerned: retrying may help (`Reconciling`),
+/// a human must act (`Stalled`), or another object is not ready yet (progress, not a warning).
+/// `reason` is PascalCase (an Azure error code where there is one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionFailure {
-    pub retryable: bool,
+    pub kind: FailureKind,
     pub reason: String,
     pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A later attempt may get past it.
+    Retryable,
+    /// Retrying will not fix it: a person must act.
+    NeedsHuman,
+    /// An object this one needs is not Ready yet (e.g. `Workspace "ml"`): looked at again when
+    /// it changes.
+    WaitingFor(String),
+}
+
+impl FailureKind {
+    pub fn retryable_if(retryable: bool) -> Self {
+        match retryable {
+            true => Self::Retryable,
+            false => Self::NeedsHuman,
+        }
+    }
+}
+
+impl ActionFailure {
+    /// Whether a later attempt may succeed without a person acting.
+    pub fn retryable(&self) -> bool {
+        self.kind != FailureKind::NeedsHuman
+    }
+
+    /// The dependency this failure waits for, if that is all it is.
+    pub fn waiting_for(&self) -> Option<&str> {
+        match &self.kind {
+            FailureKind::WaitingFor(what) => Some(what),
+            _ => None,
+        }
+    }
 }
 
 /// Sets the kstatus trio: `Ready` as given, plus `Reconciling` or `Stalled` (or neither, for a
@@ -109,7 +149,7 @@ pub fn record_failure(
     now: jiff::Timestamp,
 ) {
     use crate::api::conditions::{RECONCILING, STALLED};
-    let flag = if failure.retryable {
+    let flag = if failure.retryable() {
         RECONCILING
     } else {
         STALLED
@@ -172,8 +212,7 @@ pub fn refusal_hold(
         .flatten()
 }
 
-/// The reason of a failure that only means "the Workspace is not Ready yet": shown as
-/// progress, never as a Warning.
+/// The reason of a failure that only means "the Workspace is not Ready yet".
 pub const WAITING_FOR_WORKSPACE: &str = "WaitingForWorkspace";
 
 /// Records a failed action in a status (see [`record_failure`]) and tells a person once: the
@@ -188,7 +227,7 @@ pub fn record(
 ) {
     use crate::api::conditions::{self, READY};
     let known = conditions::find(conds, READY).is_some_and(|c| c.reason == failure.reason);
-    if failure.reason == WAITING_FOR_WORKSPACE {
+    if failure.waiting_for().is_some() {
         mark_progressing(conds, &failure.reason, &failure.message, generation, now);
         return;
     }

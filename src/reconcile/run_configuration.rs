@@ -484,6 +484,7 @@ pub fn reconcile(input: Input<'_>) -> Decision<RunConfigurationStatus, RunConfig
             let msg = format!("waiting for ComputeTarget {target:?}: {reason}: {message}");
             mark_progressing(conditions, "WaitingForComputeTarget", &msg, generation, now);
             d.requeue_after = Some(Duration::from_secs(15));
+            d.waiting_for = Some(format!("ComputeTarget {target:?}"));
         }
         // Handled before the environment is looked at.
         TargetState::Unusable { .. } => {}

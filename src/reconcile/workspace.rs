@@ -93,6 +93,7 @@ mod tests {
     use super::*;
     use crate::api::WorkspaceCredential;
     use crate::api::conditions::{RECONCILING, STALLED, find, is_true};
+    use crate::reconcile::FailureKind;
 
     fn info() -> ObjectInfo {
         ObjectInfo {
@@ -173,7 +174,7 @@ mod tests {
     #[test]
     fn not_found_is_stalled_and_auth_outage_is_reconciling() {
         let missing = ActionFailure {
-            retryable: false,
+            kind: FailureKind::NeedsHuman,
             reason: "WorkspaceNotFound".into(),
             message: "workspace ws1 does not exist".into(),
         };
@@ -189,7 +190,7 @@ mod tests {
         assert!(again.events.is_empty());
         assert_eq!(again.status, d.status);
         let outage = ActionFailure {
-            retryable: true,
+            kind: FailureKind::Retryable,
             reason: "AuthenticationFailed".into(),
             message: "token endpoint unreachable".into(),
         };
@@ -204,7 +205,7 @@ mod tests {
     #[test]
     fn recovery_after_a_failure_moves_the_transition_time() {
         let fail = ActionFailure {
-            retryable: false,
+            kind: FailureKind::NeedsHuman,
             reason: "AuthenticationFailed".into(),
             message: "bad secret".into(),
         };

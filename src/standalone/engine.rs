@@ -14,20 +14,23 @@ pub use azure_runs::{CurrentRun, RunPlace};
 
 use super::azure::{Azure, StoredSecrets};
 use super::inputs::StoredRunInputs;
+use super::objects::read;
 use super::store::{Key, Store, StoreError};
-use crate::actions::experiment::ExperimentDecision;
-use crate::actions::local::{LocalBackend, LocalSubmission};
+use crate::actions::azure_runs::AzureRuns;
+use crate::actions::experiment::{ExperimentDecision, RunWorld, converge};
+use crate::actions::local::{LocalBackend, LocalRuns};
+use crate::actions::objects::{
+    LocalTargets, Resolved, resolve, run_configuration_state, target_state, workspace_state,
+};
 use crate::api::conditions::{self, READY, STALLED, SUBMITTED};
-use crate::api::readiness::not_ready;
 use crate::api::{ComputeTarget, Condition, Experiment, FINALIZER, RunConfiguration, Workspace};
-use crate::reconcile::compute_target::{self, ComputeAction, WorkspaceState, needs_azure};
-use crate::reconcile::experiment::{self, ExperimentAction, ObservedRun, RunConfigurationState};
+use crate::reconcile::compute_target::{self, ComputeAction, needs_azure};
+use crate::reconcile::experiment::{self, RunConfigurationState};
 use crate::reconcile::run_configuration::{
     self, EnvironmentState, RunConfigurationAction, TargetState, plan_environment,
 };
 use crate::reconcile::workspace;
 use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_stalled, record};
-use azure_runs::recheck_dependencies;
 
 /// Where an object stands after one reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +130,7 @@ impl Engine<'_> {
             observed,
             now,
         });
-        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after, &d.waiting_for);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
@@ -143,28 +146,16 @@ impl Engine<'_> {
             Err(o) => return Ok(o),
         };
         let info = ObjectInfo::of(&ct);
-        let workspace = match &ct.spec.workspace_ref {
-            None => WorkspaceState::Missing,
-            Some(r) => {
-                let ws_key = Key {
-                    kind: "Workspace".into(),
-                    namespace: key.namespace.clone(),
-                    name: r.name.clone(),
-                };
-                match self.store.get(&ws_key)? {
-                    None => WorkspaceState::Missing,
-                    Some(ws) => readiness(&ws)
-                        .map_or(WorkspaceState::Ready, |(reason, message)| {
-                            WorkspaceState::NotReady { reason, message }
-                        }),
-                }
-            }
+        let ws_name = ct.spec.workspace_ref.as_ref().map(|r| r.name.as_str());
+        let ws: Option<Workspace> = match ws_name {
+            Some(name) => read(self.store, &key.namespace, name)?,
+            None => None,
         };
         let input = compute_target::Input {
             info: &info,
             spec: &ct.spec,
             status: ct.status.as_ref(),
-            workspace,
+            workspace: workspace_state(ws.as_ref()),
             observed: None,
             operation: None,
             already_attached_by: None,
@@ -179,18 +170,10 @@ impl Engine<'_> {
             if !info.deleting && !has_finalizer(&object) {
                 add_finalizer(&mut object);
             }
-            let ws_key = Key {
-                kind: "Workspace".into(),
-                namespace: key.namespace.clone(),
-                name: ct.spec.workspace_ref.clone().unwrap_or_default().name,
-            };
-            let Some(ws) = self.store.get(&ws_key)? else {
+            let (Some(ws), Some(ws_name)) = (ws, ws_name) else {
                 return Ok(Outcome::Progressing(Duration::from_secs(1)));
             };
-            let ws: Workspace = match self.typed(&ws_key, &ws) {
-                Ok(ws) => ws,
-                Err(o) => return Ok(o),
-            };
+            let ws_key = key.sibling("Workspace", ws_name);
             let secrets = StoredSecrets::load(self.store, &key.namespace)?;
             let converged = self.azure.converge_compute(&ws_key, &ws, input, &secrets);
             if converged.release_finalizer {
@@ -206,7 +189,7 @@ impl Engine<'_> {
             }
             d
         };
-        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after, &d.waiting_for);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
@@ -276,7 +259,7 @@ impl Engine<'_> {
                 ),
             }
         }
-        let outcome = outcome_of(&d.status.conditions, d.requeue_after);
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after, &d.waiting_for);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
@@ -293,21 +276,18 @@ impl Engine<'_> {
             .map(|r| r.id.clone())
     }
 
+    /// The RunConfiguration's ComputeTarget and the Workspace its runs go to, as stored.
+    fn resolve(&self, key: &Key, rc: &RunConfiguration) -> Result<Resolved, StoreError> {
+        futures::executor::block_on(resolve(&*self.store, &key.namespace, rc))
+    }
+
     fn target_state(&self, key: &Key, rc: &RunConfiguration) -> Result<TargetState, StoreError> {
-        let Some(target) = &rc.spec.target_ref else {
-            return Ok(TargetState::Ready); // run-based compute is created per run
-        };
-        let ct_key = Key {
-            kind: "ComputeTarget".into(),
-            namespace: key.namespace.clone(),
-            name: target.name.clone(),
-        };
-        Ok(match self.store.get(&ct_key)? {
-            None => TargetState::Missing,
-            Some(ct) => readiness(&ct).map_or(TargetState::Ready, |(reason, message)| {
-                TargetState::NotReady { reason, message }
-            }),
-        })
+        let resolved = self.resolve(key, rc)?;
+        Ok(target_state(
+            rc,
+            resolved.target.as_ref(),
+            LocalTargets::Allowed,
+        ))
     }
 
     fn experiment(
@@ -324,33 +304,18 @@ impl Engine<'_> {
         if !info.deleting && !has_finalizer(&object) {
             add_finalizer(&mut object);
         }
-        let rc_key = Key {
-            kind: "RunConfiguration".into(),
-            namespace: key.namespace.clone(),
-            name: exp.spec.run_configuration_ref.name.clone(),
+        let rc: Option<RunConfiguration> = read(
+            self.store,
+            &key.namespace,
+            &exp.spec.run_configuration_ref.name,
+        )?;
+        let run_configuration = run_configuration_state(rc.as_ref());
+        let in_azure = match &rc {
+            Some(rc) => self.runs_in_azure(key, rc)?,
+            None => false,
         };
-        let rc_object = self.store.get(&rc_key)?;
-        let run_configuration = match &rc_object {
-            None => RunConfigurationState::Missing,
-            Some(rc) => readiness(rc).map_or(RunConfigurationState::Ready, |(reason, message)| {
-                RunConfigurationState::NotReady { reason, message }
-            }),
-        };
-        let azure_rc = match &rc_object {
-            Some(v) => serde_json::from_value::<RunConfiguration>(v.clone())
-                .ok()
-                .map(|rc| {
-                    self.runs_in_azure(key, &rc)
-                        .map(|azure| azure.then_some(rc))
-                })
-                .transpose()?
-                .flatten(),
-            None => None,
-        };
-        if let Some(rc) = azure_rc {
-            return self.azure_experiment(key, object, &exp, &rc, run_configuration, now);
-        }
-        if info.deleting
+        if !in_azure
+            && info.deleting
             && let Some(run) = self.unreachable_run(&exp, now)
         {
             let msg = format!(
@@ -369,99 +334,57 @@ impl Engine<'_> {
             self.write(key, &mut object, &status, &events)?;
             return Ok(Outcome::Stalled);
         }
-        let desired_id = experiment::run_id(&info);
-        let observe = |id: &str| self.local.observe(id, now);
-        let desired = observe(&desired_id);
-        let current_id = exp
-            .status
-            .as_ref()
-            .and_then(|s| s.current_run.as_ref())
-            .map(|r| r.id.clone())
-            .filter(|id| *id != desired_id);
-        let previous = current_id.as_deref().map(observe).transpose();
-        let (desired, previous) = match (desired, previous) {
-            (Ok(d), Ok(p)) => (d, p.flatten()),
-            (Err(f), _) | (_, Err(f)) => {
-                let mut status = exp.status.clone().unwrap_or_default();
-                let mut events = Vec::new();
-                record(
-                    &mut status.conditions,
-                    &mut events,
-                    &f,
-                    info.generation,
-                    now,
-                );
-                self.write(key, &mut object, &status, &events)?;
-                return Ok(if f.retryable {
-                    Outcome::Progressing(Duration::from_secs(1))
-                } else {
-                    Outcome::Stalled
+        let inputs = StoredRunInputs::load(self.store, &key.namespace)?;
+        let (converged, poll) = match rc.as_ref().filter(|_| in_azure) {
+            Some(rc) => {
+                let resolved = self.resolve(key, rc)?;
+                // Azure is read unless paused; a deletion reads even then (it needs to know what runs).
+                let client = match !info.paused || info.deleting {
+                    true => Some(self.connect(key, &resolved)?),
+                    false => None,
+                };
+                let backend = client.map(|c| {
+                    c.map(|client| AzureRuns {
+                        client,
+                        exp: &exp,
+                        rc: Some(rc),
+                        target: resolved.target.as_ref(),
+                        inputs: &inputs,
+                        now,
+                    })
                 });
+                let converged = self.azure.block_on(converge(apply_world(
+                    &exp,
+                    run_configuration,
+                    backend,
+                    now,
+                )));
+                (converged, Poll::Azure)
+            }
+            None => {
+                let step = Step {
+                    reporter: self.reporter,
+                    key,
+                };
+                let backend = LocalRuns {
+                    local: &self.local,
+                    exp: &exp,
+                    rc: rc.as_ref(),
+                    inputs: &inputs,
+                    progress: &step,
+                };
+                let world = apply_world(&exp, run_configuration, Some(Ok(backend)), now);
+                let converged = self.azure.block_on(converge(world));
+                (converged, Poll::Local)
             }
         };
-        let input = experiment::Input {
-            info: &info,
-            spec: &exp.spec,
-            status: exp.status.as_ref(),
-            run_configuration,
-            desired: desired.as_ref(),
-            previous: previous.as_ref(),
-            // Running `apply` again is the user's request to retry.
-            retry_after_stall: Duration::ZERO,
-            now,
-        };
-        let mut d = experiment::reconcile(input);
-        for action in std::mem::take(&mut d.actions) {
-            match action {
-                ExperimentAction::Submit { run_id } => {
-                    let result = match &rc_object {
-                        Some(rc) => self.submit(key, &exp, rc, &run_id),
-                        None => Err(crate::actions::needs_human(
-                            "RunConfigurationNotFound",
-                            "the RunConfiguration disappeared",
-                        )),
-                    };
-                    match result {
-                        Ok(observed) => {
-                            if let Some(observed) = observed {
-                                experiment::fold_submitted(
-                                    &mut d, &info, &exp.spec, &observed, now,
-                                );
-                            }
-                        }
-                        Err(f) => record(
-                            &mut d.status.conditions,
-                            &mut d.events,
-                            &f,
-                            info.generation,
-                            now,
-                        ),
-                    }
-                }
-                ExperimentAction::Cancel { run_id } => {
-                    if let Err(f) = self.local.cancel(&run_id) {
-                        record(
-                            &mut d.status.conditions,
-                            &mut d.events,
-                            &f,
-                            info.generation,
-                            now,
-                        );
-                    } else {
-                        d.events.push(Event::normal(
-                            "Cancelling",
-                            format!("cancelling run {run_id}"),
-                        ));
-                    }
-                }
-                ExperimentAction::ReleaseFinalizer => {
-                    self.store.remove(key)?;
-                    self.reporter.step(key, "deleted");
-                    return Ok(Outcome::Gone);
-                }
-            }
+        if converged.release_finalizer {
+            self.store.remove(key)?;
+            self.reporter.step(key, "deleted");
+            return Ok(Outcome::Gone);
         }
-        let outcome = self.experiment_outcome(&info, &d, Poll::Local);
+        let d = converged.decision;
+        let outcome = self.experiment_outcome(&info, &d, poll);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
@@ -470,7 +393,7 @@ impl Engine<'_> {
     /// `--wait` a submitted run is enough; with it, only a finished run settles.
     fn experiment_outcome(&self, info: &ObjectInfo, d: &ExperimentDecision, poll: Poll) -> Outcome {
         let conds = &d.status.conditions;
-        let mut outcome = outcome_of(conds, d.requeue_after);
+        let mut outcome = outcome_of(conds, d.requeue_after, &d.waiting_for);
         let run_finished = conditions::is_true(conds, conditions::SUCCEEDED)
             || conditions::is_true(conds, conditions::FAILED);
         if info.deleting {
@@ -498,46 +421,8 @@ impl Engine<'_> {
             (Poll::Local, Outcome::Progressing(after)) => {
                 Outcome::Progressing(after.min(Duration::from_millis(500)))
             }
-            (Poll::Azure, _) => recheck_dependencies(outcome, conds),
             _ => outcome,
         }
-    }
-
-    fn submit(
-        &mut self,
-        key: &Key,
-        exp: &Experiment,
-        rc_object: &Value,
-        run_id: &str,
-    ) -> Result<Option<ObservedRun>, ActionFailure> {
-        let rc: RunConfiguration = serde_json::from_value(rc_object.clone())
-            .map_err(|e| crate::actions::needs_human("InvalidRunConfiguration", e))?;
-        let rc_info = ObjectInfo::of(&rc);
-        let plan = plan_environment(&rc_info, &rc.spec).ok_or_else(|| {
-            crate::actions::needs_human("InvalidEnvironment", "RunConfiguration has no environment")
-        })?;
-        let source = StoredRunInputs::load(self.store, &key.namespace)
-            .map_err(|e| crate::actions::transient("StoreUnreadable", e))?
-            .snapshot_source(&exp.spec.source)?;
-        let experiment_name = exp
-            .spec
-            .experiment_name
-            .clone()
-            .unwrap_or_else(|| key.name.clone());
-        let submission = LocalSubmission {
-            run_id,
-            experiment_name: &experiment_name,
-            spec: &exp.spec,
-            source,
-            run_configuration: &rc.spec,
-            environment: &plan,
-        };
-        let step = Step {
-            reporter: self.reporter,
-            key,
-        };
-        self.local.submit(&submission, &step)?;
-        self.local.observe(run_id, Timestamp::now())
     }
 
     /// Writes status (and finalizers) only when something changed, plus the events.
@@ -565,6 +450,23 @@ impl Engine<'_> {
     }
 }
 
+/// One Experiment reconcile of `apply`. Running `apply` again is the user's request to retry,
+/// so a refused submission is not held back.
+fn apply_world<'a, B>(
+    exp: &'a Experiment,
+    run_configuration: RunConfigurationState,
+    backend: Option<Result<B, ActionFailure>>,
+    now: Timestamp,
+) -> RunWorld<'a, B> {
+    RunWorld {
+        exp,
+        run_configuration,
+        backend,
+        retry_after_stall: Duration::ZERO,
+        now,
+    }
+}
+
 /// How an Experiment's run is watched.
 #[derive(Clone, Copy)]
 enum Poll {
@@ -579,20 +481,23 @@ pub(super) fn is_azure_compute(ct: &Value) -> bool {
     ct["spec"].get("local").is_none()
 }
 
-/// None when the stored object's Ready condition is True; else its reason and message.
-fn readiness(object: &Value) -> Option<(String, String)> {
-    let conditions: Vec<Condition> =
-        serde_json::from_value(object["status"]["conditions"].clone()).unwrap_or_default();
-    not_ready(&conditions, object["metadata"]["generation"].as_i64())
-}
-
-fn outcome_of(conditions: &[Condition], requeue: Option<Duration>) -> Outcome {
+/// Where an object stands after its decision. A standalone apply has no watches: an object
+/// waiting for another object of the same apply looks again within a second instead of the
+/// controller's fallback period.
+fn outcome_of(
+    conditions: &[Condition],
+    requeue: Option<Duration>,
+    waiting_for: &Option<String>,
+) -> Outcome {
+    let soon = Duration::from_secs(1);
     if conditions::is_true(conditions, STALLED) {
         Outcome::Stalled
     } else if conditions::is_true(conditions, READY) && requeue.is_none() {
         Outcome::Settled
+    } else if waiting_for.is_some() {
+        Outcome::Progressing(requeue.unwrap_or(soon).min(soon))
     } else {
-        Outcome::Progressing(requeue.unwrap_or(Duration::from_secs(1)))
+        Outcome::Progressing(requeue.unwrap_or(soon))
     }
 }
 

@@ -8,13 +8,10 @@ use serde_json::Value;
 
 use super::azure::StoredSecrets;
 use super::store::{Store, StoreError};
-use crate::actions::experiment::RunInputs;
-use crate::actions::source::{ConfigMapData, snapshot_source};
+use crate::actions::source::{ConfigMapData, RunInputs};
 use crate::actions::{SecretError, SecretSource};
-use crate::api::Source;
 use crate::azure::Secret;
 use crate::reconcile::ActionFailure;
-use crate::snapshot;
 
 pub struct StoredRunInputs {
     secrets: StoredSecrets,
@@ -35,36 +32,23 @@ impl StoredRunInputs {
         })
     }
 
-    /// The snapshot source of `source`, with the ConfigMap (`data` and base64 `binaryData`)
-    /// and the git credential it references. `localPath` is allowed: this is the user's machine.
-    pub fn snapshot_source(&self, source: &Source) -> Result<snapshot::Source, ActionFailure> {
-        let config_map = source
-            .config_map
-            .as_ref()
-            .and_then(|r| self.config_maps.get(&r.name))
-            .map(|cm| ConfigMapData {
-                data: serde_json::from_value(cm["data"].clone()).unwrap_or_default(),
-                binary_data: serde_json::from_value::<BTreeMap<String, String>>(
-                    cm["binaryData"].clone(),
-                )
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
-                        .ok()
-                        .map(|b| (k, b))
-                })
-                .collect(),
-            });
-        let git_secret = match source.git.as_ref().and_then(|g| g.secret_ref.as_ref()) {
-            Some(r) => match self.secrets.value(&r.name, &r.key) {
-                Ok(v) => Some((r.key.clone(), v)),
-                Err(SecretError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
-        snapshot_source(source, config_map, git_secret)
+    /// The data (and base64 `binaryData`) of a stored ConfigMap.
+    fn config_map_data(&self, name: &str) -> Option<ConfigMapData> {
+        let cm = self.config_maps.get(name)?;
+        Some(ConfigMapData {
+            data: serde_json::from_value(cm["data"].clone()).unwrap_or_default(),
+            binary_data: serde_json::from_value::<BTreeMap<String, String>>(
+                cm["binaryData"].clone(),
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
+                    .ok()
+                    .map(|b| (k, b))
+            })
+            .collect(),
+        })
     }
 }
 
@@ -79,10 +63,15 @@ impl SecretSource for StoredRunInputs {
 }
 
 impl RunInputs for StoredRunInputs {
-    fn source(
+    fn config_map(
         &self,
-        source: &Source,
-    ) -> impl Future<Output = Result<snapshot::Source, ActionFailure>> + Send {
-        std::future::ready(self.snapshot_source(source))
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ConfigMapData>, ActionFailure>> + Send {
+        std::future::ready(Ok(self.config_map_data(name)))
+    }
+
+    /// `localPath` is allowed: this is the user's machine.
+    fn local_paths_allowed(&self) -> bool {
+        true
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod inputs;
 pub mod manifests;
+mod objects;
 mod plan;
 pub mod private;
 pub mod render;

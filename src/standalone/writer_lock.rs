@@ -37,6 +37,19 @@ pub fn waiting_message(holder: &str, state_dir: &Path) -> String {
     format!("waiting for {who} on {}", state_dir.display())
 }
 
+/// The holder's line. The holder writes it just after taking the lock, so an empty file is
+/// read again for up to 200 ms before the wait message goes without it.
+fn holder_line(path: &Path) -> String {
+    for _ in 0..20 {
+        let line = std::fs::read_to_string(path).unwrap_or_default();
+        if !line.trim().is_empty() {
+            return line;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    String::new()
+}
+
 impl WriterLock {
     /// Takes the lock of the state database `db`, waiting while another command holds it and
     /// saying so once on stderr; then records this process as the holder.
@@ -52,7 +65,7 @@ impl WriterLock {
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((file, Errno::EWOULDBLOCK)) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder_line(&path);
                 let dir = db.parent().filter(|d| !d.as_os_str().is_empty());
                 eprintln!(
                     "amlops: {}",

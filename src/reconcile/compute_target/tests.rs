@@ -1,6 +1,7 @@
 use super::*;
 use crate::api::conditions::{RECONCILING, STALLED, find, is_true};
 use crate::api::{AmlCompute, AzureBatch, LocalCompute, ObjectRef, SecretKeyRef, SshCompute};
+use crate::reconcile::FailureKind;
 
 const VM_ID: &str =
     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
@@ -394,7 +395,7 @@ fn busy_compute_waits_and_failed_compute_is_stalled_with_the_azure_code() {
 fn failed_action_is_stalled_or_reconciling_by_retryability() {
     let mut d = Case::new(aml()).run();
     let quota = ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: "QuotaExceeded".into(),
         message: "cores".into(),
     };
@@ -416,7 +417,7 @@ fn failed_action_is_stalled_or_reconciling_by_retryability() {
     apply_outcome(&mut d2, ActionOutcome::Failed(quota), Some(2), t(2));
     assert!(!d2.events.iter().any(|e| e.warning));
     let throttled = ActionFailure {
-        retryable: true,
+        kind: FailureKind::Retryable,
         reason: "TooManyRequests".into(),
         message: "429".into(),
     };
@@ -429,7 +430,7 @@ fn failed_action_is_stalled_or_reconciling_by_retryability() {
 #[test]
 fn refused_write_is_held_back_until_the_resync_period_or_a_new_generation() {
     let quota = ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: "QuotaExceeded".into(),
         message: "cores".into(),
     };
@@ -469,7 +470,7 @@ fn refused_write_is_held_back_until_the_resync_period_or_a_new_generation() {
     // A missing Secret is not Azure's refusal: when its watch brings the reconcile, try again.
     let mut d = Case::new(aml()).run();
     let secret = ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: "SecretNotFound".into(),
         message: "Secret ml/admin not found".into(),
     };
@@ -489,7 +490,7 @@ fn failed_operation_clears_it_and_records_the_error() {
     let mut c = Case::new(aml());
     c.status = Some(&status);
     c.operation = Some(OperationOutcome::Failed(ActionFailure {
-        retryable: false,
+        kind: FailureKind::NeedsHuman,
         reason: "ComputeProvisioningFailed".into(),
         message: "boom".into(),
     }));

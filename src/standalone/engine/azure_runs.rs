@@ -4,47 +4,19 @@
 //! `actions::experiment::converge`), with the Workspace, target, Secrets and ConfigMaps read
 //! from the store.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{Engine, Outcome, Poll, is_azure_compute, outcome_of};
-use crate::actions::experiment::{RunWorld, converge};
+use super::{Engine, Outcome, is_azure_compute, outcome_of};
 use crate::actions::job;
+use crate::actions::objects::Resolved;
 use crate::actions::run_configuration::require_workspace;
-use crate::api::conditions::{self, READY};
-use crate::api::{ComputeTarget, Condition, Experiment, RunConfiguration, Workspace};
+use crate::api::RunConfiguration;
 use crate::azure::WorkspaceClient;
-use crate::reconcile::experiment::RunConfigurationState;
-use crate::reconcile::run_configuration::{
-    self, EnvironmentState, plan_environment, workspace_name,
-};
+use crate::reconcile::run_configuration::{self, EnvironmentState, plan_environment};
 use crate::reconcile::{ActionFailure, ObjectInfo};
 use crate::standalone::azure::StoredSecrets;
-use crate::standalone::inputs::StoredRunInputs;
 use crate::standalone::store::{Key, StoreError};
-
-/// What a RunConfiguration resolves to in the store.
-struct Resolved {
-    target: Option<ComputeTarget>,
-    /// The Workspace name looked for (spec.workspaceRef, else the target's).
-    workspace_name: Option<String>,
-    workspace: Option<Workspace>,
-}
-
-/// A standalone apply has no watches: an object waiting for another object of the same apply
-/// looks again within a second instead of the controller's fallback period.
-pub(super) fn recheck_dependencies(outcome: Outcome, conds: &[Condition]) -> Outcome {
-    let waiting =
-        conditions::find(conds, READY).is_some_and(|c| c.reason.starts_with("WaitingFor"));
-    match outcome {
-        Outcome::Progressing(after) if waiting => {
-            Outcome::Progressing(after.min(Duration::from_secs(1)))
-        }
-        other => other,
-    }
-}
 
 impl Engine<'_> {
     /// Whether runs go to Azure: run-based amlCompute, or a ComputeTarget that is not local.
@@ -63,32 +35,8 @@ impl Engine<'_> {
             .is_some_and(|ct| is_azure_compute(&ct)))
     }
 
-    /// The RunConfiguration's ComputeTarget and the Workspace its runs go to
-    /// (spec.workspaceRef, else the target's), as stored.
-    fn resolve(&self, key: &Key, rc: &RunConfiguration) -> Result<Resolved, StoreError> {
-        let stored = |kind: &str, name: &str| -> Result<Option<Value>, StoreError> {
-            self.store.get(&key.sibling(kind, name))
-        };
-        let target: Option<ComputeTarget> = match &rc.spec.target_ref {
-            Some(r) => {
-                stored("ComputeTarget", &r.name)?.and_then(|v| serde_json::from_value(v).ok())
-            }
-            None => None,
-        };
-        let workspace_name = workspace_name(&rc.spec, target.as_ref()).map(str::to_string);
-        let workspace: Option<Workspace> = match &workspace_name {
-            Some(name) => stored("Workspace", name)?.and_then(|v| serde_json::from_value(v).ok()),
-            None => None,
-        };
-        Ok(Resolved {
-            target,
-            workspace_name,
-            workspace,
-        })
-    }
-
     /// A client for the resolved Workspace once it is Ready; otherwise why not.
-    fn connect(
+    pub(super) fn connect(
         &self,
         key: &Key,
         resolved: &Resolved,
@@ -131,50 +79,7 @@ impl Engine<'_> {
             // Paused, or an invalid environment: the decision has no actions.
             _ => run_configuration::reconcile(input),
         };
-        let outcome = recheck_dependencies(
-            outcome_of(&d.status.conditions, d.requeue_after),
-            &d.status.conditions,
-        );
-        self.write(key, &mut object, &d.status, &d.events)?;
-        Ok(outcome)
-    }
-
-    /// Runs the Experiment in Azure through the step the controller uses.
-    pub(super) fn azure_experiment(
-        &mut self,
-        key: &Key,
-        mut object: Value,
-        exp: &Experiment,
-        rc: &RunConfiguration,
-        run_configuration: RunConfigurationState,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let info = ObjectInfo::of(exp);
-        let resolved = self.resolve(key, rc)?;
-        // Azure is read unless paused; a deletion reads even then (it needs to know what runs).
-        let client = match !info.paused || info.deleting {
-            true => Some(self.connect(key, &resolved)?),
-            false => None,
-        };
-        let inputs = StoredRunInputs::load(self.store, &key.namespace)?;
-        let converged = self.azure.block_on(converge(RunWorld {
-            exp,
-            rc: Some(rc),
-            run_configuration,
-            target: resolved.target.as_ref(),
-            client,
-            inputs: &inputs,
-            // Running `apply` again is the user's request to retry.
-            retry_after_stall: Duration::ZERO,
-            now,
-        }));
-        if converged.release_finalizer {
-            self.store.remove(key)?;
-            self.reporter.step(key, "deleted");
-            return Ok(Outcome::Gone);
-        }
-        let d = converged.decision;
-        let outcome = self.experiment_outcome(&info, &d, Poll::Azure);
+        let outcome = outcome_of(&d.status.conditions, d.requeue_after, &d.waiting_for);
         self.write(key, &mut object, &d.status, &d.events)?;
         Ok(outcome)
     }
