@@ -19,7 +19,8 @@
 //! - `active` counts pending and running pods (omitted when 0), `ready` and `terminating` are
 //!   always written, `uncountedTerminatedPods` is `{}` once pods are accounted for.
 //!
-//! Not modelled: more than one pod at a time (parallelism, Indexed Jobs), the replacement pod
+//! Not modelled: a Job that is neither suspended nor started has an empty status (the real
+//! controller would set `startTime` and create its pod at once), more than one pod at a time (parallelism, Indexed Jobs), the replacement pod
 //! the real controller creates after a retryable failure (the test calls `start_job` again),
 //! container restarts under `restartPolicy: OnFailure`, podFailurePolicy and successPolicy,
 //! the job-tracking finalizer and graceful pod termination (a deleted pod goes at once).

@@ -28,19 +28,10 @@ fn set_default(spec: &mut Map<String, Value>, field: &str, value: Value) {
     spec.entry(field).or_insert(value);
 }
 
-/// Defaults (SetDefaults_Job), generated selector and template labels (generateSelector), then
-/// the validation a Job needs before it is stored. `obj.metadata.uid` is already set.
-pub fn prepare_create(obj: &mut Value) -> Result<(), ApiError> {
-    let name = name_of(obj);
-    let uid = obj
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if !obj["spec"].is_object() {
-        return Err(invalid("Job.batch", &name, "spec: Required value"));
-    }
-    let manual_selector = obj.pointer("/spec/manualSelector") == Some(&json!(true));
+/// SetDefaults_Job and the container defaults the fake relies on. The apiserver defaults every
+/// object it decodes, updates included, so a client re-sending its own manifest (an apply
+/// without the defaulted fields) changes nothing.
+fn apply_defaults(obj: &mut Value) {
     if let Some(spec) = obj["spec"].as_object_mut() {
         if !spec.contains_key("completions") && !spec.contains_key("parallelism") {
             spec.insert("completions".into(), json!(1));
@@ -58,6 +49,22 @@ pub fn prepare_create(obj: &mut Value) -> Result<(), ApiError> {
         set_default(spec, "podReplacementPolicy", json!(replacement));
     }
     default_containers(obj);
+}
+
+/// Defaults, generated selector and template labels (generateSelector), then the validation a
+/// Job needs before it is stored. `obj.metadata.uid` is already set.
+pub fn prepare_create(obj: &mut Value) -> Result<(), ApiError> {
+    let name = name_of(obj);
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !obj["spec"].is_object() {
+        return Err(invalid("Job.batch", &name, "spec: Required value"));
+    }
+    let manual_selector = obj.pointer("/spec/manualSelector") == Some(&json!(true));
+    apply_defaults(obj);
     if !manual_selector {
         let labels = &mut obj["spec"]["template"]["metadata"]["labels"];
         if !labels.is_object() {
@@ -90,8 +97,8 @@ pub fn prepare_create(obj: &mut Value) -> Result<(), ApiError> {
     validate(obj, &name)
 }
 
-/// Container defaults the fake relies on later (SetDefaults_Container): where and how the
-/// kubelet reads the termination message.
+/// SetDefaults_Container, the part the fake relies on: where and how the kubelet reads the
+/// termination message.
 fn default_containers(obj: &mut Value) {
     for list in ["containers", "initContainers"] {
         let Some(containers) = obj["spec"]["template"]["spec"]
@@ -158,10 +165,13 @@ fn without_scheduling_directives(template: &Value) -> Value {
     t
 }
 
-/// ValidateJobSpecUpdate: the selector, completion mode and pod template are immutable, except
-/// the scheduling directives of a suspended Job that never started.
-pub fn validate_update(old: &Value, new: &Value) -> Result<(), ApiError> {
+/// Defaults the new version, then ValidateJobSpecUpdate: the selector, completion mode and pod
+/// template are immutable, except the scheduling directives of a suspended Job that never
+/// started.
+pub fn prepare_update(old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    apply_defaults(new);
     let name = name_of(old);
+    validate(new, &name)?;
     for field in ["selector", "completionMode"] {
         if old["spec"].get(field) != new["spec"].get(field) {
             return Err(invalid(
@@ -251,16 +261,22 @@ mod tests {
         prepare_create(&mut old).unwrap();
         let mut placed = old.clone();
         placed["spec"]["template"]["spec"]["nodeSelector"] = json!({"gpu": "a100"});
-        validate_update(&old, &placed).unwrap();
+        prepare_update(&old, &mut placed).unwrap();
         let mut started = old.clone();
         started["status"]["startTime"] = json!("2026-01-01T00:00:00Z");
-        assert_eq!(validate_update(&started, &placed).unwrap_err().code, 422);
+        assert_eq!(prepare_update(&started, &mut placed).unwrap_err().code, 422);
         let mut image = old.clone();
         image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("other");
-        let e = validate_update(&old, &image).unwrap_err();
+        let e = prepare_update(&old, &mut image).unwrap_err();
         assert!(e.message.contains("spec.template"), "{}", e.message);
         let mut resumed = old.clone();
         resumed["spec"]["suspend"] = json!(false);
-        validate_update(&old, &resumed).unwrap();
+        prepare_update(&old, &mut resumed).unwrap();
+        let mut reapplied = old.clone();
+        let main = &mut reapplied["spec"]["template"]["spec"]["containers"][0];
+        main.as_object_mut()
+            .unwrap()
+            .remove("terminationMessagePolicy");
+        prepare_update(&old, &mut reapplied).expect("re-sending the manifest changes nothing");
     }
 }

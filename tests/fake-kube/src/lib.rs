@@ -212,7 +212,8 @@ impl FakeKube {
     }
 
     /// The running pod's main container writes `log` and exits with `exit_code` (not 0) and
-    /// `termination_message` (empty: none; with `FallbackToLogsOnError` the log's tail). The
+    /// `termination_message` (empty: none; with `FallbackToLogsOnError` the log's tail); any
+    /// other container stops with it. The
     /// pod Failed; the Job gets `failed` and, once more pods failed than `spec.backoffLimit`,
     /// `FailureTarget` then `Failed`, reason `BackoffLimitExceeded`; below the limit it waits
     /// for the next `start_job`, as the real controller would start a replacement.

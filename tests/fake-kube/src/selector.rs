@@ -97,8 +97,7 @@ fn label(req: &str) -> Result<Label, ApiError> {
 }
 
 /// The fields the apiserver lets a client select on: metadata.name and metadata.namespace for
-/// every resource, plus a few per resource (pods: `GetAttrs` in pkg/registry/core/pod/strategy.go;
-/// jobs: `JobToSelectableFields` in pkg/registry/batch/job/strategy.go).
+/// every resource, plus some of a pod's (`ToSelectableFields` in pkg/registry/core/pod/strategy.go).
 fn field_pointer(key: &Key, field: &str) -> Option<&'static str> {
     match (key.group.as_str(), key.resource.as_str(), field) {
         (_, _, "metadata.name") => Some("/metadata/name"),
@@ -107,7 +106,6 @@ fn field_pointer(key: &Key, field: &str) -> Option<&'static str> {
         ("", "pods", "spec.nodeName") => Some("/spec/nodeName"),
         ("", "pods", "spec.restartPolicy") => Some("/spec/restartPolicy"),
         ("", "pods", "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
-        ("batch", "jobs", "status.successful") => Some("/status/succeeded"),
         _ => None,
     }
 }

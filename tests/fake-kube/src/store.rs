@@ -230,7 +230,7 @@ impl Store {
         };
         self.keep_system_fields(&current, &mut next);
         if !status_only {
-            strategy::validate_update(key, &current, &next)?;
+            strategy::prepare_update(key, &current, &mut next)?;
         }
         self.commit(key, current, next)
     }
@@ -300,7 +300,7 @@ impl Store {
         }
         self.keep_system_fields(&current, &mut next);
         if !status_only {
-            strategy::validate_update(key, &current, &next)?;
+            strategy::prepare_update(key, &current, &mut next)?;
         }
         self.commit(key, current, next)
     }

@@ -43,11 +43,11 @@ pub fn prepare_create(key: &Key, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// What the apiserver refuses in an update of the main resource.
-pub fn validate_update(key: &Key, old: &Value, new: &Value) -> Result<(), ApiError> {
+/// What the apiserver defaults and refuses in an update of the main resource.
+pub fn prepare_update(key: &Key, old: &Value, new: &mut Value) -> Result<(), ApiError> {
     validate_owner_references(new)?;
     if is_job(key) {
-        job_spec::validate_update(old, new)?;
+        job_spec::prepare_update(old, new)?;
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams,
-    PostParams, WatchEvent, WatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
+    PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use serde_json::{Value, json};
 
@@ -547,9 +547,24 @@ async fn the_apiserver_refuses_jobs_a_cluster_would_refuse() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("63 characters"), "{e}");
-    jobs.create(&PostParams::default(), &job_manifest("run-1", json!({})))
+    let created = jobs
+        .create(&PostParams::default(), &job_manifest("run-1", json!({})))
         .await
         .unwrap();
+    // A controller re-applying its own manifest (without the defaulted fields) changes nothing.
+    let reapplied = jobs
+        .patch(
+            "run-1",
+            &PatchParams::apply("amlops"),
+            &Patch::Apply(&job_manifest("run-1", json!({}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reapplied.metadata.generation, Some(1));
+    assert_eq!(
+        reapplied.metadata.resource_version,
+        created.metadata.resource_version
+    );
     let mut changed = jobs.get("run-1").await.unwrap();
     changed
         .spec
