@@ -1,16 +1,21 @@
-//! HTTP routing: paths to keys and verbs, LIST / WATCH / GET / POST / PUT / PATCH / DELETE.
+//! HTTP routing: paths to keys and verbs, LIST / WATCH / GET / POST / PUT / PATCH / DELETE,
+//! and pod logs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::Query;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::store::{ApiError, Change, Key, PatchKind};
-use crate::{RequestRecord, Shared};
+use crate::gc::Propagation;
+use crate::selector::Selector;
+use crate::store::{ApiError, Change, DeleteOptions, Key, PatchKind};
+use crate::{RequestRecord, Shared, pod_logs, settle, strategy};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(
@@ -61,10 +66,49 @@ fn parse_path(path: &str) -> Option<Target> {
     })
 }
 
-fn query(uri: &Uri, name: &str) -> Option<String> {
-    uri.query()?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| v.to_string())
+/// The query parameters, percent-decoded.
+fn params(uri: &Uri) -> HashMap<String, String> {
+    Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// `DeleteOptions` from the body (client-go, kube-rs, kubectl) or the query string.
+fn delete_options(
+    body: &Value,
+    params: &HashMap<String, String>,
+) -> Result<DeleteOptions, ApiError> {
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| params.get("propagationPolicy").cloned());
+    let orphan = body
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
+        .or_else(|| params.get("orphanDependents").map(|v| v == "true"));
+    let propagation = match (policy, orphan) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "DeleteOptions is invalid: propagationPolicy: Invalid value: orphanDependents and propagationPolicy cannot be both set",
+            ));
+        }
+        (Some(p), None) => Some(Propagation::parse(&p)?),
+        (None, Some(true)) => Some(Propagation::Orphan),
+        (None, Some(false)) => Some(Propagation::Background),
+        (None, None) => None,
+    };
+    let precondition = |field: &str| {
+        body.pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    Ok(DeleteOptions {
+        propagation,
+        uid: precondition("uid"),
+        resource_version: precondition("resourceVersion"),
     })
 }
 
@@ -101,7 +145,8 @@ async fn handle(
             message: format!("the fake has no route for {}", uri.path()),
         });
     };
-    let watching = query(&uri, "watch").is_some_and(|w| w == "true" || w == "1");
+    let params = params(&uri);
+    let watching = params.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (&method, t.named, watching) {
         (&Method::GET, _, true) => "watch",
         (&Method::GET, true, _) => "get",
@@ -131,25 +176,41 @@ async fn handle(
             name: t.key.name.clone(),
         });
     }
+    if t.subresource.as_deref() == Some("log") && strategy::is_pod(&t.key) && verb == "get" {
+        return pod_logs::respond(shared, &t.key, &params).unwrap_or_else(error);
+    }
+    let selector = match Selector::parse(
+        &t.key,
+        params.get("labelSelector").map(String::as_str),
+        params.get("fieldSelector").map(String::as_str),
+    ) {
+        Ok(s) => s,
+        Err(e) => return error(e),
+    };
     let metadata_only = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     let ns = (!t.all_namespaces).then(|| t.key.namespace.clone());
     if verb == "watch" {
-        let since = query(&uri, "resourceVersion")
+        let since = params
+            .get("resourceVersion")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let timeout = query(&uri, "timeoutSeconds")
+        let timeout = params
+            .get("timeoutSeconds")
             .and_then(|v| v.parse().ok())
             .unwrap_or(290u64);
         return watch(
             shared,
-            t.key,
-            ns,
+            Subscription {
+                key: t.key,
+                ns,
+                selector,
+                metadata_only,
+            },
             since,
             Duration::from_secs(timeout),
-            metadata_only,
         );
     }
     let parsed: Value = if body.is_empty() {
@@ -170,11 +231,12 @@ async fn handle(
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        match verb {
+        let result = match verb {
             "list" => {
                 let items: Vec<Value> = store
                     .list(&t.key.group, &t.key.resource, ns.as_deref())
                     .iter()
+                    .filter(|o| selector.matches(o))
                     .map(|o| if metadata_only { partial(o) } else { o.clone() })
                     .collect();
                 let kind = if metadata_only {
@@ -218,7 +280,7 @@ async fn handle(
                 } else {
                     PatchKind::Merge
                 };
-                let manager = query(&uri, "fieldManager").unwrap_or_default();
+                let manager = params.get("fieldManager").cloned().unwrap_or_default();
                 if kind == PatchKind::Apply && manager.is_empty() {
                     Err(ApiError {
                         code: 400,
@@ -231,8 +293,12 @@ async fn handle(
                         .map(|o| (200, o))
                 }
             }
-            _ => store.delete(&t.key).map(|o| (200, o)),
-        }
+            _ => delete_options(&parsed, &params)
+                .and_then(|options| store.delete(&t.key, &options))
+                .map(|o| (200, o)),
+        };
+        settle(&mut store);
+        result
     };
     let _ = shared.changed.send(());
     match result {
@@ -252,37 +318,40 @@ fn event_line(c: &Change, metadata_only: bool) -> Bytes {
     Bytes::from(line)
 }
 
-/// Streams changes after `since` that match, then live ones, until the timeout.
-fn watch(
-    shared: Arc<Shared>,
+/// What a watch asked for.
+struct Subscription {
     key: Key,
     ns: Option<String>,
-    since: u64,
-    timeout: Duration,
+    selector: Selector,
     metadata_only: bool,
-) -> Response {
+}
+
+impl Subscription {
+    /// Selectors filter events by the object they carry (an object that stops matching is
+    /// not reported as DELETED, unlike the apiserver; no scenario relabels objects).
+    fn wants(&self, c: &Change) -> bool {
+        c.group == self.key.group
+            && c.resource == self.key.resource
+            && self.ns.as_ref().is_none_or(|n| *n == c.namespace)
+            && self.selector.matches(&c.object)
+    }
+}
+
+/// Streams changes after `since` that match, then live ones, until the timeout.
+fn watch(shared: Arc<Shared>, sub: Subscription, since: u64, timeout: Duration) -> Response {
     let rx = shared.changed.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
-    let state = (shared, rx, since, key, ns);
-    let stream = futures::stream::unfold(
-        state,
-        move |(shared, mut rx, mut cursor, key, ns)| async move {
+    let state = (shared, rx, since, sub);
+    let stream =
+        futures::stream::unfold(state, move |(shared, mut rx, mut cursor, sub)| async move {
             loop {
                 let lines: Vec<Bytes> = {
                     let store = shared.store.lock().unwrap_or_else(|p| p.into_inner());
-                    let matching: Vec<&Change> = store
+                    let lines = store
                         .history
                         .iter()
-                        .filter(|c| {
-                            c.rv > cursor
-                                && c.group == key.group
-                                && c.resource == key.resource
-                                && ns.as_ref().is_none_or(|n| *n == c.namespace)
-                        })
-                        .collect();
-                    let lines = matching
-                        .iter()
-                        .map(|c| event_line(c, metadata_only))
+                        .filter(|c| c.rv > cursor && sub.wants(c))
+                        .map(|c| event_line(c, sub.metadata_only))
                         .collect();
                     cursor = store.resource_version();
                     lines
@@ -291,7 +360,7 @@ fn watch(
                     let chunk: Vec<u8> = lines.concat();
                     return Some((
                         Ok::<Bytes, std::io::Error>(Bytes::from(chunk)),
-                        (shared, rx, cursor, key, ns),
+                        (shared, rx, cursor, sub),
                     ));
                 }
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -300,8 +369,7 @@ fn watch(
                     Ok(_) => {}
                 }
             }
-        },
-    );
+        });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

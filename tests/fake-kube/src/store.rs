@@ -1,11 +1,13 @@
 //! The object store with apiserver semantics: resourceVersion, generation, status
-//! subresource, finalizers + deletionTimestamp, conflicts, and a watch history.
+//! subresource, finalizers + deletionTimestamp, deletion propagation, conflicts, and a watch
+//! history.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::merge;
+use crate::gc::Propagation;
+use crate::{merge, strategy};
 
 /// Where an object lives: API group ("" for core), plural resource, namespace, name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,7 +38,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             reason,
@@ -57,6 +59,17 @@ pub enum PatchKind {
     Apply,
 }
 
+/// The parts of a DELETE's `DeleteOptions` the fake honours.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// `None`: the resource's default (see `strategy::default_propagation`).
+    pub propagation: Option<Propagation>,
+    /// `preconditions.uid`: delete only this incarnation of the name.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+}
+
 #[derive(Default)]
 pub struct Store {
     objects: BTreeMap<Key, Value>,
@@ -64,14 +77,11 @@ pub struct Store {
     pub history: Vec<Change>,
     /// Finalizers each field manager applied, per object (the part of SSA controllers rely on).
     applied_finalizers: HashMap<(Key, String), Vec<String>>,
+    /// Container logs by (namespace, pod, container); they go with their pod.
+    pub pod_logs: BTreeMap<(String, String, String), String>,
 }
 
-/// Kinds whose `status` is a subresource (the main endpoint ignores status, and vice versa).
-fn has_status_subresource(group: &str) -> bool {
-    group == "amlops.io"
-}
-
-fn finalizers(v: &Value) -> Vec<String> {
+pub fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .map(|a| {
@@ -95,6 +105,10 @@ impl Store {
 
     pub fn get(&self, key: &Key) -> Option<&Value> {
         self.objects.get(key)
+    }
+
+    pub fn objects(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.objects.iter()
     }
 
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Value> {
@@ -126,6 +140,11 @@ impl Store {
     }
 
     pub fn create(&mut self, key: &Key, mut obj: Value) -> Result<Value, ApiError> {
+        let mut key = key.clone();
+        if key.name.is_empty() {
+            key.name = generated_name(&obj)?;
+        }
+        let key = &key;
         if self.objects.contains_key(key) {
             return Err(ApiError::new(
                 409,
@@ -143,20 +162,16 @@ impl Store {
         }
         m["uid"] = json!(uuid::Uuid::new_v4().to_string());
         m["generation"] = json!(1);
-        m["creationTimestamp"] = json!(
-            jiff::Timestamp::now()
-                .round(jiff::Unit::Second)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                .to_string()
-        );
+        m["creationTimestamp"] = json!(now());
         if let Some(m) = m.as_object_mut() {
             m.remove("deletionTimestamp");
         }
-        if has_status_subresource(&key.group)
+        if strategy::has_status_subresource(key)
             && let Some(o) = obj.as_object_mut()
         {
             o.remove("status");
         }
+        strategy::prepare_create(key, &mut obj)?;
         self.bump(&mut obj);
         self.objects.insert(key.clone(), obj.clone());
         self.record(key, "ADDED", obj.clone());
@@ -201,7 +216,7 @@ impl Store {
             n
         } else {
             let mut n = incoming;
-            if has_status_subresource(&key.group) {
+            if strategy::has_status_subresource(key) {
                 match current.get("status") {
                     Some(s) => n["status"] = s.clone(),
                     None => {
@@ -214,6 +229,9 @@ impl Store {
             n
         };
         self.keep_system_fields(&current, &mut next);
+        if !status_only {
+            strategy::prepare_update(key, &current, &mut next)?;
+        }
         self.commit(key, current, next)
     }
 
@@ -263,7 +281,7 @@ impl Store {
             }
             (PatchKind::Apply, false) => self.apply_main(key, &mut next, &body, manager),
         }
-        if has_status_subresource(&key.group) && !status_only {
+        if strategy::has_status_subresource(key) && !status_only {
             match current.get("status") {
                 Some(s) => next["status"] = s.clone(),
                 None => {
@@ -281,6 +299,9 @@ impl Store {
             }
         }
         self.keep_system_fields(&current, &mut next);
+        if !status_only {
+            strategy::prepare_update(key, &current, &mut next)?;
+        }
         self.commit(key, current, next)
     }
 
@@ -363,32 +384,99 @@ impl Store {
     fn remove(&mut self, key: &Key, mut last: Value) -> Value {
         self.objects.remove(key);
         self.applied_finalizers.retain(|(k, _), _| k != key);
+        if strategy::is_pod(key) {
+            self.pod_logs
+                .retain(|(ns, pod, _), _| *ns != key.namespace || *pod != key.name);
+        }
         self.bump(&mut last);
         self.record(key, "DELETED", last.clone());
         last
     }
 
-    /// DELETE: with finalizers the object only gets a deletionTimestamp.
-    pub fn delete(&mut self, key: &Key) -> Result<Value, ApiError> {
+    /// DELETE: without finalizers the object goes at once; otherwise it only gets a
+    /// deletionTimestamp. Foreground and Orphan propagation add the garbage collector's
+    /// finalizer first, so the owner stays until its dependents are handled (see `gc`).
+    pub fn delete(&mut self, key: &Key, options: &DeleteOptions) -> Result<Value, ApiError> {
         let current = self.current(key)?;
-        if finalizers(&current).is_empty() {
-            return Ok(self.remove(key, current));
+        let uid = current.pointer("/metadata/uid").and_then(Value::as_str);
+        if let Some(want) = &options.uid
+            && uid != Some(want.as_str())
+        {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                    uid.unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(want) = &options.resource_version
+            && rv_of(&current) != Some(want.as_str())
+        {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    rv_of(&current).unwrap_or_default()
+                ),
+            ));
         }
         if current["metadata"].get("deletionTimestamp").is_some() {
             return Ok(current);
         }
+        let propagation = options
+            .propagation
+            .unwrap_or_else(|| strategy::default_propagation(key));
+        let mut fins = finalizers(&current);
+        if let Some(f) = propagation.finalizer()
+            && !fins.iter().any(|x| x == f)
+        {
+            fins.push(f.to_string());
+        }
+        if fins.is_empty() {
+            return Ok(self.remove(key, current));
+        }
         let mut next = current;
-        next["metadata"]["deletionTimestamp"] = json!(
-            jiff::Timestamp::now()
-                .round(jiff::Unit::Second)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                .to_string()
-        );
+        next["metadata"]["finalizers"] = json!(fins);
+        next["metadata"]["deletionTimestamp"] = json!(now());
         self.bump(&mut next);
         self.objects.insert(key.clone(), next.clone());
         self.record(key, "MODIFIED", next.clone());
         Ok(next)
     }
+}
+
+/// Seconds-precision RFC 3339, as the apiserver writes metav1.Time.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
+}
+
+/// `metadata.generateName` plus five characters of the apiserver's alphabet
+/// (SimpleNameGenerator: no vowels, no look-alike digits).
+fn generated_name(obj: &Value) -> Result<String, ApiError> {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let prefix = obj
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                422,
+                "Invalid",
+                "metadata.name: Required value: name or generateName is required",
+            )
+        })?;
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    Ok(format!("{prefix}{suffix}"))
 }
 
 #[cfg(test)]
@@ -486,7 +574,7 @@ mod tests {
             finalizers(s.get(&key()).unwrap()),
             ["other/keep", "amlops.io/cleanup"]
         );
-        let o = s.delete(&key()).unwrap();
+        let o = s.delete(&key(), &DeleteOptions::default()).unwrap();
         assert!(o["metadata"]["deletionTimestamp"].is_string());
         s.patch(
             &key(),
