@@ -660,3 +660,26 @@ fn processes_a_completed_run_left_behind_end_with_it() {
         "process {background} outlived the run"
     );
 }
+
+#[test]
+fn cancel_gives_the_command_sigterm_and_the_grace_period_to_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), &[]);
+    let cmd = "trap 'echo cleaned > cleaned; exit 0' TERM; sleep 300 & echo >> ready; wait";
+    let mut req = request("run-graceful", &src, RunCommand::Shell(cmd.to_string()));
+    // Without SIGTERM reaching the command, cancel would SIGKILL it after this long.
+    req.kill_grace = Duration::from_secs(120);
+    let record = start_run(&dir.path().join("state"), &req).unwrap();
+    let _guard = KillOnDrop(record.pgid);
+    wait_for_file(&record.run_dir.join("workdir/ready"));
+    cancel_run(&record).unwrap();
+    assert_eq!(
+        fs::read_to_string(record.run_dir.join("workdir/cleaned")).ok(),
+        Some("cleaned\n".to_string()),
+        "the command never got SIGTERM"
+    );
+    assert_eq!(
+        poll_run(&record, Timestamp::now()).unwrap(),
+        RunStatus::Cancelled
+    );
+}

@@ -4,6 +4,7 @@
 //! session, another process group, re-parented), before recording the outcome in the
 //! run directory. So a run ends completely and on time with no amlops attached.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ use super::supervisor::{SupervisorArgs, exit_code_of, spawn_failure_code};
 /// Processes deeper than the supervisor's children end without a SIGCHLD to it, so the
 /// tree is read again this often while processes are being ended.
 const RESCAN_EVERY: Duration = Duration::from_millis(20);
+
+/// Longest wait before the deadline is compared with the wall clock again.
+const DEADLINE_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Signals that ask the supervisor to end the run (nobody but `kill` can send them: the
 /// supervisor has no terminal). amlops sends SIGTERM after recording why.
@@ -51,26 +55,34 @@ fn supervise_run(args: &SupervisorArgs) -> Result<(), LocalError> {
         );
     }
     // Blocked before the command starts, so no SIGCHLD or stop request is missed; they
-    // are taken with sigtimedwait. The command starts with an empty mask (std resets it).
+    // are taken with sigtimedwait.
     let mut waited = SigSet::empty();
     waited.add(Signal::SIGCHLD);
     STOP_SIGNALS.iter().for_each(|&s| waited.add(s));
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None).map_err(|e| {
         LocalError::io("cannot block signals for", &args.run_dir)(std::io::Error::from(e))
     })?;
-    let deadline = args.deadline.map(|d| {
-        let left = d.duration_since(Timestamp::now());
-        Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
-    });
-    let command = match Command::new(&args.command[0])
-        .args(&args.command[1..])
-        .spawn()
-    {
+    let Some((program, arguments)) = args.command.split_first() else {
+        return Err(LocalError::EmptyCommand {
+            run_id: args.run_dir.display().to_string(),
+        });
+    };
+    let mut command = Command::new(program);
+    command.args(arguments);
+    // SAFETY: sigprocmask is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        // The mask survives exec: unblocked, or the command could never get SIGTERM.
+        command.pre_exec(|| {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let command = match command.spawn() {
         Ok(child) => Pid::from_raw(child.id() as i32),
         Err(e) => {
             eprintln!(
                 "amlops supervisor: cannot start {}: {e}",
-                args.command[0].to_string_lossy()
+                program.to_string_lossy()
             );
             return record_exit_code(&layout, spawn_failure_code(&e));
         }
@@ -84,21 +96,24 @@ fn supervise_run(args: &SupervisorArgs) -> Result<(), LocalError> {
         if children.exit_code.is_some() {
             break None;
         }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // By the wall clock, as amlops checks the recorded deadline; waits are capped, as
+        // a sleeping wait does not count the time the machine was suspended.
+        let left = args.deadline.map(|d| {
+            Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+        });
         if left == Some(Duration::ZERO) {
             break Some(Termination::TimedOut);
         }
-        if wait_for_signal(&waited, left).is_some_and(|s| STOP_SIGNALS.contains(&s)) {
+        let wait = left.map(|left| left.min(DEADLINE_CHECK_EVERY));
+        if wait_for_signal(&waited, wait).is_some_and(|s| STOP_SIGNALS.contains(&s)) {
             break Some(Termination::Cancelled);
         }
     };
-    if let Some(why) = why {
-        record_termination_if_absent(&layout, &why)?;
-    }
-    let grace = Duration::from_millis(args.kill_grace_ms);
-    end_descendants(grace, &mut children);
+    // The processes are ended even if the reason cannot be recorded (disk full).
+    let recorded = why.map_or(Ok(()), |why| record_termination_if_absent(&layout, &why));
+    end_descendants(Duration::from_millis(args.kill_grace_ms), &mut children);
     let exit_code = children.wait_for_command();
-    record_exit_code(&layout, exit_code)
+    recorded.and(record_exit_code(&layout, exit_code))
 }
 
 fn record_exit_code(layout: &RunLayout, code: i32) -> Result<(), LocalError> {
@@ -126,8 +141,10 @@ impl Children {
     }
 
     fn note(&mut self, status: WaitStatus) {
-        if status.pid() == Some(self.command) {
-            self.exit_code = exit_code_of(status).or(self.exit_code);
+        if status.pid() == Some(self.command)
+            && let Some(code) = exit_code_of(status)
+        {
+            self.exit_code = Some(code);
         }
     }
 
