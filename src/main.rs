@@ -80,6 +80,9 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Internal: the supervisor of one local run, started by `apply` (see src/local/supervisor.rs).
+    #[command(name = amlops::local::SUPERVISOR_SUBCOMMAND, hide = true)]
+    SuperviseRun(amlops::local::SupervisorArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => amlops::snapshot::cli::run(&args),
         Command::Controller(args) => run_controller(args),
         Command::Crd { out_dir } => print_crds(out_dir.as_deref()).map(|()| 0),
+        Command::SuperviseRun(args) => Ok(amlops::local::supervise(&args)),
         Command::Version => {
             println!("amlops {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

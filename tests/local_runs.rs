@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 use amlops::local::{
     EnvironmentSpec, LocalError, LogStream, NoProgress, RunCommand, RunRecord, RunRequest,
     RunStatus, cancel_run, follow_logs, list_outputs, load_run, logs, poll_run, stage_environment,
-    start_run,
+    start_run_with_supervisor,
 };
 use jiff::Timestamp;
+
+/// Starts a run supervised by the amlops binary of this build: this test binary is not
+/// amlops, so it cannot be re-executed as the supervisor.
+fn start_run(state: &Path, request: &RunRequest) -> Result<RunRecord, LocalError> {
+    start_run_with_supervisor(state, request, Path::new(env!("CARGO_BIN_EXE_amlops")))
+}
 
 fn python3() -> PathBuf {
     let spec = EnvironmentSpec::UserManaged {
@@ -76,32 +82,68 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Live (non-zombie) processes in a process group, read independently of the executor.
+/// The fields of `/proc/<pid>/stat` after the command name (`[0]` = state, `[2]` = process
+/// group, `[3]` = session, `[19]` = start time), read independently of the executor.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Live (non-zombie) processes in a process group.
 fn group_members(pgid: i32) -> Vec<i32> {
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-                .split_whitespace()
-                .collect();
-            fields[0] != "Z" && fields[2] == pgid.to_string()
-        })
+        .filter(|&pid| stat_fields(pid).is_some_and(|f| f[0] != "Z" && f[2] == pgid.to_string()))
         .collect()
 }
 
 fn is_alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let state = s[s.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
-        state != "Z"
-    })
+    stat_fields(pid).is_some_and(|f| f[0] != "Z")
+}
+
+/// Waits until `pid` has ended (bounded); false if it still lives.
+fn ended_within(pid: i32, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while is_alive(pid) {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// SIGKILLs a process that left the run's process group when a test ends early, unless
+/// its pid now belongs to another process (start time changed).
+struct KillPidOnDrop {
+    pid: i32,
+    start_time: Option<String>,
+}
+
+impl KillPidOnDrop {
+    fn new(pid: i32) -> Self {
+        let start_time = stat_fields(pid).map(|f| f[19].clone());
+        Self { pid, start_time }
+    }
+}
+
+impl Drop for KillPidOnDrop {
+    fn drop(&mut self) {
+        if self.start_time.is_some()
+            && stat_fields(self.pid).map(|f| f[19].clone()) == self.start_time
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// Waits until `path` exists (a script signalled it got somewhere).
@@ -508,5 +550,136 @@ fn follow_streams_logs_until_the_run_ends() {
     assert!(
         chunks >= 2,
         "logs arrived in {chunks} chunk(s): not streamed"
+    );
+}
+
+/// Starts a child in a session of its own (it leaves the run's process group and session,
+/// as a daemon does) that writes its pid to `escaped.pid` and sleeps.
+const ESCAPE: &str =
+    "setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped.pid; exec sleep 300' &";
+
+/// The escaped process of a run started with [`ESCAPE`], once it runs; checks it really
+/// left the run's session.
+fn escaped_process(record: &RunRecord) -> (i32, KillPidOnDrop) {
+    let pid: i32 = wait_for_file(&record.run_dir.join("workdir/escaped.pid"))
+        .trim()
+        .parse()
+        .unwrap();
+    let guard = KillPidOnDrop::new(pid);
+    let session = stat_fields(pid).map(|f| f[3].clone());
+    assert!(is_alive(pid));
+    assert_ne!(
+        session,
+        Some(record.pid.to_string()),
+        "did not leave the session"
+    );
+    (pid, guard)
+}
+
+#[test]
+fn a_run_past_its_limit_ends_timed_out_with_no_amlops_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), &[]);
+    let cmd = format!("{ESCAPE} sleep 300");
+    let mut req = request("run-limit", &src, RunCommand::Shell(cmd));
+    req.timeout = Some(Duration::from_secs(2));
+    req.kill_grace = Duration::from_millis(300);
+    let record = start_run(&dir.path().join("state"), &req).unwrap();
+    let _guard = KillOnDrop(record.pgid);
+    let (escaped, _escaped_guard) = escaped_process(&record);
+
+    // Nobody polls: only the supervisor can end the run.
+    assert!(
+        ended_within(record.pid, Duration::from_secs(60)),
+        "the supervisor ran on past the deadline"
+    );
+    assert!(!is_alive(escaped), "process {escaped} outlived the run");
+    assert_eq!(group_members(record.pgid), Vec::<i32>::new());
+    assert!(Timestamp::now() >= record.deadline.unwrap());
+    assert_eq!(
+        poll_run(&record, Timestamp::now()).unwrap(),
+        RunStatus::TimedOut
+    );
+    // The command's own end is recorded too (killed by SIGTERM), yet the status stays
+    // TimedOut: the recorded reason decides.
+    assert_eq!(
+        fs::read_to_string(record.run_dir.join("exit_code")).unwrap(),
+        "143\n"
+    );
+}
+
+#[test]
+fn cancel_ends_a_grandchild_that_left_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), &[]);
+    let cmd = format!("{ESCAPE} sleep 300");
+    let record = start_run(
+        &dir.path().join("state"),
+        &request("run-escape-cancel", &src, RunCommand::Shell(cmd)),
+    )
+    .unwrap();
+    let _guard = KillOnDrop(record.pgid);
+    let (escaped, _escaped_guard) = escaped_process(&record);
+
+    cancel_run(&record).unwrap();
+    assert!(!is_alive(escaped), "process {escaped} survived the cancel");
+    assert!(!is_alive(record.pid), "the supervisor survived the cancel");
+    assert_eq!(
+        poll_run(&record, Timestamp::now()).unwrap(),
+        RunStatus::Cancelled
+    );
+}
+
+#[test]
+fn processes_a_completed_run_left_behind_end_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), &[]);
+    // A plain background job and one in its own session; the script ends at once.
+    let cmd = format!(
+        "sleep 300 & echo $! > background.pid; {ESCAPE} while [ ! -e escaped.pid ]; do sleep 0.02; done"
+    );
+    let record = start_run(
+        &dir.path().join("state"),
+        &request("run-leftovers", &src, RunCommand::Shell(cmd)),
+    )
+    .unwrap();
+    let _guard = KillOnDrop(record.pgid);
+    let (escaped, _escaped_guard) = escaped_process(&record);
+    let background: i32 = fs::read_to_string(record.run_dir.join("workdir/background.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _background_guard = KillPidOnDrop::new(background);
+
+    // Succeeded is recorded only once every process of the run has ended.
+    assert_eq!(wait_terminal(&record), RunStatus::Succeeded);
+    assert!(!is_alive(escaped), "process {escaped} outlived the run");
+    assert!(
+        !is_alive(background),
+        "process {background} outlived the run"
+    );
+}
+
+#[test]
+fn cancel_gives_the_command_sigterm_and_the_grace_period_to_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), &[]);
+    let cmd = "trap 'echo cleaned > cleaned; exit 0' TERM; sleep 300 & echo >> ready; wait";
+    let mut req = request("run-graceful", &src, RunCommand::Shell(cmd.to_string()));
+    // Without SIGTERM reaching the command, cancel would SIGKILL it after this long.
+    req.kill_grace = Duration::from_secs(120);
+    let record = start_run(&dir.path().join("state"), &req).unwrap();
+    let _guard = KillOnDrop(record.pgid);
+    wait_for_file(&record.run_dir.join("workdir/ready"));
+    cancel_run(&record).unwrap();
+    assert_eq!(
+        fs::read_to_string(record.run_dir.join("workdir/cleaned")).ok(),
+        Some("cleaned\n".to_string()),
+        "the command never got SIGTERM"
+    );
+    assert_eq!(
+        poll_run(&record, Timestamp::now()).unwrap(),
+        RunStatus::Cancelled
     );
 }

@@ -515,3 +515,72 @@ fn a_source_file_named_like_an_amlops_marker_reaches_the_run_unchanged() {
     let logs = text(&w.run(&["logs", "exp/train"]));
     assert!(logs.contains("marker: the user's own data"), "{logs}");
 }
+
+/// A python script whose forked child leaves the session (`os.setsid()`), writes its pid to
+/// `escaped.pid` and sleeps, while the script sleeps too.
+const ESCAPING_SCRIPT: &str = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    open('escaped.tmp', 'w').write(str(os.getpid()))\n    os.rename('escaped.tmp', 'escaped.pid')\ntime.sleep(300)\n";
+
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// Waits (bounded) for the pid an [`ESCAPING_SCRIPT`] run wrote.
+fn escaped_pid(w: &Workdir) -> i32 {
+    let runs = w.path().join(".amlops/runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.ok()?.path().join("workdir/escaped.pid")).ok());
+        if let Some(pid) = found {
+            return pid.trim().parse().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the run never wrote escaped.pid");
+}
+
+/// Waits (bounded) for `child` to exit.
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "amlops did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_to_apply_wait_cancels_its_run_like_ctrl_c_and_ends_every_process_of_it() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let w = Workdir::new(ESCAPING_SCRIPT, "");
+        let mut apply = amlops_in(w.path())
+            .args(["apply", "-f", "app.yaml", "--wait"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let escaped = escaped_pid(&w);
+        assert!(is_alive(escaped));
+        kill(Pid::from_raw(apply.id() as i32), signal).unwrap();
+        let status = exit_within(&mut apply, Duration::from_secs(60));
+        let out = apply.wait_with_output().unwrap();
+        let output = text(&out);
+        assert_eq!(status.code(), Some(130), "{signal}: {output}");
+        assert!(output.contains("interrupted: cancelling"), "{output}");
+        let exp = w.experiment();
+        assert_eq!(exp["status"]["currentRun"]["state"], "Canceled", "{signal}");
+        if is_alive(escaped) {
+            let _ = kill(Pid::from_raw(escaped), Signal::SIGKILL);
+            panic!("{signal}: process {escaped} that left the session survived the cancel");
+        }
+    }
+}

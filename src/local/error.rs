@@ -56,10 +56,10 @@ pub enum LocalError {
         source: std::io::Error,
     },
 
-    #[error("could not signal process group {pgid} of run {run_id}: {source}")]
+    #[error("could not signal the processes of run {run_id} (supervisor pid {pid}): {source}")]
     Signal {
         run_id: String,
-        pgid: i32,
+        pid: i32,
         #[source]
         source: nix::Error,
     },

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::LocalError;
 
@@ -21,14 +21,34 @@ pub(crate) fn is_safe_component(name: &str) -> bool {
 /// Writes `contents` to `path` so that readers see either nothing or the whole file:
 /// write a sibling temp file, fsync it, rename it over `path`.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), LocalError> {
+    let tmp = write_temp(path, contents)?;
+    fs::rename(&tmp, path).map_err(LocalError::io("cannot rename into place", path))
+}
+
+/// Like [`write_atomic`], but never replaces an existing `path` (the temp file is
+/// hard-linked into place, which fails if `path` exists). False when `path` existed.
+pub(crate) fn create_atomic(path: &Path, contents: &[u8]) -> Result<bool, LocalError> {
+    let tmp = write_temp(path, contents)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(LocalError::io("cannot link into place", path)(e)),
+    }
+}
+
+/// Writes and fsyncs a temp file next to `path` (named after this process) for the
+/// caller to move into place.
+fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, LocalError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = PathBuf::from(tmp);
     let mut file = fs::File::create(&tmp).map_err(LocalError::io("cannot create", &tmp))?;
     file.write_all(contents)
         .and_then(|()| file.sync_all())
         .map_err(LocalError::io("cannot write", &tmp))?;
-    fs::rename(&tmp, path).map_err(LocalError::io("cannot rename into place", path))
+    Ok(tmp)
 }
 
 /// How many bytes from the end of a log are read to find its last lines.
@@ -94,5 +114,15 @@ mod tests {
             1,
             "temp file left behind"
         );
+    }
+
+    #[test]
+    fn create_atomic_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reason");
+        assert!(create_atomic(&path, b"first").unwrap());
+        assert!(!create_atomic(&path, b"second").unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

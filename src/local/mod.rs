@@ -3,9 +3,11 @@
 //!
 //! It knows nothing of Kubernetes or the CRD types; callers map their specs onto
 //! [`EnvironmentSpec`] and [`RunRequest`] and store the returned [`RunRecord`].
-//! Runs are started under a `/bin/sh` supervisor in their own session, so they outlive
-//! the amlops process that started them; any later process can adopt a run from its
-//! record with [`poll_run`] / [`cancel_run`]. Linux only (`/proc`).
+//! Runs are started under a supervisor (the amlops binary, `amlops supervise-run`) in
+//! their own session, so they outlive the amlops process that started them; the
+//! supervisor enforces the deadline and ends every process of the run with it. Any later
+//! process can adopt a run from its record with [`poll_run`] / [`cancel_run`]. Linux only
+//! (`/proc`, `prctl`).
 
 mod copy;
 mod env_plan;
@@ -20,6 +22,7 @@ mod procfs;
 mod progress;
 mod run;
 mod status;
+mod subreaper;
 mod supervisor;
 mod tool;
 
@@ -30,5 +33,7 @@ pub use error::LocalError;
 pub use logs::{LogFollower, LogPaths, LogStream, follow_logs, logs};
 pub use outputs::{OutputFile, list_outputs, outputs_dir};
 pub use progress::{NoProgress, Progress};
-pub use run::{RunCommand, RunRecord, RunRequest, load_run, start_run};
+pub use run::{RunCommand, RunRecord, RunRequest, load_run, start_run, start_run_with_supervisor};
 pub use status::{RunStatus, cancel_run, finished_at, poll_run};
+pub use subreaper::supervise;
+pub use supervisor::{SUPERVISOR_SUBCOMMAND, SupervisorArgs};

@@ -1,5 +1,6 @@
-//! Starting a run: copy the snapshot, start the command under the `/bin/sh` supervisor in
-//! its own session (so it outlives amlops and can be killed as a group), record it.
+//! Starting a run: copy the snapshot, start the command under its supervisor
+//! (`amlops supervise-run`, see `supervisor`) in its own session (so it outlives amlops
+//! and no terminal signal reaches it), record it.
 //!
 //! Layout of one run directory `<state>/runs/<run id>/`:
 //! ```text
@@ -7,8 +8,11 @@
 //! workdir/outputs/    files the script leaves here are the run's outputs
 //! stdout.log stderr.log
 //! run.json            the RunRecord (also returned to the caller)
-//! exit_code           written atomically by the supervisor when the command ends
-//! termination.json    written by amlops when it cancels, times out or loses the run
+//! exit_code           written atomically by the supervisor once the command and every
+//!                     process it left have ended
+//! termination.json    why the run was ended, written before any kill: by amlops when it
+//!                     cancels, times out or loses the run; by the supervisor when the
+//!                     deadline passes or it is signalled from outside
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,7 +29,11 @@ use super::copy::copy_tree;
 use super::error::LocalError;
 use super::fsutil::{is_safe_component, write_atomic};
 use super::procfs::{boot_id, read_stat};
-use super::supervisor::{run_environment, wrapper_script};
+use super::supervisor::{SUPERVISOR_SUBCOMMAND, SupervisorArgs, run_environment};
+
+/// The running amlops binary, re-executed as the supervisor; `/proc/self/exe` still
+/// works when the file was replaced (an upgrade) while amlops runs.
+const THIS_PROGRAM: &str = "/proc/self/exe";
 
 /// What to run; free of any CRD type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +116,16 @@ impl RunLayout<'_> {
 /// Fails with [`LocalError::RunExists`] if that run was started before: a run id is
 /// started at most once, so a retried apply adopts the run instead of repeating it.
 pub fn start_run(state_dir: &Path, request: &RunRequest) -> Result<RunRecord, LocalError> {
+    start_run_with_supervisor(state_dir, request, Path::new(THIS_PROGRAM))
+}
+
+/// [`start_run`] for a program that is not amlops itself (a test binary): `amlops` is
+/// the amlops binary to run as the supervisor.
+pub fn start_run_with_supervisor(
+    state_dir: &Path,
+    request: &RunRequest,
+    amlops: &Path,
+) -> Result<RunRecord, LocalError> {
     let run_id = &request.run_id;
     if !is_safe_component(run_id) {
         return Err(LocalError::InvalidRunId {
@@ -141,7 +159,7 @@ pub fn start_run(state_dir: &Path, request: &RunRequest) -> Result<RunRecord, Lo
         let _ = fs::remove_dir_all(&partial);
         return Err(exists());
     }
-    spawn(request, &run_dir, &argv)
+    spawn(request, &run_dir, argv, amlops)
 }
 
 /// Loads the record `start_run` wrote into the run directory, for adopting a run whose
@@ -183,7 +201,12 @@ fn argv(request: &RunRequest) -> Result<Vec<String>, LocalError> {
     }
 }
 
-fn spawn(request: &RunRequest, run_dir: &Path, argv: &[String]) -> Result<RunRecord, LocalError> {
+fn spawn(
+    request: &RunRequest,
+    run_dir: &Path,
+    argv: Vec<String>,
+    amlops: &Path,
+) -> Result<RunRecord, LocalError> {
     let layout = RunLayout(run_dir);
     let open =
         |path: PathBuf| fs::File::create(&path).map_err(LocalError::io("cannot create", &path));
@@ -202,11 +225,23 @@ fn spawn(request: &RunRequest, run_dir: &Path, argv: &[String]) -> Result<RunRec
             .parent()
             .filter(|p| !p.as_os_str().is_empty()),
     );
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(wrapper_script(&layout.exit_code()))
-        .arg("amlops-run")
-        .args(argv)
+    let started_at = Timestamp::now();
+    let deadline = request.timeout.and_then(|t| started_at.checked_add(t).ok());
+    let kill_grace_ms = u64::try_from(request.kill_grace.as_millis()).unwrap_or(u64::MAX);
+    let supervisor = SupervisorArgs {
+        run_dir: std::path::absolute(run_dir).map_err(LocalError::io("cannot resolve", run_dir))?,
+        deadline,
+        kill_grace_ms,
+        command: argv.into_iter().map(Into::into).collect(),
+    };
+    let spawn_error = |source| LocalError::Spawn {
+        program: format!("{} {SUPERVISOR_SUBCOMMAND}", amlops.display()),
+        source,
+    };
+    let mut cmd = Command::new(amlops);
+    cmd.arg0("amlops")
+        .arg(SUPERVISOR_SUBCOMMAND)
+        .args(supervisor.to_args())
         .env_clear()
         .envs(env)
         .current_dir(layout.workdir())
@@ -221,15 +256,9 @@ fn spawn(request: &RunRequest, run_dir: &Path, argv: &[String]) -> Result<RunRec
                 .map_err(std::io::Error::from)
         });
     }
-    let started_at = Timestamp::now();
-    let mut child = cmd.spawn().map_err(|source| LocalError::Spawn {
-        program: "/bin/sh".to_string(),
-        source,
-    })?;
-    let pid = i32::try_from(child.id()).map_err(|_| LocalError::Spawn {
-        program: "/bin/sh".to_string(),
-        source: std::io::Error::other("pid out of range"),
-    })?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let pid = i32::try_from(child.id())
+        .map_err(|_| spawn_error(std::io::Error::other("pid out of range")))?;
     // The child is not reaped yet, so its stat is readable even if it already exited.
     let start_time = read_stat(pid).map(|s| s.start_time).unwrap_or_default();
     // Reap the supervisor when it ends so it does not linger as a zombie of this
@@ -243,8 +272,8 @@ fn spawn(request: &RunRequest, run_dir: &Path, argv: &[String]) -> Result<RunRec
         start_time,
         boot_id: boot_id(),
         started_at,
-        deadline: request.timeout.and_then(|t| started_at.checked_add(t).ok()),
-        kill_grace_ms: u64::try_from(request.kill_grace.as_millis()).unwrap_or(u64::MAX),
+        deadline,
+        kill_grace_ms,
     };
     let json = serde_json::to_vec_pretty(&record)
         .map_err(|e| LocalError::io("cannot encode", layout.record())(std::io::Error::other(e)))?;

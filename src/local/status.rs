@@ -1,28 +1,30 @@
 //! Polling, timing out and cancelling runs from their [`RunRecord`] alone, so any amlops
 //! process (including one started after a crash) can adopt a run.
 //!
-//! Truth lives in the run directory: `exit_code` (written by the supervisor) and
-//! `termination.json` (written by amlops *before* it kills anything), so every later
-//! poll reports the same outcome.
+//! Truth lives in the run directory: `exit_code` (written by the supervisor once every
+//! process of the run has ended) and `termination.json` (why the run was ended, written
+//! *before* anything is killed: by amlops when it cancels, times out or loses the run, or
+//! by the supervisor when the deadline passes or a signal from outside asks it to stop),
+//! so every later poll reports the same outcome, with or without amlops attached.
 
 use std::fs;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::error::LocalError;
-use super::fsutil::{tail_lines, write_atomic};
+use super::fsutil::{create_atomic, tail_lines, write_atomic};
 use super::procfs::{boot_id, live_group_members, read_stat};
 use super::run::{RunLayout, RunRecord};
 
 /// Lines of stderr quoted in a `Failed` status.
 const STDERR_TAIL_LINES: usize = 20;
-/// How long to wait for a group to disappear after SIGKILL.
-const KILL_WAIT: Duration = Duration::from_secs(2);
+/// How long processes get to disappear after SIGKILL.
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(2);
 const CHECK_EVERY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +37,9 @@ pub enum RunStatus {
         exit_code: i32,
         stderr_tail: String,
     },
-    /// The deadline passed; the process group was killed.
+    /// The deadline passed; every process of the run was ended.
     TimedOut,
-    /// [`cancel_run`] killed the process group.
+    /// [`cancel_run`] (or a signal to the supervisor) ended every process of the run.
     Cancelled,
     /// The run ended without recording an exit code (killed from outside, machine
     /// rebooted, pid reused); it is not restarted, so it is never run twice.
@@ -52,10 +54,10 @@ impl RunStatus {
     }
 }
 
-/// Why amlops ended a run; stored before any signal is sent.
+/// Why a run was ended; stored before any signal is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-enum Termination {
+pub(crate) enum Termination {
     Cancelled,
     TimedOut,
     Lost { reason: String },
@@ -71,16 +73,16 @@ enum Leader {
     Replaced(String),
 }
 
-/// The run's state at `now`. Enforces the deadline: past it, the process group is
-/// killed (waiting up to the record's grace period) and the run is `TimedOut`.
+/// The run's state at `now`. Enforces the deadline (as the supervisor does on its own):
+/// past it, the run's processes are ended (waiting up to the record's grace period) and
+/// the run is `TimedOut`.
 pub fn poll_run(record: &RunRecord, now: Timestamp) -> Result<RunStatus, LocalError> {
     let layout = RunLayout(&record.run_dir);
     if let Some(termination) = read_termination(&layout) {
         if !matches!(termination, Termination::Lost { .. }) {
-            // A kill interrupted by a crash of amlops is finished here.
-            if !matches!(leader(record), Leader::Replaced(_)) {
-                kill_group(record, Duration::ZERO)?;
-            }
+            // The supervisor may still be ending the processes, or a kill was interrupted
+            // by a crash of amlops: either way it is finished before the status is final.
+            end_processes(record)?;
         }
         return Ok(termination.into());
     }
@@ -102,7 +104,7 @@ pub fn poll_run(record: &RunRecord, now: Timestamp) -> Result<RunStatus, LocalEr
                 Leader::Replaced(reason) => reason,
                 _ => {
                     // Do not leave children of a lost run running: it is never resumed.
-                    kill_group(record, Duration::ZERO)?;
+                    kill_group(record)?;
                     format!(
                         "supervisor process {} exited without recording an exit code (killed from outside?)",
                         record.pid
@@ -116,8 +118,9 @@ pub fn poll_run(record: &RunRecord, now: Timestamp) -> Result<RunStatus, LocalEr
     }
 }
 
-/// Cancels a run: records `Cancelled`, then SIGTERM to the whole process group,
-/// SIGKILL after the grace period. A run that already ended is left as it is.
+/// Cancels a run: records `Cancelled`, then ends every process of the run (SIGTERM,
+/// SIGKILL after the grace period) and returns once they are gone. A run that already
+/// ended is left as it is.
 pub fn cancel_run(record: &RunRecord) -> Result<(), LocalError> {
     let layout = RunLayout(&record.run_dir);
     if read_termination(&layout).is_some() || layout.exit_code().exists() {
@@ -128,10 +131,30 @@ pub fn cancel_run(record: &RunRecord) -> Result<(), LocalError> {
 
 fn terminate(record: &RunRecord, why: Termination) -> Result<(), LocalError> {
     write_termination(&RunLayout(&record.run_dir), &why)?;
-    if matches!(leader(record), Leader::Replaced(_)) {
-        return Ok(());
+    end_processes(record)
+}
+
+/// Ends whatever of the run still lives. A live supervisor is asked with SIGTERM: it ends
+/// every descendant, also those outside its process group (SIGTERM, grace, SIGKILL), and
+/// exits; amlops waits for that. Whatever is left in the group then (the supervisor
+/// was killed or hangs) gets SIGKILL.
+fn end_processes(record: &RunRecord) -> Result<(), LocalError> {
+    match leader(record) {
+        Leader::Replaced(_) => return Ok(()),
+        Leader::Alive => {
+            match kill(Pid::from_raw(record.pid), Signal::SIGTERM) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(source) => return Err(signal_error(record, record.pid, source)),
+            }
+            let grace = Duration::from_millis(record.kill_grace_ms);
+            wait_until(
+                || !matches!(leader(record), Leader::Alive),
+                grace.saturating_add(KILL_WAIT * 2),
+            );
+        }
+        Leader::Gone => {}
     }
-    kill_group(record, Duration::from_millis(record.kill_grace_ms))
+    kill_group(record)
 }
 
 fn leader(record: &RunRecord) -> Leader {
@@ -149,31 +172,29 @@ fn leader(record: &RunRecord) -> Leader {
     }
 }
 
-/// SIGTERM to the group, up to `grace` for it to exit, then SIGKILL.
-fn kill_group(record: &RunRecord, grace: Duration) -> Result<(), LocalError> {
-    let signal = |sig: Signal| match killpg(Pid::from_raw(record.pgid), sig) {
-        Ok(()) | Err(Errno::ESRCH) => Ok(()),
-        Err(source) => Err(LocalError::Signal {
-            run_id: record.run_id.clone(),
-            pgid: record.pgid,
-            source,
-        }),
-    };
-    if !grace.is_zero() {
-        signal(Signal::SIGTERM)?;
-        if wait_for_empty_group(record.pgid, grace) {
-            return Ok(());
-        }
+/// SIGKILL to the run's process group, then up to [`KILL_WAIT`] for it to empty.
+fn kill_group(record: &RunRecord) -> Result<(), LocalError> {
+    match killpg(Pid::from_raw(record.pgid), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(source) => return Err(signal_error(record, record.pgid, source)),
     }
-    signal(Signal::SIGKILL)?;
-    wait_for_empty_group(record.pgid, KILL_WAIT);
+    wait_until(|| live_group_members(record.pgid).is_empty(), KILL_WAIT);
     Ok(())
 }
 
-fn wait_for_empty_group(pgid: i32, limit: Duration) -> bool {
+fn signal_error(record: &RunRecord, pid: i32, source: Errno) -> LocalError {
+    LocalError::Signal {
+        run_id: record.run_id.clone(),
+        pid,
+        source,
+    }
+}
+
+/// Checks `done` until it holds or `limit` passes.
+fn wait_until(done: impl Fn() -> bool, limit: Duration) -> bool {
     let until = Instant::now() + limit;
     loop {
-        if live_group_members(pgid).is_empty() {
+        if done() {
             return true;
         }
         if Instant::now() >= until {
@@ -203,10 +224,22 @@ fn read_termination(layout: &RunLayout) -> Option<Termination> {
 }
 
 fn write_termination(layout: &RunLayout, why: &Termination) -> Result<(), LocalError> {
-    let json = serde_json::to_vec(why).map_err(|e| {
+    write_atomic(&layout.termination(), &termination_json(layout, why)?)
+}
+
+/// Records why the run is ended unless a reason is recorded already (amlops records its
+/// own before it signals the supervisor, and that one stands).
+pub(crate) fn record_termination_if_absent(
+    layout: &RunLayout,
+    why: &Termination,
+) -> Result<(), LocalError> {
+    create_atomic(&layout.termination(), &termination_json(layout, why)?).map(drop)
+}
+
+fn termination_json(layout: &RunLayout, why: &Termination) -> Result<Vec<u8>, LocalError> {
+    serde_json::to_vec(why).map_err(|e| {
         LocalError::io("cannot encode", layout.termination())(std::io::Error::other(e))
-    })?;
-    write_atomic(&layout.termination(), &json)
+    })
 }
 
 impl From<Termination> for RunStatus {

@@ -1,44 +1,77 @@
-//! The tiny `/bin/sh` supervisor every run starts under, and the run's environment.
-//! The supervisor runs the command as its child, waits, and writes the exit code
-//! atomically into the run directory, so the outcome survives a crash of amlops.
-//! Pure string building only; spawning is in `run`.
+//! How a run's supervisor is started (`amlops supervise-run`, a hidden subcommand), what
+//! it records, and the run's environment. Pure parts only: the supervisor process is in
+//! `subreaper`, spawning it in `run`.
+//!
+//! The supervisor is the amlops binary re-executed, not `/bin/sh`, because ending a run
+//! must end every process it started, including ones that called `setsid()` (they leave
+//! the run's process group, so signalling the group misses them) and ones whose parent
+//! exited (re-parented to init, out of reach). Only a child subreaper
+//! (`prctl(PR_SET_CHILD_SUBREAPER)`) keeps those as its descendants, and a shell cannot
+//! call `prctl`. A cgroup would also hold them, but needs a delegated cgroup tree, which
+//! unprivileged users and many containers do not have.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Quotes `s` for a POSIX shell: single quotes, with `'` written as `'\''`.
-pub(crate) fn shell_quote(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    out.push(b'\'');
-    for &b in s {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(b);
-        }
-    }
-    out.push(b'\'');
-    out
+use jiff::Timestamp;
+use nix::sys::wait::WaitStatus;
+
+/// The hidden subcommand that runs the supervisor.
+pub const SUPERVISOR_SUBCOMMAND: &str = "supervise-run";
+
+/// Arguments of `amlops supervise-run`; only `start_run` starts it.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct SupervisorArgs {
+    /// The run directory (absolute): `exit_code` and `termination.json` go there.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// When the run times out; without it the run has no limit.
+    #[arg(long)]
+    pub deadline: Option<Timestamp>,
+    /// Between SIGTERM and SIGKILL when the run's processes are ended.
+    #[arg(long)]
+    pub kill_grace_ms: u64,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<OsString>,
 }
 
-/// The `sh -c` script: the command comes in as positional parameters (`"$@"`), so it
-/// needs no quoting; only the exit-code path is embedded, quoted.
-pub(crate) fn wrapper_script(exit_code_path: &Path) -> OsString {
-    let mut tmp = exit_code_path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let (path, tmp) = (
-        shell_quote(exit_code_path.as_os_str().as_bytes()),
-        shell_quote(tmp.as_bytes()),
-    );
-    let mut script = b"\"$@\"\ncode=$?\nprintf '%s\\n' \"$code\" > ".to_vec();
-    script.extend_from_slice(&tmp);
-    script.extend_from_slice(b" && mv -f ");
-    script.extend_from_slice(&tmp);
-    script.push(b' ');
-    script.extend_from_slice(&path);
-    script.push(b'\n');
-    OsString::from_vec(script)
+impl SupervisorArgs {
+    /// The arguments after the subcommand that make clap parse back `self`.
+    pub(crate) fn to_args(&self) -> Vec<OsString> {
+        let mut run_dir = OsString::from("--run-dir=");
+        run_dir.push(&self.run_dir);
+        let mut args = vec![
+            run_dir,
+            format!("--kill-grace-ms={}", self.kill_grace_ms).into(),
+        ];
+        if let Some(deadline) = self.deadline {
+            args.push(format!("--deadline={deadline}").into());
+        }
+        args.push("--".into());
+        args.extend(self.command.iter().cloned());
+        args
+    }
+}
+
+/// The exit code recorded for the command, as a shell reports it: the code it exited
+/// with, or `128 + n` when signal `n` ended it. None for a status that is not an end.
+pub(crate) fn exit_code_of(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
+        _ => None,
+    }
+}
+
+/// The exit code recorded when the command cannot be started, as a shell reports it:
+/// 127 when the program does not exist, 126 when it cannot be executed.
+pub(crate) fn spawn_failure_code(error: &std::io::Error) -> i32 {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }
 
 /// Variables passed through from the amlops process; everything else (cloud
@@ -81,36 +114,49 @@ pub(crate) fn run_environment<'a>(
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::process::Command;
 
     #[test]
-    fn quoting_round_trips_through_sh() {
-        for s in ["plain", "it's", "a b", "$HOME", "`x`", "\"q\"", "'", ""] {
-            let quoted = String::from_utf8(shell_quote(s.as_bytes())).unwrap();
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {quoted}"))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+    fn supervisor_arguments_parse_back() {
+        use clap::{Args, FromArgMatches};
+        let args = SupervisorArgs {
+            run_dir: PathBuf::from("/state/runs/it's a -run"),
+            deadline: Some("2026-01-02T03:04:05.5Z".parse().unwrap()),
+            kill_grace_ms: 300,
+            command: ["python", "--epochs", "--", "-x"]
+                .map(OsString::from)
+                .into(),
+        };
+        let cli = SupervisorArgs::augment_args(clap::Command::new(SUPERVISOR_SUBCOMMAND));
+        for args in [
+            args.clone(),
+            SupervisorArgs {
+                deadline: None,
+                ..args
+            },
+        ] {
+            let argv = std::iter::once(OsString::from(SUPERVISOR_SUBCOMMAND)).chain(args.to_args());
+            let matches = cli.clone().try_get_matches_from(argv).unwrap();
+            assert_eq!(SupervisorArgs::from_arg_matches(&matches).unwrap(), args);
         }
     }
 
     #[test]
-    fn wrapper_records_exit_code_in_awkward_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("it's a $dir");
-        std::fs::create_dir(&sub).unwrap();
-        let exit = sub.join("exit_code");
-        let status = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(wrapper_script(&exit))
-            .args(["amlops-run", "sh", "-c", "exit 7; echo '$@'"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert_eq!(std::fs::read_to_string(&exit).unwrap(), "7\n");
-        assert!(!sub.join("exit_code.tmp").exists());
+    fn exit_codes_read_as_a_shell_reports_them() {
+        use nix::sys::signal::Signal;
+        use nix::unistd::Pid;
+        let pid = Pid::from_raw(1);
+        assert_eq!(exit_code_of(WaitStatus::Exited(pid, 3)), Some(3));
+        assert_eq!(
+            exit_code_of(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
+            Some(143)
+        );
+        assert_eq!(exit_code_of(WaitStatus::StillAlive), None);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            (spawn_failure_code(&missing), spawn_failure_code(&denied)),
+            (127, 126)
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::*;
 
-use super::console::{Console, INTERRUPTED, catch_ctrl_c};
+use super::console::{Console, INTERRUPTED, catch_interrupts};
 
 pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let mut store = state.open()?;
@@ -54,7 +54,7 @@ pub(super) fn converge(
     timeout: Duration,
 ) -> anyhow::Result<i32> {
     if wait {
-        catch_ctrl_c();
+        catch_interrupts();
     }
     let console = Console::new();
     let azure = Azure::new()?;

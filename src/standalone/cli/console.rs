@@ -1,23 +1,34 @@
-//! Progress output of `amlops apply` and Ctrl-C handling.
+//! Progress output of `amlops apply`, and Ctrl-C / SIGTERM handling.
 
 use super::*;
 
-/// Set by SIGINT while `apply --wait` follows runs: cancel them, then exit.
+/// Set by SIGINT or SIGTERM while `apply --wait` follows runs: cancel them, then exit.
 pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: nix::libc::c_int) {
+extern "C" fn on_interrupt(_: nix::libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-pub(super) fn catch_ctrl_c() {
+/// Ctrl-C (SIGINT) and SIGTERM (`kill`, a CI job cancelled, a container stopped) both ask
+/// `apply --wait` to cancel its runs. SIGHUP keeps its default: a closed terminal or a
+/// dropped SSH session ends `apply` but not the runs, which a later `apply --wait` adopts.
+/// A signal ignored when amlops started (`nohup`, a background job of a script) stays ignored.
+pub(super) fn catch_interrupts() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let action = SigAction::new(
-        SigHandler::Handler(on_sigint),
+        SigHandler::Handler(on_interrupt),
         SaFlags::empty(),
         SigSet::empty(),
     );
-    // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
-    let _ = unsafe { sigaction(Signal::SIGINT, &action) };
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
+        if let Ok(old) = unsafe { sigaction(signal, &action) }
+            && matches!(old.handler(), SigHandler::SigIgn)
+        {
+            // SAFETY: restores the disposition amlops inherited.
+            let _ = unsafe { sigaction(signal, &old) };
+        }
+    }
 }
 
 /// Prints progress above a spinner (plain lines when stderr is not a terminal).
