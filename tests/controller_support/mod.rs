@@ -62,6 +62,8 @@ impl Env {
             concurrency: 4,
             resync_period: Duration::from_secs(3600),
             enable_kubernetes_compute: false,
+            // Today's refusal of `local` in a cluster, until scenarios drive the Job backend.
+            local_jobs: false,
             arm: ArmConfig {
                 http: HttpOptions {
                     extra_ca_pem: vec![self.azure.ca_pem()],
