@@ -23,6 +23,7 @@ mod status;
 mod supervisor;
 mod tool;
 
+pub(crate) use env_plan::conda_only_packages;
 pub use environment::{
     EnvironmentSpec, StagedEnvironment, find_staged, stage_environment, stage_environment_with_path,
 };
