@@ -312,3 +312,6 @@ fn container_failure(t: &ContainerStateTerminated, code: &str, what: &str) -> Er
         message: scrub(message.trim()),
     }
 }
+
+#[cfg(test)]
+mod tests;
