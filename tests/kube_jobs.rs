@@ -1,6 +1,8 @@
 //! The Job backend's API calls against the fake API server: a run is submitted exactly once
 //! (ConfigMap, Job, then the ConfigMap handed to the Job), read back from its Job and pod,
-//! and cancelled by deleting both.
+//! and cancelled by deleting both — with only the calls the chart's RBAC grants.
+
+mod controller_support;
 
 use amlops::actions::kube_job::names::SNAPSHOT_ANNOTATION;
 use amlops::actions::kube_job::{KubeJobs, Submission};
@@ -11,7 +13,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-const NS: &str = "ml";
+use controller_support::{NS, rbac_denied};
+
 const RUN: &str = "train-2-0123456789";
 
 fn client(kube: &FakeKube) -> kube::Client {
@@ -55,6 +58,20 @@ fn writes(kube: &FakeKube) -> Vec<(String, String)> {
         .filter(|r: &RequestRecord| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
         .map(|r| (r.verb, r.resource))
         .collect()
+}
+
+/// The pod the Job controller would start for the run, running since 10:00:05.
+fn start_pod(kube: &FakeKube) {
+    let uid = kube.get("batch/v1", "Job", NS, RUN).unwrap()["metadata"]["uid"].clone();
+    kube.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{RUN}-abcde"), "namespace": NS, "labels": {"amlops.io/run-id": RUN},
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": RUN, "uid": uid}]},
+        "spec": {"containers": [{"name": "run", "image": "python:3.12-slim"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "run", "image": "python:3.12-slim", "imageID": "",
+                   "ready": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-12-01T10:00:05Z"}}}]}
+    }))
+    .unwrap();
 }
 
 fn config_map_owner(kube: &FakeKube) -> Value {
@@ -133,16 +150,7 @@ async fn a_run_is_read_from_its_job_and_pod_and_cancel_deletes_both_objects() {
     assert_eq!(seen.state, Some(RunState::Queued), "no pod yet");
     assert_eq!(seen.snapshot_id.as_deref(), Some("snap-1"));
 
-    let uid = kube.get("batch/v1", "Job", NS, RUN).unwrap()["metadata"]["uid"].clone();
-    kube.create(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{RUN}-abcde"), "namespace": NS, "labels": {"amlops.io/run-id": RUN},
-                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": RUN, "uid": uid}]},
-        "spec": {"containers": [{"name": "run", "image": "python:3.12-slim"}]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": "run", "image": "python:3.12-slim", "imageID": "",
-                   "ready": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-12-01T10:00:05Z"}}}]}
-    }))
-    .unwrap();
+    start_pod(&kube);
     let seen = jobs.observe(RUN).await.unwrap().unwrap();
     assert_eq!(seen.state, Some(RunState::Running));
     assert_eq!(seen.started_at.unwrap().to_string(), "2026-12-01T10:00:05Z");
@@ -164,5 +172,45 @@ async fn a_run_is_read_from_its_job_and_pod_and_cancel_deletes_both_objects() {
         writes(&kube).iter().filter(|w| w.0 == "delete").count(),
         4,
         "a second cancel finds nothing and is content"
+    );
+}
+
+#[tokio::test]
+async fn every_call_is_one_the_local_jobs_rbac_grants() {
+    let kube = FakeKube::start().await.unwrap();
+    let jobs = KubeJobs::new(client(&kube), NS);
+    let stale = submission("snap-old");
+    kube.create(serde_json::to_value(&stale.config_map).unwrap())
+        .unwrap();
+    let s = submission("snap-new");
+    jobs.submit(s.job.clone(), s.config_map.clone())
+        .await
+        .unwrap();
+    jobs.submit(s.job, s.config_map).await.unwrap();
+    start_pod(&kube);
+    jobs.observe(RUN).await.unwrap();
+    jobs.log_tail(RUN, 2048).await.unwrap();
+    jobs.cancel(RUN).await.unwrap();
+    let calls = kube.requests();
+    let verbs: std::collections::BTreeSet<_> = calls
+        .iter()
+        .map(|c| (c.verb.as_str(), c.resource.as_str()))
+        .collect();
+    for call in [
+        ("create", "jobs"),
+        ("patch", "configmaps"),
+        ("delete", "configmaps"),
+        ("list", "pods"),
+        ("get", "pods/log"),
+    ] {
+        assert!(verbs.contains(&call), "{call:?} not exercised: {verbs:?}");
+    }
+    assert_eq!(
+        rbac_denied(&calls, &["localJobs"]),
+        Vec::<&RequestRecord>::new()
+    );
+    assert!(
+        !rbac_denied(&calls, &[]).is_empty(),
+        "the same calls need the localJobs rules"
     );
 }
