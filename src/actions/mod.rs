@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod environment;
 pub mod experiment;
 pub mod job;
+pub mod kube_job;
 pub mod local;
 pub mod objects;
 pub mod registry;

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef, VmPriority};
+use super::{Condition, ErrorInfo, ObjectRef, SecretKeyRef, SecretRef, VmPriority};
 
 /// A compute target for training runs: exactly one of `local`, `amlCompute`, `remoteVM`,
 /// `hdInsight`, `azureBatch`, `databricks`, `dataLakeAnalytics` or `kubernetes`.
@@ -90,7 +91,8 @@ pub struct ComputeTargetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
-    /// Run on the machine that runs amlops (standalone `amlops apply` only).
+    /// Run where amlops runs: a process under `amlops apply`, a Kubernetes Job in the
+    /// Experiment's namespace under the controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalCompute>,
     /// A managed Azure ML compute cluster that amlops creates, scales and deletes.
@@ -125,9 +127,145 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// The local machine. No settings.
+/// Where amlops runs: a process on the machine that runs `amlops apply`, or a Kubernetes Job
+/// in the Experiment's namespace when the controller runs in a cluster. Every setting below
+/// places that Job; `amlops apply` on a laptop ignores them all.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-pub struct LocalCompute {}
+#[serde(rename_all = "camelCase")]
+pub struct LocalCompute {
+    /// Container image of runs whose RunConfiguration sets no `docker.baseImage`. Default:
+    /// `python:<pythonVersion>-slim` when the conda dependencies name a pythonVersion, else
+    /// `python:3.12-slim`. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Secrets (same namespace, type `kubernetes.io/dockerconfigjson`) the kubelet pulls the
+    /// image with; amlops never reads them. Cluster only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub image_pull_secrets: Vec<SecretRef>,
+    /// CPU, memory and extended resources (e.g. `nvidia.com/gpu`) of the run's container, as
+    /// in a pod spec. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<LocalResources>,
+    /// Node labels the run's pod is scheduled on. Cluster only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the run's pod tolerates (e.g. those of GPU nodes). Cluster only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Vec<LocalToleration>,
+    /// ServiceAccount (same namespace) the run's pod runs as, with its token mounted. Unset:
+    /// the namespace's `default` ServiceAccount, without a token. Never the operator's own.
+    /// Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = DNS_SUBDOMAIN)
+    )]
+    pub service_account_name: Option<String>,
+    /// PriorityClass of the run's pod. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = DNS_SUBDOMAIN)
+    )]
+    pub priority_class_name: Option<String>,
+    /// Seconds after a run ends before Kubernetes deletes its Job, pod and logs. Unset: they
+    /// stay until the Experiment is deleted. The run's status is kept either way. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31536000))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// Kueue LocalQueue (same namespace) the run's Job is submitted to: the Job carries the
+    /// `kueue.x-k8s.io/queue-name` label and is created suspended, so Kueue admits it when
+    /// the queue has quota. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub queue_name: Option<String>,
+    /// PersistentVolumeClaim (same namespace) that caches built environments and pip
+    /// downloads across runs: an environment is built once per content hash and image. Unset:
+    /// every run builds its environment in the pod. Cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = DNS_SUBDOMAIN)
+    )]
+    pub cache_persistent_volume_claim: Option<String>,
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain, at most 253 characters with `length`).
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// Requests and limits of a run's container. Values are Kubernetes quantities (`2`, `500m`,
+/// `16Gi`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalResources {
+    /// What the scheduler reserves, e.g. `cpu: "2"`, `memory: 8Gi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "quantity_map")]
+    pub requests: BTreeMap<String, Quantity>,
+    /// Hard caps, e.g. `memory: 16Gi`, `nvidia.com/gpu: 1` (extended resources such as GPUs
+    /// are set here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "quantity_map")]
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+/// A map of resource name to quantity: an integer or a quantity string, as in a pod spec
+/// (the schema controller-gen writes for `resource.Quantity`, bounded).
+fn quantity_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 16,
+        "additionalProperties": {
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+            "x-kubernetes-int-or-string": true
+        }
+    })
+}
+
+/// A toleration of the run's pod, as in a pod spec.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.operator) || self.operator != 'Exists' || !has(self.value)")
+    .message("a toleration with operator Exists takes no value"))]
+pub struct LocalToleration {
+    /// Taint key; empty with operator `Exists` tolerates every taint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 316))]
+    pub key: Option<String>,
+    /// `Equal` (default) or `Exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<TolerationOperator>,
+    /// Taint value, for operator `Equal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset tolerates every effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<TaintEffect>,
+    /// For `NoExecute`: seconds the pod stays bound after the taint appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TolerationOperator {
+    Equal,
+    Exists,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
 
 /// A managed Azure ML compute cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -25,6 +25,9 @@ pub struct Settings {
     /// Resync period of Workspaces that set none.
     pub resync_period: Duration,
     pub enable_kubernetes_compute: bool,
+    /// `local` ComputeTargets run their runs as Kubernetes Jobs (`--disable-local-jobs` turns
+    /// this off: such targets are refused).
+    pub local_jobs: bool,
     /// ARM client settings (endpoints come from each Workspace).
     pub arm: ArmConfig,
     /// Instance name in events (the pod name).

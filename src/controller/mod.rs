@@ -82,9 +82,13 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Enable the `kubernetes` compute kind.
+    /// Enable the `kubernetes` compute kind (an AKS or Arc cluster attached to Azure ML).
     #[arg(long, env = "AMLOPS_ENABLE_KUBERNETES_COMPUTE")]
     pub enable_kubernetes_compute: bool,
+    /// Refuse `local` ComputeTargets instead of running their runs as Kubernetes Jobs in the
+    /// Experiment's namespace.
+    #[arg(long, env = "AMLOPS_DISABLE_LOCAL_JOBS")]
+    pub disable_local_jobs: bool,
 }
 
 impl ControllerArgs {
@@ -99,6 +103,7 @@ impl ControllerArgs {
             concurrency: self.concurrency.max(1),
             resync_period: self.resync_period,
             enable_kubernetes_compute: self.enable_kubernetes_compute,
+            local_jobs: !self.disable_local_jobs,
             arm: crate::azure::ArmConfig::default(),
             instance: std::env::var("HOSTNAME").ok(),
         }
@@ -246,6 +251,7 @@ mod tests {
             "--log-level=debug",
             "--log-format=json",
             "--enable-kubernetes-compute",
+            "--disable-local-jobs",
         ])
         .unwrap();
         let a = cli.args;
@@ -258,10 +264,15 @@ mod tests {
         assert_eq!(a.lease_name, "amlops-x");
         assert_eq!(a.log_format, LogFormat::Json);
         assert!(s.enable_kubernetes_compute);
+        assert!(!s.local_jobs);
         let off = Cli::try_parse_from(["amlops", "--no-leader-election"])
             .unwrap()
             .args;
         assert!(off.no_leader_election);
+        assert!(
+            off.settings().local_jobs,
+            "local runs are Jobs unless disabled"
+        );
         assert!(
             off.settings().namespaces.is_empty(),
             "no --namespaces watches all"

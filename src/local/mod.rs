@@ -26,6 +26,7 @@ mod subreaper;
 mod supervisor;
 mod tool;
 
+pub(crate) use env_plan::conda_only_packages;
 pub use environment::{
     EnvironmentSpec, StagedEnvironment, find_staged, stage_environment, stage_environment_with_path,
 };

@@ -47,6 +47,7 @@ SCENARIOS = [
     Scenario("everything enabled", "tests/deploy/values-everything.yaml", all_templates=True),
     Scenario("namespaced install", "tests/deploy/values-namespaced.yaml"),
     Scenario("no leader election", "tests/deploy/values-no-leader-election.yaml"),
+    Scenario("local jobs disabled", "tests/deploy/values-no-local-jobs.yaml"),
 ]
 # (directory, whether it configures workload identity)
 KUSTOMIZATIONS = [("manifests", False), ("manifests/overlays/workload-identity", True)]
@@ -102,12 +103,13 @@ def check_values_agree(values, ctx, deployment):
     want = (tuple(dict.fromkeys(values["controller"]["watchNamespaces"])),
             values["leaderElection"]["enabled"],
             values["controller"]["enableKubernetesCompute"],
+            values["controller"]["localJobs"]["enabled"],
             values["workloadIdentity"]["enabled"])
-    got = (ctx.watch_namespaces, ctx.leader_election, ctx.kubernetes_compute,
+    got = (ctx.watch_namespaces, ctx.leader_election, ctx.kubernetes_compute, ctx.local_jobs,
            workload.workload_identity_enabled(deployment))
     if want != got:
         return [f"rendered controller (namespaces, leader election, kubernetes compute, "
-                f"workload identity) = {got}, values ask for {want}"]
+                f"local jobs, workload identity) = {got}, values ask for {want}"]
     return []
 
 

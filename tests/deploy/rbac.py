@@ -20,11 +20,12 @@ class Context:
     watch_namespaces: tuple  # empty: all namespaces
     leader_election: bool
     kubernetes_compute: bool
+    local_jobs: bool
 
     def feature(self, name):
         features = {
             "leaderElection": self.leader_election,
-            "kubernetesCompute": self.kubernetes_compute,
+            "localJobs": self.local_jobs,
         }
         if name not in features:
             raise ValueError(f"expected-rbac.yaml: unknown `when: {name}`")
@@ -46,6 +47,7 @@ def context_from_deployment(deployment):
         watch_namespaces=namespaces,
         leader_election="--no-leader-election" not in args,
         kubernetes_compute="--enable-kubernetes-compute" in args,
+        local_jobs="--disable-local-jobs" not in args,
     )
 
 

@@ -101,18 +101,23 @@ class RbacTest(unittest.TestCase):
         self.assertEqual(namespaces, {"team-a", "team-b"})
         self.assertFalse([o for o in self.namespaced if o["kind"] == "ClusterRole"])
 
-    def test_jobs_only_with_kubernetes_compute(self):
-        def grants_jobs(objects):
+    def test_jobs_pods_and_config_map_writes_only_with_local_jobs(self):
+        def grants(objects):
             ctx = rbac.context_from_deployment(find(objects, "Deployment"))
-            grants, _ = rbac.rendered_grants(objects, ctx)
-            return any(g[2] == "jobs" for g in grants)
-        self.assertFalse(grants_jobs(self.default))
-        self.assertTrue(grants_jobs(self.everything))
+            granted, _ = rbac.rendered_grants(objects, ctx)
+            return {(g[2], g[3]) for g in granted}
+        without = render_chart("tests/deploy/values-no-local-jobs.yaml")
+        for grant in [("jobs", "create"), ("pods", "list"), ("pods/log", "get"),
+                      ("configmaps", "create"), ("configmaps", "patch")]:
+            self.assertIn(grant, grants(self.default))
+            self.assertNotIn(grant, grants(without))
+        self.assertIn(("configmaps", "get"), grants(without), "sources are still read")
+        self.assertEqual(install_problems(without), [])
 
-    def test_jobs_without_the_flag_are_refused(self):
-        broken = copy.deepcopy(self.everything)
+    def test_jobs_with_local_jobs_disabled_are_refused(self):
+        broken = copy.deepcopy(self.default)
         args = find(broken, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-        args.remove("--enable-kubernetes-compute")
+        args.append("--disable-local-jobs")
         problems = install_problems(broken)
         self.assertIn("RBAC grants more than the controller calls: "
                       "create jobs.batch cluster-wide", problems)

@@ -80,9 +80,20 @@ expectation lives in tests/deploy/expected-rbac.yaml.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-{{- if .Values.controller.enableKubernetesCompute }}
+{{- if .Values.controller.localJobs.enabled }}
+# Runs of `local` ComputeTargets are Jobs; each run's source snapshot is a
+# ConfigMap the operator creates, hands to the Job (patch) and deletes.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "patch", "delete"]
 {{- end }}
 {{- end }}

@@ -503,7 +503,7 @@ fn failed_operation_clears_it_and_records_the_error() {
 #[test]
 fn local_is_ready_standalone_and_stalled_in_a_cluster() {
     let spec = ComputeTargetSpec {
-        local: Some(LocalCompute {}),
+        local: Some(LocalCompute::default()),
         workspace_ref: None,
         ..base()
     };
@@ -692,7 +692,7 @@ fn deleting_without_a_workspace_is_stalled_not_released() {
 #[test]
 fn local_and_batch_release_the_finalizer_without_azure() {
     let spec = ComputeTargetSpec {
-        local: Some(LocalCompute {}),
+        local: Some(LocalCompute::default()),
         workspace_ref: None,
         ..base()
     };
