@@ -234,7 +234,7 @@ mod tests {
         std::fs::write(dir.path().join("train.py"), b"v2").unwrap();
         let err = SourceArchive::pack(&snapshot, MAX_ARCHIVE_BYTES).unwrap_err();
         assert_eq!(err.reason, "SnapshotChanged");
-        assert!(err.retryable);
+        assert!(err.retryable());
     }
 
     #[test]
@@ -250,7 +250,7 @@ mod tests {
         let snapshot = take_dir(dir.path(), &Limits::default()).unwrap();
         let err = SourceArchive::pack(&snapshot, 32 * 1024).unwrap_err();
         assert_eq!(err.reason, "SnapshotTooLargeForCluster");
-        assert!(!err.retryable);
+        assert!(!err.retryable());
         assert!(
             err.message
                 .contains("(1 files, 65536 bytes) compresses to more than 32768 bytes"),

@@ -317,7 +317,7 @@ mod tests {
                 "jobs.batch is forbidden: User \"system:serviceaccount:amlops-system:amlops\" cannot create resource \"jobs\"",
             ),
         );
-        assert!(!f.retryable);
+        assert!(!f.retryable());
         assert_eq!(f.reason, "Forbidden");
         assert!(
             f.message
@@ -335,7 +335,7 @@ mod tests {
                 "exceeded quota: compute, requested: requests.nvidia.com/gpu=1",
             ),
         );
-        assert!(q.retryable);
+        assert!(q.retryable());
         assert_eq!(q.reason, "QuotaExceeded");
         let bad = kube_failure(
             "create",
@@ -343,14 +343,14 @@ mod tests {
             "ml",
             api_error(422, "Invalid", "Too long: must have at most 1048576 bytes"),
         );
-        assert!(!bad.retryable && bad.reason == "Invalid");
+        assert!(!bad.retryable() && bad.reason == "Invalid");
         let busy = kube_failure(
             "get",
             "jobs.batch",
             "ml",
             api_error(429, "TooManyRequests", "slow down"),
         );
-        assert!(busy.retryable && busy.reason == "TooManyRequests");
+        assert!(busy.retryable() && busy.reason == "TooManyRequests");
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn what_a_cluster_run_cannot_do_is_refused_with_a_named_reason() {
     let refused = |inputs: Inputs| job(&inputs.run()).unwrap_err();
     let e = refused(Inputs::new(json!({"nodeCount": 2}), json!({})));
     assert_eq!(
-        (e.reason.as_str(), e.retryable),
+        (e.reason.as_str(), e.retryable()),
         ("MultiNodeNotSupported", false)
     );
     assert!(e.message.contains("nodeCount 2"));
