@@ -24,11 +24,19 @@ pub enum SnapshotError {
     IgnoreFile { file: PathBuf, message: String },
     #[error("{0}")]
     LimitExceeded(String),
-    #[error("invalid file name '{name}' in {source_kind}: {reason}")]
+    #[error("invalid file name {name:?} in {source_kind}: {reason}")]
     InvalidFileName {
         source_kind: &'static str,
         name: String,
         reason: &'static str,
+    },
+    #[error(
+        "{source_kind}: {file:?} is a file and also the directory of {inside:?}; rename one of them"
+    )]
+    FileAndDirectory {
+        source_kind: &'static str,
+        file: String,
+        inside: String,
     },
     #[error("reading '{}': {source}", path.display())]
     Io {
