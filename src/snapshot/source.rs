@@ -150,14 +150,14 @@ fn check_relative(kind: &'static str, name: &str) -> Result<(), SnapshotError> {
                 return Err(invalid(
                     kind,
                     name,
-                    "must be a relative path without a leading, trailing or doubled `/`",
+                    "must be a relative path inside the source, without a leading, trailing or doubled `/`",
                 ));
             }
             "." | ".." => {
                 return Err(invalid(
                     kind,
                     name,
-                    "must be a path inside the source, without `.` or `..` parts",
+                    "must be a relative path inside the source, without `.` or `..` parts",
                 ));
             }
             ".git" => return Err(invalid(kind, name, "`.git` is reserved")),

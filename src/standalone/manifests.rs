@@ -420,11 +420,10 @@ fn document(
 /// name the location and the field.
 pub fn admit(doc: &Document, old: Option<&Value>) -> Vec<String> {
     let mut problems = validate::validate(&doc.key.kind, &doc.object, old);
-    if let Some(specific) = refused_by_reconcile(doc) {
-        // It names the file or the name, where a CEL message on the same field cannot.
-        problems.retain(|p| p.field != specific.field);
-        problems.push(specific);
-    }
+    // One message per field: the CRD's, when it has one already.
+    problems.extend(
+        refused_by_reconcile(doc).filter(|extra| problems.iter().all(|p| p.field != extra.field)),
+    );
     problems
         .into_iter()
         .map(|p| format!("{}: {p}", doc.location()))
