@@ -117,6 +117,18 @@ fn check_metadata(object: &Value, out: &mut Vec<Problem>) {
         });
     }
     let mut fail = |field: String, message: String| out.push(Problem { field, message });
+    // A misspelt field (`namspace:`) would be dropped silently, leaving the object elsewhere.
+    for field in meta.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !OBJECT_META_FIELDS.contains(&field.as_str()) {
+            fail(
+                format!("metadata.{field}"),
+                format!(
+                    "unknown field; known fields here: {}",
+                    OBJECT_META_FIELDS.join(", ")
+                ),
+            );
+        }
+    }
     match &meta["name"] {
         Value::String(name) => {
             if let Err(e) = names::dns_subdomain(name) {
@@ -175,6 +187,25 @@ fn check_metadata(object: &Value, out: &mut Vec<Problem>) {
 fn expected(what: &str, got: &Value) -> String {
     format!("expected {what}, got {}", json_type(got))
 }
+
+/// The fields of Kubernetes' ObjectMeta.
+const OBJECT_META_FIELDS: [&str; 15] = [
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
 
 /// The apiserver's limit on the annotations of one object.
 const MAX_ANNOTATION_BYTES: usize = 256 * 1024;

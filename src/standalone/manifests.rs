@@ -390,7 +390,7 @@ fn document(
         None => {
             // The namespace given with -n: admission checks one written in the manifest.
             validate::check_namespace(namespace)
-                .map_err(|e| format!("{at} ({kind}/{name}): --namespace: {e}"))?;
+                .map_err(|e| format!("{at} ({kind}/{}): --namespace: {e}", name.escape_debug()))?;
             namespace.to_string()
         }
     };
