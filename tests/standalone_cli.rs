@@ -663,9 +663,9 @@ fn reconcile_cases() -> Vec<Refused> {
         case(
             "inline files where one name is the directory of another",
             "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  \
-             runConfigurationRef: {name: r}\n  source:\n    inline:\n      files: {a: x, a/b: y}\n  script: a\n"
+             runConfigurationRef: {name: r}\n  source:\n    inline:\n      files: {a: \"x\", a/b: \"y\"}\n  script: a\n"
                 .into(),
-            "(Experiment/e): spec.source.inline.files: inline files: \"a\" is a file and also the directory of \"a/b\"; rename one of them",
+            "(Experiment/e): spec.source.inline.files: inline files: 'a' is a file and also the directory of 'a/b'; rename one of them",
         ),
         Refused {
             args: vec!["-n", "Team_A"],

@@ -202,7 +202,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            message.contains(r#""a""#) && message.contains(r#""a/b""#),
+            message.contains("'a' is a file and also the directory of 'a/b'"),
             "{message}"
         );
         assert!(check_file_names("inline files", ["a", "ab/c", "a.py"].into_iter()).is_ok());
@@ -210,7 +210,7 @@ mod tests {
         let message = check_file_names("inline files", ["x\0y"].into_iter())
             .unwrap_err()
             .to_string();
-        assert!(message.contains(r#""x\0y""#), "{message}");
+        assert!(message.contains(r"'x\0y'"), "{message}");
     }
 
     #[test]
