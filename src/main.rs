@@ -110,10 +110,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each said once: many errors already print their cause (and
+/// SQLite's repeat theirs with an error code), which `{:#}` would print again.
+fn message(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    let mut previous = out.clone();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !previous.contains(&text) && !text.contains(&previous) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        previous = text;
+    }
+    out
 }
 
 /// Installed as `kubectl-amlops`, the binary is a kubectl plugin: objects live in the cluster.

@@ -280,9 +280,87 @@ fn validate_and_plan_report_per_object() {
         "{}",
         text(&out)
     );
+    // plan judges as validate does.
+    assert_eq!(code(&w.run(&["plan", "-f", "refs.yaml"])), 2);
     // apply refuses invalid input and writes nothing.
     assert_eq!(code(&w.run(&["apply", "-f", "bad.yaml"])), 2);
     assert_eq!(code(&w.run(&["get", "ct", "big"])), 1);
+}
+
+#[test]
+fn plan_on_a_fresh_state_counts_the_objects_of_the_same_plan() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    let out = w.run(&["plan", "-f", "app.yaml"]);
+    let plan = text(&out);
+    assert_eq!(code(&out), 0, "{plan}");
+    assert!(
+        plan.contains("runconfiguration/py: create\n  - run with interpreter python3 as found"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("staged already") && !plan.contains("does not exist yet"),
+        "{plan}"
+    );
+    // Reading does not create a state.
+    assert!(!w.path().join(".amlops").exists());
+}
+
+#[test]
+fn plan_and_validate_agree_on_every_example() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let w = Workdir::new(OK_SCRIPT, "");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(examples.clone());
+    for file in files {
+        let file = file.to_str().unwrap();
+        let validate = w.run(&["validate", "-f", file]);
+        let plan = w.run(&["plan", "-f", file]);
+        assert_eq!(
+            code(&plan),
+            code(&validate),
+            "{file}: validate said {}\nplan said {}",
+            text(&validate),
+            text(&plan)
+        );
+    }
+}
+
+#[test]
+fn objects_of_one_name_in_two_namespaces_read_apart() {
+    let w = Workdir::new(OK_SCRIPT, "");
+    std::fs::write(
+        w.path().join("two.yaml"),
+        "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {name: local}\nspec: {local: {}}\n---\n\
+         apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {name: local, namespace: team-a}\nspec: {local: {}}\n",
+    )
+    .unwrap();
+    let out = w.run(&["apply", "-f", "two.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("NAMESPACE"))
+        .map(|l| l.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["NAMESPACE", "NAME"],
+            ["default", "local"],
+            ["team-a", "local"]
+        ],
+        "{}",
+        text(&out)
+    );
+    let team = w.run(&["delete", "ct", "local", "-n", "team-a"]);
+    assert!(
+        text(&team).contains("computetarget/local (namespace team-a) deleted"),
+        "{}",
+        text(&team)
+    );
 }
 
 #[test]
@@ -581,6 +659,208 @@ fn sigterm_to_apply_wait_cancels_its_run_like_ctrl_c_and_ends_every_process_of_i
         if is_alive(escaped) {
             let _ = kill(Pid::from_raw(escaped), Signal::SIGKILL);
             panic!("{signal}: process {escaped} that left the session survived the cancel");
+        }
+    }
+}
+
+/// A manifest `validate` and `apply` must both refuse, and the fragments the refusal says.
+struct Refused {
+    what: String,
+    /// An object stored first (by `apply`) when the refusal is of an update.
+    stored: Option<String>,
+    manifest: String,
+    expected: Vec<String>,
+    args: Vec<&'static str>,
+}
+
+/// Every manifest of tests/invalid (what admission refuses: metadata, schema, CEL, Secret and
+/// ConfigMap rules), `old` then `new` for the two-document updates.
+fn admission_cases() -> Vec<Refused> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let expected = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# expect: "))
+                .map(String::from)
+                .collect();
+            let documents: Vec<&str> = text.split("\n---\n").collect();
+            let (stored, manifest) = match documents.as_slice() {
+                [new] => (None, new.to_string()),
+                [old, new] => (Some(old.to_string()), new.to_string()),
+                _ => panic!("{}: one document, or old + new", file.display()),
+            };
+            Refused {
+                what: file.file_name().unwrap().to_string_lossy().into(),
+                stored,
+                manifest,
+                expected,
+                args: vec![],
+            }
+        })
+        .collect()
+}
+
+/// What a reconcile would refuse for the manifest alone, so `apply` refuses it up front.
+fn reconcile_cases() -> Vec<Refused> {
+    let workspace = "apiVersion: amlops.io/v1alpha1\nkind: Workspace\nmetadata: {name: ml}\nspec:\n  \
+        subscriptionId: 00000000-0000-0000-0000-000000000000\n  resourceGroup: rg\n  workspaceName: ws1\n  \
+        credential: {managedIdentity: {}}\n---\n";
+    let case = |what: &str, manifest: String, expected: &str| Refused {
+        what: what.into(),
+        stored: None,
+        manifest,
+        expected: vec![expected.into()],
+        args: vec![],
+    };
+    vec![
+        case(
+            "an Azure compute whose name is not a valid Azure ML compute name",
+            format!(
+                "{workspace}apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {{name: vm}}\nspec:\n  \
+                 workspaceRef: {{name: ml}}\n  amlCompute: {{vmSize: STANDARD_D2_V2, maxNodes: 2}}\n"
+            ),
+            "(ComputeTarget/vm): metadata.name: \"vm\" is the name of this compute in Azure ML, which allows 3-24 characters",
+        ),
+        case(
+            "inline files where one name is the directory of another",
+            "apiVersion: amlops.io/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  \
+             runConfigurationRef: {name: r}\n  source:\n    inline:\n      files: {a: \"x\", a/b: \"y\"}\n  script: a\n"
+                .into(),
+            "(Experiment/e): spec.source.inline.files: inline files: 'a' is a file and also the directory of 'a/b'; rename one of them",
+        ),
+        Refused {
+            args: vec!["-n", "Team_A"],
+            ..case(
+                "a namespace from -n that is not a namespace name",
+                "apiVersion: amlops.io/v1alpha1\nkind: ComputeTarget\nmetadata: {name: local}\nspec: {local: {}}\n"
+                    .into(),
+                "(ComputeTarget/local): --namespace: \"Team_A\" is not valid",
+            )
+        },
+    ]
+}
+
+/// Every row of the store, to see that a refused apply changed nothing.
+fn stored_rows(dir: &Path) -> Vec<(String, String, String, String)> {
+    let db = dir.join(".amlops/state.db");
+    if !db.exists() {
+        return vec![];
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt =
+        match conn.prepare("SELECT kind, namespace, name, object FROM objects ORDER BY 1, 2, 3") {
+            Ok(s) => s,
+            Err(_) => return vec![], // never written: no tables yet
+        };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The values of a Secret manifest, which no output may show.
+fn secret_values(manifest: &str) -> Vec<String> {
+    let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(manifest) else {
+        return vec![];
+    };
+    if doc["kind"] != "Secret" {
+        return vec![];
+    }
+    let mut values = Vec::new();
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Object(m) => m.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    for field in ["data", "stringData"] {
+        strings(&doc[field], &mut values);
+    }
+    values
+}
+
+#[test]
+fn validate_and_apply_refuse_the_same_manifests_naming_object_and_field() {
+    let cases: Vec<Refused> = admission_cases()
+        .into_iter()
+        .chain(reconcile_cases())
+        .collect();
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            amlops_in(dir.path())
+                .args(args)
+                .args(&case.args)
+                .output()
+                .unwrap()
+        };
+        if let Some(old) = &case.stored {
+            std::fs::write(dir.path().join("old.yaml"), old).unwrap();
+            run(&["apply", "-f", "old.yaml"]);
+            assert_eq!(
+                stored_rows(dir.path()).len(),
+                1,
+                "{}: the old object is stored",
+                case.what
+            );
+        }
+        let before = stored_rows(dir.path());
+        std::fs::write(dir.path().join("new.yaml"), &case.manifest).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_multiple(&case.manifest)
+            .unwrap()
+            .into_iter()
+            .last()
+            .unwrap();
+        let object = format!(
+            "({}/{})",
+            doc["kind"].as_str().unwrap(),
+            doc["metadata"]["name"].as_str().unwrap().escape_debug()
+        );
+        for command in ["validate", "apply"] {
+            let out = run(&[command, "-f", "new.yaml"]);
+            let said = text(&out);
+            assert_eq!(
+                code(&out),
+                2,
+                "{}: {command} must refuse it: {said}",
+                case.what
+            );
+            for fragment in &case.expected {
+                let line = said.lines().find(|l| l.contains(fragment.as_str()));
+                assert!(
+                    line.is_some_and(|l| l.contains(&object)),
+                    "{}: {command} must say {fragment:?} about {object}: {said}",
+                    case.what
+                );
+            }
+            assert!(
+                !said.chars().any(|c| c.is_control() && c != '\n'),
+                "{}: {command} printed a raw control character: {said:?}",
+                case.what
+            );
+            for value in secret_values(&case.manifest) {
+                assert!(
+                    !said.contains(&value),
+                    "{}: {command} showed a Secret value: {said}",
+                    case.what
+                );
+            }
+            assert_eq!(
+                stored_rows(dir.path()),
+                before,
+                "{}: {command} changed the store",
+                case.what
+            );
         }
     }
 }

@@ -136,7 +136,7 @@ pub struct Source {
 pub struct GitSource {
     /// Clone URL (https:// or ssh://, or git@host:path). Never put credentials in it: use secretRef.
     #[schemars(length(min = 1, max = 2048))]
-    #[x_kube(validation = kube::core::Rule::new("!self.matches('^[a-z+]+://[^/@]+@')").message("url must not contain credentials; use secretRef"))]
+    #[x_kube(validation = kube::core::Rule::new("!self.matches('(?i)^[a-z+]+://[^/@]+@')").message("url must not contain credentials; use secretRef"))]
     pub url: String,
     /// Branch, tag or commit (default: the remote's default branch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,8 +156,12 @@ pub struct GitSource {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct InlineSource {
-    /// Relative file path -> file content.
+    /// Relative file path -> file content. Paths are made of `/`-separated parts, none of
+    /// them empty, `.`, `..` or `.git`, without control characters.
     #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = kube::core::Rule::new(
+        "self.all(k, !('/' + k + '/').matches('//|/[.][.]?/|/[.]git/|[\\\\x00-\\\\x1f\\\\x7f]'))"
+    ).message("file names must be relative paths inside the source: parts separated by '/', none of them empty, '.', '..' or '.git', and no control characters"))]
     pub files: BTreeMap<String, String>,
 }
 

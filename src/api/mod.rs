@@ -9,8 +9,10 @@
 mod common;
 mod compute_target;
 pub mod conditions;
+mod core_kinds;
 mod crds;
 mod experiment;
+mod names;
 pub mod readiness;
 mod run_configuration;
 pub mod validate;

@@ -1,10 +1,11 @@
-//! Client-side admission: the checks the apiserver runs on create/update (OpenAPI schema and
-//! CEL rules of the generated CRDs), so `amlops validate` and `amlops apply` reject exactly what a
-//! cluster would, with the field named.
+//! Client-side admission: the checks the apiserver runs on create/update (object metadata,
+//! the OpenAPI schema and CEL rules of the generated CRDs, the built-in rules of Secrets and
+//! ConfigMaps), so `amlops validate` and `amlops apply` reject exactly what a cluster would,
+//! with the field named.
 
 use serde_json::Value;
 
-use super::all_crds;
+use super::{all_crds, core_kinds, names};
 
 /// One thing wrong with an object, with the JSON path of the field (e.g. `spec.amlCompute.maxNodes`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,17 +39,40 @@ pub fn schema_for(kind: &str) -> Option<Value> {
         })
 }
 
-/// Validates `object` (a whole manifest: apiVersion, kind, metadata, spec) of `kind`;
-/// `old` enables the transition rules (immutable fields) of an update.
+/// Whether `namespace` may name a namespace; the problem says what it may be.
+pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    names::dns_label(namespace)
+}
+
+/// Validates `object` (a whole manifest: apiVersion, kind, metadata, spec or data) of `kind`,
+/// an amlops kind, Secret or ConfigMap; `old` (the stored object) enables the rules of an
+/// update (immutable fields).
 pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    check_metadata(object, &mut problems);
+    if let Some(schema) = core_kinds::schema(kind) {
+        check_schema(&schema, object, "", &mut problems);
+        if problems.is_empty() {
+            core_kinds::check(kind, object, old, &mut problems);
+        }
+        return problems;
+    }
     let Some(schema) = schema_for(kind) else {
         return vec![Problem {
             field: "kind".into(),
             message: format!("unknown kind {kind:?}"),
         }];
     };
-    let mut problems = Vec::new();
-    // metadata and status are not checked here: the apiserver owns metadata, controllers own status.
+    // status is not checked: controllers own it, and the apiserver drops it from a manifest.
+    for field in object.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&field.as_str()) {
+            problems.push(Problem {
+                field: field.clone(),
+                message: "unknown field; known fields here: apiVersion, kind, metadata, spec"
+                    .into(),
+            });
+        }
+    }
     if let (Some(spec_schema), Some(spec)) =
         (schema.pointer("/properties/spec"), object.get("spec"))
     {
@@ -83,6 +107,109 @@ pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Problem>
     problems
 }
 
+/// The apiserver's checks of metadata: the name, the namespace, labels and annotations.
+fn check_metadata(object: &Value, out: &mut Vec<Problem>) {
+    let meta = &object["metadata"];
+    if !meta.is_object() {
+        return out.push(Problem {
+            field: "metadata".into(),
+            message: "is required, with a name".into(),
+        });
+    }
+    let mut fail = |field: String, message: String| out.push(Problem { field, message });
+    // A misspelt field (`namspace:`) would be dropped silently, leaving the object elsewhere.
+    for field in meta.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !OBJECT_META_FIELDS.contains(&field.as_str()) {
+            fail(
+                format!("metadata.{field}"),
+                format!(
+                    "unknown field; known fields here: {}",
+                    OBJECT_META_FIELDS.join(", ")
+                ),
+            );
+        }
+    }
+    match &meta["name"] {
+        Value::String(name) => {
+            if let Err(e) = names::dns_subdomain(name) {
+                fail("metadata.name".into(), e);
+            }
+        }
+        Value::Null => fail("metadata.name".into(), "is required".into()),
+        other => fail("metadata.name".into(), expected("string", other)),
+    }
+    match &meta["namespace"] {
+        Value::String(namespace) => {
+            if let Err(e) = check_namespace(namespace) {
+                fail("metadata.namespace".into(), e);
+            }
+        }
+        Value::Null => {}
+        other => fail("metadata.namespace".into(), expected("string", other)),
+    }
+    let mut annotation_bytes = 0;
+    for field in ["labels", "annotations"] {
+        let map = match &meta[field] {
+            Value::Object(map) => map,
+            Value::Null => continue,
+            other => {
+                fail(
+                    format!("metadata.{field}"),
+                    expected("a map of strings", other),
+                );
+                continue;
+            }
+        };
+        for (key, value) in map {
+            let at = format!("metadata.{field}.{key}");
+            if let Err(e) = names::qualified_name(key) {
+                fail(at.clone(), format!("invalid key: {e}"));
+            }
+            let Some(value) = value.as_str() else {
+                fail(at, expected("string", value));
+                continue;
+            };
+            if field == "annotations" {
+                annotation_bytes += key.len() + value.len();
+            } else if let Err(e) = names::label_value(value) {
+                fail(at, format!("invalid value: {e}"));
+            }
+        }
+    }
+    if annotation_bytes > MAX_ANNOTATION_BYTES {
+        fail(
+            "metadata.annotations".into(),
+            format!("{annotation_bytes} bytes in all; at most {MAX_ANNOTATION_BYTES}"),
+        );
+    }
+}
+
+fn expected(what: &str, got: &Value) -> String {
+    format!("expected {what}, got {}", json_type(got))
+}
+
+/// The fields of Kubernetes' ObjectMeta.
+const OBJECT_META_FIELDS: [&str; 15] = [
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
+/// The apiserver's limit on the annotations of one object.
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
 /// Structural checks of the OpenAPI v3 subset the generated CRDs use.
 fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) {
     let mut fail = |message: String| {
@@ -108,11 +235,7 @@ fn check_schema(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
         _ => true,
     };
     if !type_ok {
-        fail(format!(
-            "expected {}, got {}",
-            ty.unwrap_or("?"),
-            json_type(value)
-        ));
+        fail(expected(ty.unwrap_or("?"), value));
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
@@ -224,7 +347,11 @@ fn check_object(
     let properties = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties");
     for (key, v) in map {
-        let child = format!("{path}.{key}");
+        let child = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         match (properties.and_then(|p| p.get(key)), additional) {
             (Some(s), _) => check_schema(s, v, &child, out),
             (None, Some(s)) if s.is_object() => check_schema(s, v, &child, out),

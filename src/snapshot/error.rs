@@ -24,11 +24,21 @@ pub enum SnapshotError {
     IgnoreFile { file: PathBuf, message: String },
     #[error("{0}")]
     LimitExceeded(String),
-    #[error("invalid file name '{name}' in {source_kind}: {reason}")]
+    #[error("invalid file name '{}' in {source_kind}: {reason}", name.escape_debug())]
     InvalidFileName {
         source_kind: &'static str,
         name: String,
         reason: &'static str,
+    },
+    #[error(
+        "{source_kind}: '{}' is a file and also the directory of '{}'; rename one of them",
+        file.escape_debug(),
+        inside.escape_debug()
+    )]
+    FileAndDirectory {
+        source_kind: &'static str,
+        file: String,
+        inside: String,
     },
     #[error("reading '{}': {source}", path.display())]
     Io {

@@ -34,7 +34,7 @@ pub use manifest::{HASH_VERSION, Manifest, ManifestEntry};
 pub use progress::{NoProgress, Progress, Transfer};
 pub use provenance::{GitProvenance, strip_credentials};
 pub use sketch::Sketch;
-pub use source::{ResolvedSource, Secret, Source, resolve};
+pub use source::{ResolvedSource, Secret, Source, check_file_names, resolve};
 pub use upload::{UploadOptions, UploadOutcome, upload, upload_whole};
 pub use walk::{Explanation, explain};
 

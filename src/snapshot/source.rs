@@ -2,7 +2,7 @@
 //! pipeline (walk, ignore rules, hashing, upload) treats the same way.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub use crate::azure::Secret;
 
@@ -80,22 +80,15 @@ fn temp_dir(cache_dir: &Path) -> Result<tempfile::TempDir, SnapshotError> {
 
 fn write_files<'a>(
     kind: &'static str,
-    files: impl Iterator<Item = (&'a String, &'a [u8])>,
+    files: impl Iterator<Item = (&'a String, &'a [u8])> + Clone,
     cache_dir: &Path,
 ) -> Result<ResolvedSource, SnapshotError> {
+    check_file_names(kind, files.clone().map(|(name, _)| name.as_str()))?;
     let temp = temp_dir(cache_dir)?;
     for (name, content) in files {
-        validate_relative(kind, name)?;
         let path = temp.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
-        }
-        if path.exists() {
-            return Err(SnapshotError::InvalidFileName {
-                source_kind: kind,
-                name: name.clone(),
-                reason: "given twice",
-            });
         }
         std::fs::write(&path, content).map_err(SnapshotError::io(&path))?;
     }
@@ -106,23 +99,69 @@ fn write_files<'a>(
     })
 }
 
-/// File names from specs must be plain relative paths that stay inside the tree.
-fn validate_relative(kind: &'static str, name: &str) -> Result<(), SnapshotError> {
-    let bad = |reason| {
-        Err(SnapshotError::InvalidFileName {
-            source_kind: kind,
-            name: name.to_string(),
-            reason,
-        })
-    };
-    if name.is_empty() || name.ends_with('/') {
-        return bad("must name a file");
+/// File names from specs (inline files, ConfigMap keys) must be plain relative paths that stay
+/// inside the tree, each naming one file: `/`-separated parts, none empty, `.`, `..` or
+/// `.git`, no control characters, and no name that is also the directory of another.
+pub fn check_file_names<'a>(
+    kind: &'static str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        check_relative(kind, name)?;
+        if !seen.insert(name) {
+            return Err(invalid(kind, name, "given twice"));
+        }
     }
-    for c in Path::new(name).components() {
-        match c {
-            Component::Normal(part) if part == ".git" => return bad("`.git` is reserved"),
-            Component::Normal(_) => {}
-            _ => return bad("must be a relative path without `.`, `..` or a leading `/`"),
+    // In sorted order, a directory's files follow right after a file of the same name
+    // (`a`, `a!`, `a/b`: every name between shares the prefix `a`).
+    let names: Vec<&str> = seen.into_iter().collect();
+    for (i, file) in names.iter().enumerate() {
+        let inside = names[i + 1..]
+            .iter()
+            .take_while(|n| n.starts_with(file))
+            .find(|n| n.as_bytes().get(file.len()) == Some(&b'/'));
+        if let Some(inside) = inside {
+            return Err(SnapshotError::FileAndDirectory {
+                source_kind: kind,
+                file: file.to_string(),
+                inside: inside.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn invalid(kind: &'static str, name: &str, reason: &'static str) -> SnapshotError {
+    SnapshotError::InvalidFileName {
+        source_kind: kind,
+        name: name.to_string(),
+        reason,
+    }
+}
+
+fn check_relative(kind: &'static str, name: &str) -> Result<(), SnapshotError> {
+    if name.chars().any(char::is_control) {
+        return Err(invalid(kind, name, "control characters are not allowed"));
+    }
+    for part in name.split('/') {
+        match part {
+            "" => {
+                return Err(invalid(
+                    kind,
+                    name,
+                    "must be a relative path inside the source, without a leading, trailing or doubled `/`",
+                ));
+            }
+            "." | ".." => {
+                return Err(invalid(
+                    kind,
+                    name,
+                    "must be a relative path inside the source, without `.` or `..` parts",
+                ));
+            }
+            ".git" => return Err(invalid(kind, name, "`.git` is reserved")),
+            _ => {}
         }
     }
     Ok(())
@@ -138,13 +177,40 @@ mod tests {
             "../x",
             "/etc/passwd",
             "a/../../b",
+            "a/./b",
+            "a//b",
             "",
             ".git/config",
             "dir/",
+            "nul\0name",
+            "tab\tname",
         ] {
-            assert!(validate_relative("inline files", name).is_err(), "{name}");
+            assert!(
+                check_file_names("inline files", [name].into_iter()).is_err(),
+                "{name}"
+            );
         }
-        assert!(validate_relative("inline files", "src/train.py").is_ok());
+        assert!(
+            check_file_names("inline files", ["src/train.py", ".github/x"].into_iter()).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_also_a_directory_is_named_with_the_file_inside_it() {
+        let names = ["a", "a!", "a-b", "a/b", "b"];
+        let message = check_file_names("inline files", names.into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("'a' is a file and also the directory of 'a/b'"),
+            "{message}"
+        );
+        assert!(check_file_names("inline files", ["a", "ab/c", "a.py"].into_iter()).is_ok());
+        // Escaped, not printed raw.
+        let message = check_file_names("inline files", ["x\0y"].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(r"'x\0y'"), "{message}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::store::Key;
-use crate::api::{GROUP, VERSION, validate};
+use crate::api::validate::{self, Problem};
+use crate::api::{ComputeTarget, GROUP, VERSION};
+use crate::reconcile::{ObjectInfo, compute_target};
+use crate::snapshot;
 
 /// The amlops kinds in dependency order (what a kind references comes first).
 pub const KINDS: [&str; 4] = [
@@ -91,7 +94,8 @@ impl Document {
             self.file,
             self.index + 1,
             self.key.kind,
-            self.key.name
+            // A name breaking the naming rules is shown escaped, never with raw control characters.
+            self.key.name.escape_debug()
         )
     }
 }
@@ -381,10 +385,15 @@ fn document(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| format!("{at} ({kind}): metadata.name: is required"))?
         .to_string();
-    let ns = object["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or(namespace)
-        .to_string();
+    let ns = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => ns.to_string(),
+        None => {
+            // The namespace given with -n: admission checks one written in the manifest.
+            validate::check_namespace(namespace)
+                .map_err(|e| format!("{at} ({kind}/{}): --namespace: {e}", name.escape_debug()))?;
+            namespace.to_string()
+        }
+    };
     // A local source path is relative to the manifest that names it, wherever amlops runs from.
     if let Some(Value::String(p)) = object.pointer_mut("/spec/source/localPath") {
         let abs = base_dir.join(&*p);
@@ -405,14 +414,60 @@ fn document(
     })
 }
 
-/// Schema + CEL admission of one document, as the apiserver would do it on create (`old` None)
-/// or update. Returns messages that name the location and the field.
+/// Admission of one document, as `apply` does it before storing anything: what the apiserver
+/// checks on create (`old` None) or update (metadata, schema, CEL, Secret and ConfigMap
+/// rules), and what a reconcile would refuse for the manifest alone. Returns messages that
+/// name the location and the field.
 pub fn admit(doc: &Document, old: Option<&Value>) -> Vec<String> {
-    if !KINDS.contains(&doc.key.kind.as_str()) {
-        return Vec::new();
-    }
-    validate::validate(&doc.key.kind, &doc.object, old)
+    let mut problems = validate::validate(&doc.key.kind, &doc.object, old);
+    // One message per field: the CRD's, when it has one already.
+    problems.extend(
+        refused_by_reconcile(doc).filter(|extra| problems.iter().all(|p| p.field != extra.field)),
+    );
+    problems
         .into_iter()
         .map(|p| format!("{}: {p}", doc.location()))
         .collect()
+}
+
+/// What reconciling the manifest would stop at, whatever else is stored: checked here so that
+/// `validate` finds it and `apply` stores nothing instead of a Stalled object.
+fn refused_by_reconcile(doc: &Document) -> Option<Problem> {
+    match doc.key.kind.as_str() {
+        "ComputeTarget" => {
+            let ct: ComputeTarget = serde_json::from_value(doc.object.clone()).ok()?;
+            if ct.spec.local.is_some() {
+                return None;
+            }
+            let info = ObjectInfo {
+                name: doc.key.name.clone(),
+                ..Default::default()
+            };
+            let name = compute_target::azure_name(&info, &ct.spec);
+            (!compute_target::valid_azure_name(&name)).then(|| Problem {
+                field: if ct.spec.azure_name.is_some() {
+                    "spec.azureName".into()
+                } else {
+                    "metadata.name".into()
+                },
+                message: format!(
+                    "{name:?} is the name of this compute in Azure ML, which allows 3-24 characters: a letter, then letters, digits and '-', not ending in '-<digits>'; set spec.azureName to such a name"
+                ),
+            })
+        }
+        "Experiment" => {
+            let files = doc
+                .object
+                .pointer("/spec/source/inline/files")?
+                .as_object()?;
+            let names = files.keys().map(String::as_str);
+            snapshot::check_file_names("inline files", names)
+                .err()
+                .map(|e| Problem {
+                    field: "spec.source.inline.files".into(),
+                    message: e.to_string(),
+                })
+        }
+        _ => None,
+    }
 }

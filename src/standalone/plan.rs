@@ -73,17 +73,26 @@ pub fn effects(
                             short(plan.version()),
                             describe_plan(&plan)
                         )],
-                        Some(plan) => match local.environment_staged(&plan) {
-                            Ok(true) => vec![format!(
+                        Some(plan) => match (local.environment_staged(&plan), &plan) {
+                            (Err(f), _) => vec![format!("cannot run locally: {}", f.message)],
+                            // A user-managed interpreter is used as found: nothing is staged.
+                            (Ok(true), EnvironmentPlan::UserManaged { interpreter, .. }) => {
+                                vec![format!("run with interpreter {interpreter} as found")]
+                            }
+                            (Ok(false), EnvironmentPlan::UserManaged { interpreter, .. }) => {
+                                vec![format!(
+                                    "interpreter {interpreter} is not found on this machine: install it or set environment.userManaged.interpreterPath, else the RunConfiguration stalls"
+                                )]
+                            }
+                            (Ok(true), _) => vec![format!(
                                 "environment {} is staged already: reused",
                                 short(plan.version())
                             )],
-                            Ok(false) => vec![format!(
+                            (Ok(false), _) => vec![format!(
                                 "stage environment {} ({})",
                                 short(plan.version()),
                                 describe_plan(&plan)
                             )],
-                            Err(f) => vec![format!("cannot run locally: {}", f.message)],
                         },
                         None => vec!["no environment declared".into()],
                     };
@@ -110,7 +119,7 @@ pub fn effects(
                             ""
                         }
                     )];
-                    if rc_missing(doc, store)? {
+                    if rc_missing(doc, docs, store)? {
                         lines.push(format!(
                             "waits for RunConfiguration {:?}, which does not exist yet",
                             doc.object["spec"]["runConfigurationRef"]["name"]
@@ -201,17 +210,13 @@ fn dependants(doc: &Document, store: &Store) -> Result<Vec<String>, StoreError> 
     Ok(lines)
 }
 
-fn rc_missing(doc: &Document, store: &Store) -> Result<bool, StoreError> {
+/// Whether the Experiment's RunConfiguration is neither in these manifests nor stored.
+fn rc_missing(doc: &Document, docs: &[Document], store: &Store) -> Result<bool, StoreError> {
     let name = doc.object["spec"]["runConfigurationRef"]["name"]
         .as_str()
         .unwrap_or_default();
-    Ok(store
-        .get(&Key {
-            kind: "RunConfiguration".into(),
-            namespace: doc.key.namespace.clone(),
-            name: name.into(),
-        })?
-        .is_none())
+    let key = doc.key.sibling("RunConfiguration", name);
+    Ok(!docs.iter().any(|d| d.key == key) && store.get(&key)?.is_none())
 }
 
 /// Whether the RunConfiguration's runs go to Azure: run-based amlCompute, or a ComputeTarget

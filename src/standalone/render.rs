@@ -84,20 +84,25 @@ fn cell(object: &Value, column: &Column, now: Timestamp) -> String {
     }
 }
 
-/// One table per kind, columns aligned like kubectl.
+/// One table per kind, columns aligned like kubectl; a NAMESPACE column first (as with
+/// `kubectl get -A`) when an object is outside the `default` namespace, so objects of one name
+/// in two namespaces read apart.
 pub fn table(kind: &str, objects: &[(Key, Value)], wide: bool, now: Timestamp) -> String {
     let columns: Vec<Column> = columns(kind)
         .into_iter()
         .filter(|c| wide || !c.wide_only)
         .collect();
+    let namespaced = objects.iter().any(|(k, _)| k.namespace != "default");
+    let identity =
+        |namespace: String, name: String| namespaced.then_some(namespace).into_iter().chain([name]);
     let mut rows = vec![
-        std::iter::once("NAME".to_string())
+        identity("NAMESPACE".into(), "NAME".into())
             .chain(columns.iter().map(|c| c.name.clone()))
             .collect::<Vec<_>>(),
     ];
     for (key, object) in objects {
         rows.push(
-            std::iter::once(key.name.clone())
+            identity(key.namespace.clone(), key.name.clone())
                 .chain(columns.iter().map(|c| cell(object, c, now)))
                 .collect(),
         );
@@ -252,5 +257,38 @@ mod tests {
             ]
         );
         assert!(table("Experiment", &[], true, now).contains("STUDIO"));
+    }
+
+    #[test]
+    fn objects_outside_the_default_namespace_show_it() {
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let in_namespace = |namespace: &str| {
+            let key = Key {
+                kind: "ComputeTarget".into(),
+                namespace: namespace.into(),
+                name: "local".into(),
+            };
+            (key, json!({}))
+        };
+        let one = table("ComputeTarget", &[in_namespace("default")], false, now);
+        assert!(one.starts_with("NAME "), "{one}");
+        let two = table(
+            "ComputeTarget",
+            &[in_namespace("default"), in_namespace("team-a")],
+            false,
+            now,
+        );
+        let rows: Vec<Vec<&str>> = two
+            .lines()
+            .map(|l| l.split_whitespace().take(2).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ["NAMESPACE", "NAME"],
+                ["default", "local"],
+                ["team-a", "local"]
+            ]
+        );
     }
 }

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use nix::unistd::AccessFlags;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 
 use super::writer_lock::WriterLock;
@@ -18,10 +19,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state store {path}: {}", sqlite_message(source))]
+    // Not a `source`: the message says SQLite's words already (or better ones).
+    #[error("state store {path}: {}", sqlite_message(path, error))]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error(
         "state store {path} has schema version {found}, newer than this amlops ({supported}); upgrade amlops"
@@ -45,6 +47,8 @@ pub enum StoreError {
         lock: PathBuf,
         source: std::io::Error,
     },
+    #[error("state store {path} was opened for reading only")]
+    ReadOnly { path: PathBuf },
     #[error("{kind} {namespace}/{name} was changed by someone else meanwhile; retry")]
     Conflict {
         kind: String,
@@ -53,18 +57,69 @@ pub enum StoreError {
     },
 }
 
-/// SQLite's words, except for a database still locked after the busy timeout: amlops commands
-/// wait for each other (see [`WriterLock`]), so the holder is another program.
-fn sqlite_message(e: &rusqlite::Error) -> String {
+/// SQLite's words, with the reason when the file cannot be opened or written, and without
+/// SQLite's words for a database still locked after the busy timeout: amlops commands wait for
+/// each other (see [`WriterLock`]), so the holder is another program.
+fn sqlite_message(path: &Path, e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+        Some(DatabaseBusy | DatabaseLocked) => {
             format!(
                 "another program has held the database for over {} s (amlops commands take turns, so it is not one of them); close it and retry",
                 BUSY_TIMEOUT.as_secs()
             )
         }
+        Some(CannotOpen) => format!("cannot open the database: {}", why_unopenable(path)),
+        Some(ReadOnly) => format!(
+            "cannot write it: {} (apply and delete change the state; get, describe, logs, validate and plan only read it)",
+            why_unwritable(path)
+        ),
         _ => e.to_string(),
     }
+}
+
+/// Why SQLite could not open `path`, from what the file system says, and what to do.
+fn why_unopenable(path: &Path) -> String {
+    let dir = state_dir(path);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => format!(
+            "it is a directory; --state names the database file, e.g. {}",
+            path.join("state.db").display()
+        ),
+        Ok(_) if !accessible(path, AccessFlags::R_OK) => {
+            "it is not readable by you: fix its permissions or choose another --state".into()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => format!(
+            "its directory {} does not exist or is not a directory",
+            dir.display()
+        ),
+        _ => why_unwritable(path),
+    }
+}
+
+/// Why `path` (or its directory, where SQLite keeps the -wal and -shm files) cannot be written.
+fn why_unwritable(path: &Path) -> String {
+    let dir = state_dir(path);
+    if path.exists() && !accessible(path, AccessFlags::W_OK) {
+        "the file is read-only for you: fix its permissions or choose another --state".into()
+    } else if !accessible(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        format!(
+            "its directory {} is not writable by you (SQLite keeps the -wal and -shm files there): fix its permissions or choose another --state",
+            dir.display()
+        )
+    } else {
+        "the file system refused it (read-only or full?)".into()
+    }
+}
+
+fn state_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn accessible(path: &Path, mode: AccessFlags) -> bool {
+    nix::unistd::access(path, mode).is_ok()
 }
 
 /// Identifies one object.
@@ -86,13 +141,30 @@ impl Key {
     }
 }
 
+impl Key {
+    /// `computetarget/name`, as the CLI names objects in its output, with the namespace when it
+    /// is not `default` (so objects of one name in two namespaces read apart).
+    pub fn short(&self) -> String {
+        format!(
+            "{}/{}{}",
+            self.kind.to_lowercase(),
+            self.name,
+            self.namespace_note()
+        )
+    }
+
+    fn namespace_note(&self) -> String {
+        if self.namespace == "default" {
+            String::new()
+        } else {
+            format!(" (namespace {})", self.namespace)
+        }
+    }
+}
+
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)?;
-        if self.namespace != "default" {
-            write!(f, " (namespace {})", self.namespace)?;
-        }
-        Ok(())
+        write!(f, "{}/{}{}", self.kind, self.name, self.namespace_note())
     }
 }
 
@@ -119,15 +191,17 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     writer: RefCell<Option<WriterLock>>,
+    /// Opened with [`Store::open_read_only`]: every change is refused.
+    read_only: bool,
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, in a directory that exists: see
     /// [`super::private::make_private`] for creating it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError::Sqlite {
+        let err = |error| StoreError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let conn = Connection::open(path).map_err(err)?;
         // Writers hold SQLite's lock only for one short transaction, readers never: a wait
@@ -141,7 +215,47 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             writer: RefCell::new(None),
+            read_only: false,
         };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens the store at `path` for reading only: nothing is created, migrated or locked, so
+    /// a state in a read-only directory (or of read-only files) can be read. A store that does
+    /// not exist yet, or was never written, reads as empty.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let err = |error| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            error,
+        };
+        let written = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        let conn = if written {
+            Some(read_only_connection(path).map_err(err)?)
+        } else {
+            None
+        };
+        let found = match &conn {
+            Some(c) => schema_version(c).map_err(err)?,
+            None => 0,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut store = Self {
+            conn: match conn.filter(|_| found == SCHEMA_VERSION) {
+                Some(c) => c,
+                None => Connection::open_in_memory().map_err(err)?,
+            },
+            path: path.to_path_buf(),
+            writer: RefCell::new(None),
+            read_only: true,
+        };
+        // An empty store in memory: the tables exist, holding nothing.
         store.migrate()?;
         Ok(store)
     }
@@ -149,6 +263,11 @@ impl Store {
     /// Takes the state's writer lock unless this Store holds it already (waits for another
     /// writer to exit). Every change goes through here first.
     fn writing(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
         let mut writer = self.writer.borrow_mut();
         if writer.is_none() {
             *writer = Some(
@@ -163,18 +282,18 @@ impl Store {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sqlite {
+        |error| StoreError::Sqlite {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 
     /// Brings the schema up to date; a store that is (readers open stores too) writes nothing.
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = move |source| StoreError::Sqlite {
+        let err = move |error| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            error,
         };
         if schema_version(&self.conn).map_err(&err)? == SCHEMA_VERSION {
             return Ok(());
@@ -269,9 +388,9 @@ impl Store {
     pub fn apply(&mut self, key: &Key, manifest: &Value) -> Result<(Applied, Value), StoreError> {
         self.writing()?;
         let path = self.path.clone();
-        let err = move |source| StoreError::Sqlite {
+        let err = move |error| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            error,
         };
         let tx = immediate(&mut self.conn).map_err(&err)?;
         let existing: Option<String> = tx
@@ -343,9 +462,9 @@ impl Store {
                     .map(|(name, _)| changed.sibling("Experiment", &name))
                     .collect()
             })
-            .map_err(|source| StoreError::Sqlite {
+            .map_err(|error| StoreError::Sqlite {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 
@@ -353,9 +472,9 @@ impl Store {
     pub fn update(&mut self, key: &Key, object: &Value) -> Result<Value, StoreError> {
         self.writing()?;
         let path = self.path.clone();
-        let err = move |source| StoreError::Sqlite {
+        let err = move |error| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            error,
         };
         let tx = immediate(&mut self.conn).map_err(&err)?;
         let stored_rv: Option<i64> = tx
@@ -407,9 +526,9 @@ impl Store {
     pub fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
         self.writing()?;
         let path = self.path.clone();
-        let err = move |source| StoreError::Sqlite {
+        let err = move |error| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            error,
         };
         let tx = immediate(&mut self.conn).map_err(&err)?;
         let p = params![key.kind, key.namespace, key.name];
@@ -482,6 +601,36 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
         )
         .optional()?
         .unwrap_or(0))
+}
+
+/// A read-only connection that has read the database once. Reading a database in WAL mode
+/// needs its `-shm` index, which SQLite creates when missing: in a directory this user cannot
+/// write, a state whose last writer exited cleanly (no `-wal` left to replay) is read as an
+/// immutable file instead.
+fn read_only_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let error = match schema_version(&conn) {
+        Ok(_) => return Ok(conn),
+        Err(e) => e,
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+    let uri = std::path::absolute(path)
+        .ok()
+        .and_then(|p| url::Url::from_file_path(p).ok());
+    match uri {
+        Some(mut uri) if wal_empty => {
+            uri.set_query(Some("immutable=1"));
+            let conn =
+                Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)?;
+            schema_version(&conn)?;
+            Ok(conn)
+        }
+        _ => Err(error),
+    }
 }
 
 /// A transaction that takes SQLite's write lock at once: a deferred one that reads first fails

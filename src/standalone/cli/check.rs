@@ -4,20 +4,31 @@ use super::*;
 use crate::standalone::store::Change;
 
 pub fn validate(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
-    let store = state.open()?;
-    let Some(docs) = load_admitted(&args.files, state, &store)? else {
-        return Ok(EXIT_INVALID);
+    let store = state.read()?;
+    Ok(match checked(&args.files, state, &store)? {
+        Some(docs) => {
+            println!("{} objects valid", docs.len());
+            EXIT_OK
+        }
+        None => EXIT_INVALID,
+    })
+}
+
+/// The documents, when they pass admission and every reference they make resolves; else
+/// None, the problems printed. `validate` and `plan` judge alike.
+fn checked(
+    files: &[PathBuf],
+    state: &StateArgs,
+    store: &Store,
+) -> anyhow::Result<Option<Vec<Document>>> {
+    let Some(docs) = load_admitted(files, state, store)? else {
+        return Ok(None);
     };
-    let problems = cross_references(&docs, &store)?;
+    let problems = cross_references(&docs, store)?;
     for p in &problems {
         eprintln!("error: {p}");
     }
-    if problems.is_empty() {
-        println!("{} objects valid", docs.len());
-        Ok(EXIT_OK)
-    } else {
-        Ok(EXIT_INVALID)
-    }
+    Ok(problems.is_empty().then_some(docs))
 }
 
 /// References that point nowhere: neither among the documents nor in the store.
@@ -60,8 +71,8 @@ fn cross_references(docs: &[Document], store: &Store) -> anyhow::Result<Vec<Stri
 }
 
 pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
-    let store = state.open()?;
-    let Some(docs) = load_admitted(&args.files, state, &store)? else {
+    let store = state.read()?;
+    let Some(docs) = checked(&args.files, state, &store)? else {
         return Ok(EXIT_INVALID);
     };
     for d in &docs {
@@ -75,7 +86,7 @@ pub fn plan(args: &FilesArgs, state: &StateArgs) -> anyhow::Result<i32> {
                 Change::None => "no change",
             },
         };
-        println!("{}/{}: {verb}", d.key.kind.to_lowercase(), d.key.name);
+        println!("{}: {verb}", d.key.short());
         for line in
             crate::standalone::plan::effects(d, &docs, old.as_ref(), &store, &state.local())?
         {

@@ -59,18 +59,13 @@ impl Reporter for Console {
     fn event(&self, key: &Key, e: &Event) {
         let kind = if e.warning { "Warning" } else { "Normal" };
         self.line(format!(
-            "{}/{}: {kind} {}: {}",
-            key.kind.to_lowercase(),
-            key.name,
+            "{}: {kind} {}: {}",
+            key.short(),
             e.reason,
             e.message
         ));
     }
     fn step(&self, key: &Key, message: &str) {
-        self.line(format!(
-            "{}/{}: {message}",
-            key.kind.to_lowercase(),
-            key.name
-        ));
+        self.line(format!("{}: {message}", key.short()));
     }
 }

@@ -40,16 +40,12 @@ pub fn delete(args: &DeleteArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let mut pending = Vec::new();
     for key in &keys {
         if store.get(key)?.is_none() {
-            println!("{}/{} not found", key.kind.to_lowercase(), key.name);
+            println!("{} not found", key.short());
             continue;
         }
         if args.force {
             store.remove(key)?;
-            println!(
-                "{}/{} removed without cleanup (--force)",
-                key.kind.to_lowercase(),
-                key.name
-            );
+            println!("{} removed without cleanup (--force)", key.short());
             continue;
         }
         store.delete(key)?;
@@ -58,12 +54,8 @@ pub fn delete(args: &DeleteArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let code = converge(&mut store, state, &pending, false, args.timeout)?;
     for key in &pending {
         match store.get(key)? {
-            None => println!("{}/{} deleted", key.kind.to_lowercase(), key.name),
-            Some(_) => println!(
-                "{}/{} still deleting (finalizer pending)",
-                key.kind.to_lowercase(),
-                key.name
-            ),
+            None => println!("{} deleted", key.short()),
+            Some(_) => println!("{} still deleting (finalizer pending)", key.short()),
         }
     }
     Ok(code)

@@ -6,7 +6,7 @@ use crate::actions::run_logs::{LogEvent, LogOptions};
 use crate::standalone::engine::RunPlace;
 
 pub fn get(args: &GetArgs, state: &StateArgs) -> anyhow::Result<i32> {
-    let store = state.open()?;
+    let store = state.read()?;
     let kinds: Vec<&str> = match &args.kind {
         Some(k) => vec![parse_kind(k).ok_or_else(|| unknown_kind(k))?],
         None => KINDS.to_vec(),
@@ -65,7 +65,7 @@ fn list_or_one(items: &[&Value], one: bool) -> Value {
 }
 
 pub fn describe(args: &DescribeArgs, state: &StateArgs) -> anyhow::Result<i32> {
-    let store = state.open()?;
+    let store = state.read()?;
     let kind = parse_kind(&args.kind).ok_or_else(|| unknown_kind(&args.kind))?;
     let key = Key {
         kind: kind.into(),
@@ -101,7 +101,7 @@ pub fn logs(args: &LogsArgs, state: &StateArgs) -> anyhow::Result<i32> {
     if args.cluster || args.kubeconfig.is_some() {
         return cluster_logs(args, &state.namespace, name);
     }
-    let mut store = state.open()?;
+    let mut store = state.read()?;
     let key = Key {
         kind: "Experiment".into(),
         namespace: state.namespace.clone(),

@@ -41,12 +41,46 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
-    /// Opens the store in its private state directory (creating or tightening it first).
+    /// Opens the store to change it, in its private state directory (creating or tightening
+    /// it first).
     fn open(&self) -> anyhow::Result<Store> {
-        for notice in super::private::make_private(&self.state)? {
+        self.make_private()?;
+        Ok(Store::open(&self.state)?)
+    }
+
+    /// Opens the store to read it: nothing is created (a state that does not exist reads as
+    /// empty), so readers work on a read-only state; existing files are still made private.
+    fn read(&self) -> anyhow::Result<Store> {
+        if self.state.exists() {
+            self.make_private()?;
+        }
+        Ok(Store::open_read_only(&self.state)?)
+    }
+
+    fn make_private(&self) -> anyhow::Result<()> {
+        // A directory given as --state would be made private itself and then fail to open.
+        if self.state.is_dir() {
+            anyhow::bail!(
+                "--state {} is a directory; it names the database file, e.g. {}",
+                self.state.display(),
+                self.state.join("state.db").display()
+            );
+        }
+        let notices = super::private::make_private(&self.state).map_err(|e| match e {
+            // Creating the state failed: say which part and what to do.
+            super::private::PrivateError::Io { path, source, .. } if !path.exists() => {
+                anyhow::anyhow!(
+                    "cannot create the state {} (for --state {}): {source}; choose a --state in a directory you can write, or fix its permissions",
+                    path.display(),
+                    self.state.display()
+                )
+            }
+            e => e.into(),
+        })?;
+        for notice in notices {
             eprintln!("amlops: {notice}");
         }
-        Ok(Store::open(&self.state)?)
+        Ok(())
     }
     /// Environments, snapshots and runs live next to the database, as an absolute path
     /// because runs execute in their own working directories.
