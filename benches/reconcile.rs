@@ -116,6 +116,7 @@ fn main() {
                 operation: None,
                 already_attached_by: None,
                 in_cluster: true,
+                local_jobs: true,
                 kubernetes_compute_enabled: false,
                 retry_after_stall: Duration::from_secs(3600),
                 now,

@@ -419,8 +419,8 @@ async fn run_based_compute_lives_exactly_as_long_as_its_run_even_when_it_fails()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_target_is_stalled_in_a_cluster() {
-    let (env, _azurite) = start().await;
+async fn local_target_is_stalled_in_a_cluster_with_local_jobs_disabled() {
+    let env = Env::start_with(fast_azure(), false).await;
     env.compute_target("laptop", json!({"local": {}}));
     run_configuration(
         &env,

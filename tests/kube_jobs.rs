@@ -21,11 +21,25 @@ fn client(kube: &FakeKube) -> kube::Client {
     kube::Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap()
 }
 
+/// The fake API server with the Experiment that owns the run: the garbage collector deletes
+/// objects whose owner does not exist, as a real cluster's does.
+async fn start() -> (FakeKube, String) {
+    let kube = FakeKube::start().await.unwrap();
+    let exp = kube
+        .create(
+            json!({"apiVersion": "amlops.io/v1alpha1", "kind": "Experiment",
+                       "metadata": {"name": "train", "namespace": NS}, "spec": {}}),
+        )
+        .unwrap();
+    let uid = exp["metadata"]["uid"].as_str().unwrap().to_string();
+    (kube, uid)
+}
+
 /// A run's two objects as `kube_job::build` makes them (the shape matters here, not the
-/// pod spec).
-fn submission(snapshot: &str) -> Submission {
+/// pod spec), owned by the Experiment `uid`.
+fn submission(snapshot: &str, uid: &str) -> Submission {
     let owner = json!([{"apiVersion": "amlops.io/v1alpha1", "kind": "Experiment", "name": "train",
-                        "uid": "exp-uid", "controller": true, "blockOwnerDeletion": true}]);
+                        "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
     let labels = json!({"app.kubernetes.io/managed-by": "amlops", "amlops.io/run-id": RUN});
     let config_map: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": RUN, "namespace": NS, "labels": labels, "ownerReferences": owner,
@@ -46,7 +60,7 @@ fn submission(snapshot: &str) -> Submission {
     let job: Job = serde_json::from_value(json!({
         "metadata": {"name": RUN, "namespace": NS, "labels": labels, "ownerReferences": owner,
                      "annotations": {SNAPSHOT_ANNOTATION: snapshot}},
-        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "python:3.12-slim"}]}}}
+        "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 600, "template": {"metadata": {"labels": labels}, "spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "python:3.12-slim"}]}}}
     }))
     .unwrap();
     Submission { config_map, job }
@@ -60,30 +74,16 @@ fn writes(kube: &FakeKube) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The pod the Job controller would start for the run, running since 10:00:05.
-fn start_pod(kube: &FakeKube) {
-    let uid = kube.get("batch/v1", "Job", NS, RUN).unwrap()["metadata"]["uid"].clone();
-    kube.create(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{RUN}-abcde"), "namespace": NS, "labels": {"amlops.io/run-id": RUN},
-                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": RUN, "uid": uid}]},
-        "spec": {"containers": [{"name": "run", "image": "python:3.12-slim"}]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": "run", "image": "python:3.12-slim", "imageID": "",
-                   "ready": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-12-01T10:00:05Z"}}}]}
-    }))
-    .unwrap();
-}
-
 fn config_map_owner(kube: &FakeKube) -> Value {
     kube.get("v1", "ConfigMap", NS, RUN).unwrap()["metadata"]["ownerReferences"].clone()
 }
 
 #[tokio::test]
 async fn a_run_is_submitted_once_and_its_config_map_goes_to_the_job() {
-    let kube = FakeKube::start().await.unwrap();
+    let (kube, uid) = start().await;
     let jobs = KubeJobs::new(client(&kube), NS);
     assert_eq!(jobs.observe(RUN).await.unwrap(), None);
-    let s = submission("snap-1");
+    let s = submission("snap-1", &uid);
     jobs.submit(s.job.clone(), s.config_map.clone())
         .await
         .unwrap();
@@ -125,12 +125,12 @@ async fn a_run_is_submitted_once_and_its_config_map_goes_to_the_job() {
 
 #[tokio::test]
 async fn a_config_map_of_another_snapshot_left_before_the_job_existed_is_replaced() {
-    let kube = FakeKube::start().await.unwrap();
+    let (kube, uid) = start().await;
     let jobs = KubeJobs::new(client(&kube), NS);
-    let stale = submission("snap-old");
+    let stale = submission("snap-old", &uid);
     kube.create(serde_json::to_value(&stale.config_map).unwrap())
         .unwrap();
-    let s = submission("snap-new");
+    let s = submission("snap-new", &uid);
     jobs.submit(s.job, s.config_map).await.unwrap();
     let cm = kube.get("v1", "ConfigMap", NS, RUN).unwrap();
     assert_eq!(
@@ -142,22 +142,24 @@ async fn a_config_map_of_another_snapshot_left_before_the_job_existed_is_replace
 
 #[tokio::test]
 async fn a_run_is_read_from_its_job_and_pod_and_cancel_deletes_both_objects() {
-    let kube = FakeKube::start().await.unwrap();
+    let (kube, uid) = start().await;
     let jobs = KubeJobs::new(client(&kube), NS);
-    let s = submission("snap-1");
+    let s = submission("snap-1", &uid);
     jobs.submit(s.job, s.config_map).await.unwrap();
     let seen = jobs.observe(RUN).await.unwrap().unwrap();
     assert_eq!(seen.state, Some(RunState::Queued), "no pod yet");
     assert_eq!(seen.snapshot_id.as_deref(), Some("snap-1"));
 
-    start_pod(&kube);
+    kube.start_job(NS, RUN).unwrap();
     let seen = jobs.observe(RUN).await.unwrap().unwrap();
     assert_eq!(seen.state, Some(RunState::Running));
-    assert_eq!(seen.started_at.unwrap().to_string(), "2026-12-01T10:00:05Z");
+    let started = kube.get("batch/v1", "Job", NS, RUN).unwrap()["status"]["startTime"].clone();
+    assert_eq!(
+        seen.started_at.map(|t| t.to_string()),
+        started.as_str().map(str::to_string)
+    );
 
-    kube.merge_patch("batch/v1", "Job", NS, RUN, json!({"status": {"conditions": [
-        {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "lastTransitionTime": "2026-12-01T10:10:05Z"}]}}))
-        .unwrap();
+    kube.exceed_job_deadline(NS, RUN).unwrap();
     let seen = jobs.observe(RUN).await.unwrap().unwrap();
     assert_eq!(seen.state, Some(RunState::Failed));
     assert_eq!(seen.error.unwrap().code, "Timeout");
@@ -177,17 +179,17 @@ async fn a_run_is_read_from_its_job_and_pod_and_cancel_deletes_both_objects() {
 
 #[tokio::test]
 async fn every_call_is_one_the_local_jobs_rbac_grants() {
-    let kube = FakeKube::start().await.unwrap();
+    let (kube, uid) = start().await;
     let jobs = KubeJobs::new(client(&kube), NS);
-    let stale = submission("snap-old");
+    let stale = submission("snap-old", &uid);
     kube.create(serde_json::to_value(&stale.config_map).unwrap())
         .unwrap();
-    let s = submission("snap-new");
+    let s = submission("snap-new", &uid);
     jobs.submit(s.job.clone(), s.config_map.clone())
         .await
         .unwrap();
     jobs.submit(s.job, s.config_map).await.unwrap();
-    start_pod(&kube);
+    kube.start_job(NS, RUN).unwrap();
     jobs.observe(RUN).await.unwrap();
     jobs.log_tail(RUN, 2048).await.unwrap();
     jobs.cancel(RUN).await.unwrap();

@@ -17,7 +17,6 @@ use crate::reconcile::compute_target::azure_name;
 use crate::reconcile::experiment::{self as decide, ObservedRun};
 use crate::reconcile::run_configuration::plan_environment;
 use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_progressing};
-use crate::snapshot::{Limits, SnapshotOptions};
 
 /// How often to look at a run-based cluster being created or deleted.
 pub const COMPUTE_RECHECK: Duration = Duration::from_secs(5);
@@ -36,20 +35,6 @@ pub struct AzureRuns<'a, I> {
 impl<I: RunInputs> AzureRuns<'_, I> {
     fn info(&self) -> ObjectInfo {
         ObjectInfo::of(self.exp)
-    }
-
-    fn snapshot_options(&self) -> SnapshotOptions {
-        let mut options = SnapshotOptions::default();
-        let defaults = Limits::default();
-        if let Some(l) = &self.exp.spec.snapshot_limits {
-            let positive =
-                |v: Option<i64>, d: u64| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(d);
-            options.limits = Limits {
-                max_bytes: positive(l.max_bytes, defaults.max_bytes),
-                max_files: positive(l.max_files, defaults.max_files),
-            };
-        }
-        options
     }
 
     /// Records a submit that is waiting for its run-based cluster.
@@ -126,7 +111,7 @@ impl<I: RunInputs> RunBackend for AzureRuns<'_, I> {
             }
         };
         let source = self.inputs.source(&self.exp.spec.source).await?;
-        let snapshot = code::take(source, self.snapshot_options()).await?;
+        let snapshot = code::take(source, code::snapshot_options(&self.exp.spec)).await?;
         let staged = code::stage(client, Arc::new(snapshot)).await?;
         tracing::info!(experiment = %info.name, namespace = %info.namespace, snapshot = %staged.snapshot_id, reused = staged.reused, uploaded_bytes = staged.uploaded_bytes, "code staged");
         let body = job::build(&job::JobInput {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{azure_failure, needs_human, transient};
+use crate::api::ExperimentSpec;
 use crate::azure::WorkspaceClient;
 use crate::azure::blob::{BlobContainer, BlobError};
 use crate::azure::models::code::{CodeVersion, CodeVersionProperties};
@@ -22,8 +23,8 @@ use crate::azure::models::common::ResourceBase;
 use crate::azure::storage::SnapshotStore;
 use crate::reconcile::ActionFailure;
 use crate::snapshot::{
-    self, GitProvenance, HASH_VERSION, NoProgress, Snapshot, SnapshotError, SnapshotOptions,
-    UploadOptions, UploadOutcome,
+    self, GitProvenance, HASH_VERSION, Limits, NoProgress, Snapshot, SnapshotError,
+    SnapshotOptions, UploadOptions, UploadOutcome,
 };
 
 /// The code asset every snapshot of amlops is a version of.
@@ -77,6 +78,25 @@ pub async fn take(
         .await
         .map_err(|e| transient("SnapshotFailed", format!("snapshot task failed: {e}")))?
         .map_err(|e| snapshot_failure(&e))
+}
+
+/// The snapshot options of an Experiment: its `snapshotLimits`, where set to a positive
+/// number, else the defaults.
+pub fn snapshot_options(spec: &ExperimentSpec) -> SnapshotOptions {
+    let mut options = SnapshotOptions::default();
+    if let Some(l) = &spec.snapshot_limits {
+        let defaults = options.limits;
+        let positive = |v: Option<i64>, d: u64| {
+            v.and_then(|v| u64::try_from(v).ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(d)
+        };
+        options.limits = Limits {
+            max_bytes: positive(l.max_bytes, defaults.max_bytes),
+            max_files: positive(l.max_files, defaults.max_files),
+        };
+    }
+    options
 }
 
 /// The code version body for an uploaded snapshot.

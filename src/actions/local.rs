@@ -339,18 +339,10 @@ pub fn take_snapshot(
     spec: &ExperimentSpec,
     state_dir: &Path,
 ) -> Result<Snapshot, ActionFailure> {
-    let mut options = SnapshotOptions {
+    let options = SnapshotOptions {
         cache_dir: state_dir.join("cache"),
-        ..SnapshotOptions::default()
+        ..super::code::snapshot_options(spec)
     };
-    if let Some(limits) = &spec.snapshot_limits {
-        if let Some(b) = limits.max_bytes {
-            options.limits.max_bytes = b.max(0) as u64;
-        }
-        if let Some(f) = limits.max_files {
-            options.limits.max_files = f.max(0) as u64;
-        }
-    }
     snapshot::take(source, &options).map_err(|e| needs_human("SnapshotFailed", e))
 }
 

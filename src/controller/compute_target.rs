@@ -110,6 +110,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         operation: None,
         already_attached_by: already_attached_by(&ctx.store, &ct),
         in_cluster: true,
+        local_jobs: shared.settings.local_jobs,
         kubernetes_compute_enabled: shared.settings.enable_kubernetes_compute,
         retry_after_stall: resync,
         now,

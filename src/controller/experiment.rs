@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector;
+use kube::runtime::{reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
@@ -25,6 +26,8 @@ use super::watches;
 use super::workspace::resync_period;
 use crate::actions::azure_runs::AzureRuns;
 use crate::actions::experiment::{RunWorld, converge};
+use crate::actions::kube_job::names::{MANAGED_BY, MANAGER};
+use crate::actions::kube_job::{KubeJobRuns, KubeJobs};
 use crate::actions::objects::{ObjectSource, resolve, run_configuration_state};
 use crate::actions::source::{ConfigMapData, RunInputs};
 use crate::actions::{SecretError, SecretSource};
@@ -87,6 +90,23 @@ impl RunInputs for KubeRunInputs {
     }
 }
 
+/// One reconcile of `exp` by the controller: a refused submission waits a resync period.
+fn world<'a, B>(
+    exp: &'a Experiment,
+    rc: Option<&RunConfiguration>,
+    backend: Option<Result<B, ActionFailure>>,
+    resync: std::time::Duration,
+    now: jiff::Timestamp,
+) -> RunWorld<'a, B> {
+    RunWorld {
+        exp,
+        run_configuration: run_configuration_state(rc),
+        backend,
+        retry_after_stall: resync,
+        now,
+    }
+}
+
 async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let started = Instant::now();
     let shared = &ctx.shared;
@@ -109,35 +129,47 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         None => None,
     };
     let old = exp.status.as_ref();
-    // Azure is read unless paused; a deletion reads even then (it needs to know what runs).
-    let client = match &resolved {
-        Some(r) if !info.paused || info.deleting => Some(workspace_client(shared, r).await),
-        _ => None,
-    };
+    // The backend is read unless paused; a deletion reads even then (it needs to know what runs).
+    let reads = !info.paused || info.deleting;
     let inputs = KubeRunInputs {
         client: shared.client.clone(),
         namespace: info.namespace.clone(),
         secrets: KubeSecrets::new(shared.client.clone(), &info.namespace),
     };
     let resync = resync_period(shared, resolved.as_ref().and_then(|r| r.workspace.as_ref()));
-    let backend = client.map(|c| {
-        c.map(|client| AzureRuns {
-            client,
-            exp: exp.as_ref(),
-            rc: rc.as_ref(),
-            target: resolved.as_ref().and_then(|r| r.target.as_ref()),
-            inputs: &inputs,
-            now,
-        })
-    });
-    let converged = converge(RunWorld {
-        exp: exp.as_ref(),
-        run_configuration: run_configuration_state(rc.as_ref()),
-        backend,
-        retry_after_stall: resync,
-        now,
-    })
-    .await;
+    let target = resolved.as_ref().and_then(|r| r.target.as_ref());
+    let local = target.and_then(|t| t.spec.local.as_ref());
+    let converged = match local {
+        // `local` in a cluster: a Job in the Experiment's namespace.
+        Some(local) if shared.settings.local_jobs => {
+            let backend = KubeJobRuns {
+                jobs: KubeJobs::new(shared.client.clone(), &info.namespace),
+                exp: exp.as_ref(),
+                rc: rc.as_ref(),
+                target: local,
+                inputs: &inputs,
+            };
+            let backend = reads.then_some(Ok(backend));
+            converge(world(&exp, rc.as_ref(), backend, resync, now)).await
+        }
+        _ => {
+            let client = match &resolved {
+                Some(r) if reads => Some(workspace_client(shared, r).await),
+                _ => None,
+            };
+            let backend = client.map(|c| {
+                c.map(|client| AzureRuns {
+                    client,
+                    exp: exp.as_ref(),
+                    rc: rc.as_ref(),
+                    target,
+                    inputs: &inputs,
+                    now,
+                })
+            });
+            converge(world(&exp, rc.as_ref(), backend, resync, now)).await
+        }
+    };
     let d = converged.decision;
     finish(
         shared,
@@ -175,7 +207,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
     let config_maps = watches::versions(scope.api::<PartialObjectMeta<ConfigMap>>(&shared.client));
     let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
     let (by_rc, by_cm, by_secret) = (reader.clone(), reader.clone(), reader.clone());
-    Controller::for_stream(main, reader)
+    let controller = Controller::for_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
@@ -205,7 +237,16 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
                     .and_then(|g| g.secret_ref.as_ref())
                     .is_some_and(|r| r.name == name)
             })
-        })
+        });
+    // A run's Job reports its progress (started, completed, failed) as it happens.
+    let controller = match shared.settings.local_jobs {
+        true => controller.owns(
+            scope.api::<Job>(&shared.client),
+            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}")),
+        ),
+        false => controller,
+    };
+    controller
         .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
         .run(
             reconcile,

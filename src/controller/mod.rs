@@ -12,7 +12,7 @@ mod http;
 pub mod kube_io;
 pub mod leader;
 pub mod metrics;
-mod objects;
+pub mod objects;
 pub mod readiness;
 pub mod run_configuration;
 pub mod run_logs;

@@ -61,7 +61,13 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
     }
     let now = jiff::Timestamp::now();
     let resolved = resolve(&KubeObjects(shared.client.clone()), &info.namespace, &rc).await?;
-    let target = target_state(&rc, resolved.target.as_ref(), LocalTargets::Disabled);
+    let local = match shared.settings.local_jobs {
+        true => LocalTargets::Allowed,
+        false => LocalTargets::Disabled,
+    };
+    let target = target_state(&rc, resolved.target.as_ref(), local);
+    // A `local` target's runs are Jobs that install their environment when they start.
+    let in_jobs = resolved.runs_locally();
     let plan = plan_environment(&info, &rc.spec);
     let old = rc.status.as_ref();
     let input_of = |status| Input {
@@ -69,10 +75,13 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
         spec: &rc.spec,
         status,
         target: target.clone(),
-        environment: EnvironmentState::NotStaged,
+        environment: match in_jobs {
+            true => EnvironmentState::Staged,
+            false => EnvironmentState::NotStaged,
+        },
         now,
     };
-    let needs_azure = !info.paused && !matches!(target, TargetState::Unusable { .. });
+    let needs_azure = !info.paused && !in_jobs && !matches!(target, TargetState::Unusable { .. });
     let (d, failure) = match (&plan, needs_azure) {
         (Some(plan), true) => {
             let client = workspace_client(shared, &resolved).await;

@@ -1,17 +1,16 @@
 //! `amlops logs` against a cluster: the Experiment, its RunConfiguration, target and Workspace
 //! are read from the API server (with the caller's kubeconfig and RBAC), then the run's log is
-//! read from Azure ML like in standalone mode. Nothing is written anywhere.
-
-use kube::Api;
+//! read from Azure ML like in standalone mode, or from its Job's pod for a `local` target.
+//! Nothing is written anywhere.
 
 use crate::actions::credentials::Frontend;
+use crate::actions::kube_job::KubeJobs;
+use crate::actions::objects::{ObjectSource, resolve};
 use crate::actions::workspace::Connector;
-use crate::api::{
-    AzureCli, ComputeTarget, Experiment, RunConfiguration, Workspace, WorkspaceCredential,
-};
+use crate::api::{AzureCli, Experiment, RunConfiguration, WorkspaceCredential};
 use crate::azure::{ArmConfig, WorkspaceClient};
+use crate::controller::objects::KubeObjects;
 use crate::controller::secrets::KubeSecrets;
-use crate::reconcile::run_configuration::workspace_name;
 
 /// Which identity reads Azure for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +22,26 @@ pub enum Identity {
     AzureCli,
 }
 
-/// The current run of Experiment `namespace/name` and a client for the Workspace it runs in
-/// (`arm` carries everything but the endpoints, which come from the Workspace).
-pub async fn current_azure_run(
+/// Where an Experiment's current run runs, as `amlops logs` reads it.
+pub enum ClusterRun {
+    /// In Azure ML, with a client for its Workspace.
+    Azure(WorkspaceClient),
+    /// As a Job in the Experiment's namespace (a `local` target).
+    Job(KubeJobs),
+}
+
+/// The current run of Experiment `namespace/name` and where it runs (`arm` carries
+/// everything but the endpoints, which come from the Workspace).
+pub async fn current_run(
     kube: kube::Client,
     namespace: &str,
     name: &str,
     identity: Identity,
     arm: ArmConfig,
-) -> anyhow::Result<(String, WorkspaceClient)> {
-    let exp = Api::<Experiment>::namespaced(kube.clone(), namespace)
-        .get_opt(name)
+) -> anyhow::Result<(String, ClusterRun)> {
+    let objects = KubeObjects(kube.clone());
+    let exp: Experiment = objects
+        .get(namespace, name)
         .await?
         .ok_or_else(|| anyhow::anyhow!("Experiment {namespace}/{name} not found"))?;
     let run_id = exp
@@ -43,29 +51,19 @@ pub async fn current_azure_run(
         .map(|r| r.id.clone())
         .ok_or_else(|| anyhow::anyhow!("Experiment {namespace}/{name} has no run yet"))?;
     let rc_name = &exp.spec.run_configuration_ref.name;
-    let rc = Api::<RunConfiguration>::namespaced(kube.clone(), namespace)
-        .get_opt(rc_name)
+    let rc: RunConfiguration = objects
+        .get(namespace, rc_name)
         .await?
         .ok_or_else(|| anyhow::anyhow!("RunConfiguration {namespace}/{rc_name} not found"))?;
-    let target = match &rc.spec.target_ref {
-        Some(t) => {
-            Api::<ComputeTarget>::namespaced(kube.clone(), namespace)
-                .get_opt(&t.name)
-                .await?
-        }
-        None => None,
-    };
-    if target.as_ref().is_some_and(|t| t.spec.local.is_some()) {
-        anyhow::bail!(
-            "run {run_id} runs in the cluster, not in Azure ML: read its logs with kubectl logs"
-        );
+    let resolved = resolve(&objects, namespace, &rc).await?;
+    if resolved.runs_locally() {
+        return Ok((run_id, ClusterRun::Job(KubeJobs::new(kube, namespace))));
     }
-    let ws_name = workspace_name(&rc.spec, target.as_ref()).ok_or_else(|| {
+    let ws_name = resolved.workspace_name.as_deref().ok_or_else(|| {
         anyhow::anyhow!("RunConfiguration {namespace}/{rc_name} names no Workspace")
     })?;
-    let mut ws = Api::<Workspace>::namespaced(kube.clone(), namespace)
-        .get_opt(ws_name)
-        .await?
+    let mut ws = resolved
+        .workspace
         .ok_or_else(|| anyhow::anyhow!("Workspace {namespace}/{ws_name} not found"))?;
     if identity == Identity::AzureCli {
         ws.spec.credential = WorkspaceCredential {
@@ -79,5 +77,5 @@ pub async fn current_azure_run(
         .connect(&format!("{namespace}/{ws_name}"), &ws.spec, &secrets)
         .await
         .map_err(|f| anyhow::anyhow!("Workspace {namespace}/{ws_name}: {}", f.message))?;
-    Ok((run_id, client))
+    Ok((run_id, ClusterRun::Azure(client)))
 }

@@ -111,6 +111,8 @@ pub struct Input<'a> {
     pub already_attached_by: Option<String>,
     /// Running inside a cluster (the controller) rather than standalone.
     pub in_cluster: bool,
+    /// In a cluster: whether `local` targets run as Jobs (`--disable-local-jobs` unset).
+    pub local_jobs: bool,
     pub kubernetes_compute_enabled: bool,
     /// How long a write Azure refused with a needs-a-human error (e.g. `QuotaExceeded`) waits
     /// before it is sent again for the same generation: the resync period.
@@ -213,15 +215,19 @@ pub fn reconcile(input: Input<'_>) -> Decision<ComputeTargetStatus, ComputeActio
         return d;
     }
     match kind {
-        ComputeKind::Local(_) if input.in_cluster => {
-            let msg = "local compute runs user code inside the operator pod, which is not allowed in a cluster; use amlCompute, remoteVM or kubernetes, or `amlops apply` for local runs";
+        ComputeKind::Local(_) if input.in_cluster && !input.local_jobs => {
+            let msg = "this operator runs with --disable-local-jobs (chart value controller.localJobs.enabled=false), so local compute takes no runs in this cluster; use amlCompute, remoteVM or kubernetes, or `amlops apply` for local runs";
             mark_stalled(c, "LocalComputeNotAllowed", msg, generation, now);
             return d;
         }
         ComputeKind::Local(_) => {
             d.status.provisioning_state = Some("Succeeded".into());
             let c = &mut d.status.conditions;
-            mark_ready(c, "Local", "runs execute on this machine", generation, now);
+            let msg = match input.in_cluster {
+                true => "runs execute as Kubernetes Jobs in this namespace",
+                false => "runs execute on this machine",
+            };
+            mark_ready(c, "Local", msg, generation, now);
             return d;
         }
         ComputeKind::AzureBatch(_) => {

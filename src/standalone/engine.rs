@@ -160,6 +160,7 @@ impl Engine<'_> {
             operation: None,
             already_attached_by: None,
             in_cluster: false,
+            local_jobs: false,
             kubernetes_compute_enabled: false,
             // Standalone passes end when objects settle; running `apply` again is the
             // user's request to retry, so a refused write is sent again at once.

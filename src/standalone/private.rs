@@ -22,6 +22,15 @@ pub enum PrivateError {
         owner: u32,
         me: u32,
     },
+    #[error(
+        "--state {db} would put the state in {dir}, a directory open to other users (mode {mode:04o}) that holds no amlops state yet; amlops keeps Secret values in a private directory of its own and will not change the mode of a shared one: choose --state {suggestion}"
+    )]
+    SharedDirectory {
+        db: PathBuf,
+        dir: PathBuf,
+        mode: u32,
+        suggestion: PathBuf,
+    },
     #[error("{path}: cannot make it private (mode {wanted:04o}): {source}")]
     Io {
         path: PathBuf,
@@ -61,6 +70,23 @@ pub fn make_private(db: &Path) -> Result<Vec<String>, PrivateError> {
             .mode(DIR_MODE)
             .create(dir)
             .map_err(io(dir, DIR_MODE))?;
+    } else if !db.exists() {
+        // A directory that is not a state yet (`--state /tmp/s.db`, `--state ~/s.db`) is the
+        // user's or everyone's: tightening it would lock others out of /tmp or $HOME.
+        let mode = std::fs::metadata(dir)
+            .map_err(io(dir, DIR_MODE))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o077 != 0 {
+            let file = db.file_name().unwrap_or(std::ffi::OsStr::new("state.db"));
+            return Err(PrivateError::SharedDirectory {
+                db: db.to_path_buf(),
+                dir: dir.to_path_buf(),
+                mode,
+                suggestion: dir.join("amlops-state").join(file),
+            });
+        }
     }
     match OpenOptions::new()
         .write(true)
@@ -129,6 +155,25 @@ mod tests {
         assert_eq!(verdict(0o644, 1000, 1000), Verdict::Tighten);
         assert_eq!(verdict(0o710, 1000, 1000), Verdict::Tighten);
         assert_eq!(verdict(0o644, 0, 1000), Verdict::Refuse);
+    }
+
+    #[test]
+    fn a_shared_directory_is_never_made_private_for_a_new_state() {
+        let root = tempfile::tempdir().unwrap();
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = make_private(&shared.join("s.db")).unwrap_err();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "the shared directory keeps its mode");
+        assert!(!shared.join("s.db").exists(), "nothing is created there");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("open to other users") && msg.contains("amlops-state/s.db"),
+            "{msg}"
+        );
+        // Its own directory under it is fine.
+        assert!(make_private(&shared.join("amlops-state/s.db")).is_ok());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Env {
     pub azure: FakeAzureMl,
     pub metrics: Arc<Metrics>,
     controllers: Option<(watch::Sender<bool>, JoinHandle<anyhow::Result<()>>)>,
+    /// Whether `local` targets run as Jobs (the operator's default) or are refused.
+    pub local_jobs: bool,
 }
 
 pub fn fast_azure() -> fake_azureml::Options {
@@ -38,6 +40,11 @@ pub fn fast_azure() -> fake_azureml::Options {
 
 impl Env {
     pub async fn start(options: fake_azureml::Options) -> Env {
+        Self::start_with(options, true).await
+    }
+
+    /// With `local_jobs` false, as the operator runs with `--disable-local-jobs`.
+    pub async fn start_with(options: fake_azureml::Options, local_jobs: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kube = FakeKube::start().await.unwrap();
         let azure = FakeAzureMl::start(options).await.unwrap();
@@ -46,6 +53,7 @@ impl Env {
             azure,
             metrics: Arc::new(Metrics::default()),
             controllers: None,
+            local_jobs,
         };
         env.start_controllers();
         env
@@ -62,8 +70,7 @@ impl Env {
             concurrency: 4,
             resync_period: Duration::from_secs(3600),
             enable_kubernetes_compute: false,
-            // Today's refusal of `local` in a cluster, until scenarios drive the Job backend.
-            local_jobs: false,
+            local_jobs: self.local_jobs,
             arm: ArmConfig {
                 http: HttpOptions {
                     extra_ca_pem: vec![self.azure.ca_pem()],
@@ -270,12 +277,13 @@ struct Rule {
 }
 
 /// Fails if the controllers made a Kubernetes API call that the RBAC the chart renders (the
-/// rule list in tests/deploy/expected-rbac.yaml, with leader election and local jobs off, as
-/// in these scenarios) does not allow in the watched namespace.
+/// rule list in tests/deploy/expected-rbac.yaml, with leader election off and local jobs as
+/// the scenario runs) does not allow in the watched namespace.
 pub fn assert_rbac_allows(env: &Env) {
     let calls = env.kube.requests();
     assert!(!calls.is_empty());
-    let denied = rbac_denied(&calls, &[]);
+    let features: &[&str] = if env.local_jobs { &["localJobs"] } else { &[] };
+    let denied = rbac_denied(&calls, features);
     assert!(
         denied.is_empty(),
         "calls the RBAC does not allow: {denied:#?}"

@@ -206,6 +206,7 @@ fn node_errors_of_a_cluster_reach_the_status_with_their_codes() {
         operation: None,
         already_attached_by: None,
         in_cluster: true,
+        local_jobs: true,
         kubernetes_compute_enabled: false,
         retry_after_stall: std::time::Duration::from_secs(600),
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),

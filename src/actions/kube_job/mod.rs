@@ -10,12 +10,14 @@ pub mod archive;
 pub mod client;
 pub mod manifest;
 pub mod names;
+pub mod runs;
 pub mod script;
 pub mod state;
 
 pub use archive::{MAX_ARCHIVE_BYTES, SourceArchive};
 pub use client::KubeJobs;
 pub use manifest::DEFAULT_IMAGE;
+pub use runs::KubeJobRuns;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;

@@ -104,6 +104,7 @@ struct Case<'a> {
     operation: Option<OperationOutcome>,
     already_attached_by: Option<String>,
     in_cluster: bool,
+    local_jobs: bool,
     retry_after_stall: Duration,
     now: Timestamp,
 }
@@ -119,6 +120,7 @@ impl<'a> Case<'a> {
             operation: None,
             already_attached_by: None,
             in_cluster: true,
+            local_jobs: true,
             retry_after_stall: Duration::from_secs(3600),
             now: t(0),
         }
@@ -133,6 +135,7 @@ impl<'a> Case<'a> {
             operation: self.operation.clone(),
             already_attached_by: self.already_attached_by.clone(),
             in_cluster: self.in_cluster,
+            local_jobs: self.local_jobs,
             kubernetes_compute_enabled: false,
             retry_after_stall: self.retry_after_stall,
             now: self.now,
@@ -501,7 +504,7 @@ fn failed_operation_clears_it_and_records_the_error() {
 }
 
 #[test]
-fn local_is_ready_standalone_and_stalled_in_a_cluster() {
+fn local_is_ready_standalone_and_in_a_cluster_unless_local_jobs_are_disabled() {
     let spec = ComputeTargetSpec {
         local: Some(LocalCompute::default()),
         workspace_ref: None,
@@ -516,12 +519,16 @@ fn local_is_ready_standalone_and_stalled_in_a_cluster() {
     assert_eq!(d.status.compute_type.as_deref(), Some("Local"));
     c.in_cluster = true;
     let d = c.run();
+    let ready = find(&d.status.conditions, READY).unwrap();
+    assert!(ready.message.contains("Kubernetes Jobs"), "{ready:?}");
+    c.local_jobs = false;
+    let d = c.run();
     assert_eq!(reason(&d, STALLED), "LocalComputeNotAllowed");
     assert!(
         find(&d.status.conditions, STALLED)
             .unwrap()
             .message
-            .contains("amlCompute")
+            .contains("--disable-local-jobs")
     );
 }
 

@@ -26,7 +26,7 @@ pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
             Applied::Configured => "configured",
             Applied::Unchanged => "unchanged",
         };
-        println!("{}/{} {word}", d.key.kind.to_lowercase(), d.key.name);
+        println!("{} {word}", d.key.short());
         if KINDS.contains(&d.key.kind.as_str()) {
             keys.push(d.key.clone());
         } else if applied != Applied::Unchanged {
@@ -79,11 +79,7 @@ pub(super) fn converge(
             if let Outcome::Progressing(_) = outcome
                 && let Some(why) = blocked(engine.store, key)?
             {
-                console.line(format!(
-                    "{}/{}: stopped waiting: {why}",
-                    key.kind.to_lowercase(),
-                    key.name
-                ));
+                console.line(format!("{}: stopped waiting: {why}", key.short()));
                 outcome = Outcome::Stalled;
             }
             match outcome {
@@ -96,10 +92,7 @@ pub(super) fn converge(
             }
             outcomes.insert(key.clone(), outcome);
         }
-        let waiting: Vec<String> = due
-            .keys()
-            .map(|k| format!("{}/{}", k.kind.to_lowercase(), k.name))
-            .collect();
+        let waiting: Vec<String> = due.keys().map(Key::short).collect();
         if waiting.is_empty() {
             console.bar.finish_and_clear();
             let failed = outcomes
@@ -207,17 +200,17 @@ fn print_summary(store: &Store, keys: &[Key]) -> anyhow::Result<()> {
             let run = &object["status"]["currentRun"];
             if let (Some(logs), Some(outputs)) = (run["logs"].as_str(), run["outputs"].as_str()) {
                 println!(
-                    "experiment/{}: logs {logs}/stdout.log and stderr.log; outputs {outputs}",
-                    key.name
+                    "{}: logs {logs}/stdout.log and stderr.log; outputs {outputs}",
+                    key.short()
                 );
             }
             if let Some(message) = problem_message(object) {
-                println!("experiment/{}: {message}", key.name);
+                println!("{}: {message}", key.short());
             }
         }
         for (key, object) in objects.iter().filter(|_| kind != "Experiment") {
             if let Some(message) = problem_message(object) {
-                println!("{}/{}: {message}", kind.to_lowercase(), key.name);
+                println!("{}: {message}", key.short());
             }
         }
     }

@@ -165,7 +165,7 @@ pub fn logs(args: &LogsArgs, state: &StateArgs) -> anyhow::Result<i32> {
 
 /// `amlops logs --cluster`: the Experiment comes from the API server.
 fn cluster_logs(args: &LogsArgs, namespace: &str, name: &str) -> anyhow::Result<i32> {
-    use crate::controller::run_logs::{Identity, current_azure_run};
+    use crate::controller::run_logs::{ClusterRun, Identity, current_run};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -188,15 +188,19 @@ fn cluster_logs(args: &LogsArgs, namespace: &str, name: &str) -> anyhow::Result<
             None => kube::Config::infer().await?,
         };
         let kube = kube::Client::try_from(config)?;
-        let found = current_azure_run(kube, namespace, name, identity, Default::default()).await;
-        let (run_id, client) = match found {
+        let found = current_run(kube, namespace, name, identity, Default::default()).await;
+        let (run_id, place) = match found {
             Ok(found) => found,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 return Ok(EXIT_FAILED);
             }
         };
-        Ok(match print_azure_log(&client, &run_id, &options).await {
+        let printed = match place {
+            ClusterRun::Azure(client) => print_azure_log(&client, &run_id, &options).await,
+            ClusterRun::Job(jobs) => print_job_log(&jobs, &run_id, args.follow).await,
+        };
+        Ok(match printed {
             Ok(()) => EXIT_OK,
             Err(f) => {
                 eprintln!("error: logs of run {run_id}: {}", f.message);
@@ -204,6 +208,32 @@ fn cluster_logs(args: &LogsArgs, namespace: &str, name: &str) -> anyhow::Result<
             }
         })
     })
+}
+
+/// The log of a run's Job (its run container) on stdout; with `follow`, until it ends.
+async fn print_job_log(
+    jobs: &crate::actions::kube_job::KubeJobs,
+    run_id: &str,
+    follow: bool,
+) -> Result<(), crate::reconcile::ActionFailure> {
+    use futures::AsyncReadExt;
+    use std::io::Write;
+    let Some(mut log) = jobs.log_stream(run_id, follow).await? else {
+        eprintln!("# run {run_id} has not started yet: its pod has no running container");
+        return Ok(());
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = log.read(&mut buf).await.map_err(|e| {
+            crate::actions::transient("LogReadFailed", format!("reading the pod log: {e}"))
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&buf[..n]);
+        let _ = out.flush();
+    }
 }
 
 /// The user log of an Azure run on stdout, notes (state, other log files) on stderr.

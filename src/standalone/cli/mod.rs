@@ -141,7 +141,8 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Read the Experiment from the cluster of the current kubeconfig context (namespace from
-    /// `-n`) instead of the local state; for runs on Azure ML.
+    /// `-n`) instead of the local state: the log comes from Azure ML, or from the run's Job
+    /// for a `local` target.
     #[arg(long)]
     pub cluster: bool,
     /// Kubeconfig file to read the Experiment from (implies --cluster).
