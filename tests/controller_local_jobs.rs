@@ -85,9 +85,13 @@ async fn the_quickstart_runs_as_one_job_that_survives_a_restart_and_succeeds() {
             .as_object()
             .is_some_and(|d| !d.is_empty())
     );
-    let exp = env.get("Experiment", "quickstart").unwrap();
-    let snapshot = exp["status"]["currentRun"]["snapshotId"].clone();
-    assert!(snapshot.is_string(), "{exp:#}");
+    // The status is written after the Job is created.
+    let exp = env
+        .wait_for("Experiment", "quickstart", 30, |o| {
+            o["status"]["currentRun"]["snapshotId"].is_string()
+        })
+        .await;
+    let snapshot = &exp["status"]["currentRun"]["snapshotId"];
     assert!(
         text.contains(snapshot.as_str().unwrap()),
         "the Job names its snapshot"

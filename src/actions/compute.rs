@@ -386,11 +386,7 @@ mod tests;
 
 /// The outcome of one [`converge`]: the decision with every executed action folded in, the
 /// failure (reason, retryable) if one stopped it, and whether the finalizer may go.
-pub struct Converged {
-    pub decision: Decision<ComputeTargetStatus, ComputeAction>,
-    pub failure: Option<(String, bool)>,
-    pub release_finalizer: bool,
-}
+pub type Converged = super::Converged<ComputeTargetStatus, ComputeAction>;
 
 /// One reconcile of a ComputeTarget, shared by both frontends: observe Azure (when the spec
 /// needs it and a client could be built), decide, execute the actions in order, stop at the
@@ -424,7 +420,7 @@ pub async fn converge<S: SecretSource>(
                 Err(f) => {
                     let mut d = Decision::new(input.status.cloned().unwrap_or_default());
                     d.status.observed_generation = info.generation;
-                    failure = Some((f.reason.clone(), f.retryable()));
+                    failure = Some(f.clone());
                     apply_outcome(&mut d, ActionOutcome::Failed(f), info.generation, now);
                     (d, None)
                 }
@@ -441,7 +437,7 @@ pub async fn converge<S: SecretSource>(
         let outcome = execute(client, &name, spec, &owner, &action, secrets).await;
         tracing::info!(compute_target = %info.name, namespace = %info.namespace, ?action, ok = !matches!(outcome, ActionOutcome::Failed(_)), "executed");
         let failed = if let ActionOutcome::Failed(f) = &outcome {
-            failure = Some((f.reason.clone(), f.retryable()));
+            failure = Some(f.clone());
             true
         } else {
             false

@@ -35,13 +35,7 @@ pub struct RunWorld<'a, B> {
     pub now: jiff::Timestamp,
 }
 
-/// The outcome of one [`converge`]: the decision with every executed action folded in (its
-/// `actions` are empty), the failure that stopped it, and whether the finalizer may go.
-pub struct ConvergedRun {
-    pub decision: ExperimentDecision,
-    pub failure: Option<ActionFailure>,
-    pub release_finalizer: bool,
-}
+pub type ConvergedRun = super::Converged<ExperimentStatus, ExperimentAction>;
 
 /// Runs that had a run-based cluster keep it recorded until it is deleted, even when the
 /// decision rebuilt the run's status (a resubmit after a failure).

@@ -25,7 +25,16 @@ pub mod workspace;
 pub use secrets::{SecretError, SecretSource};
 
 use crate::azure::AzureError;
-use crate::reconcile::{ActionFailure, FailureKind};
+use crate::reconcile::{ActionFailure, Decision, FailureKind};
+
+/// How one converge step of any kind ended: the decision with every executed action folded
+/// in, the failure that stopped it (None when all went through, or it only waits for another
+/// object), and whether the finalizer may go.
+pub struct Converged<S, A> {
+    pub decision: Decision<S, A>,
+    pub failure: Option<ActionFailure>,
+    pub release_finalizer: bool,
+}
 
 /// An Azure failure as the status sees it: retryable or not, the Azure code as the reason,
 /// and the (already scrubbed) message.

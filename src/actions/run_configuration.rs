@@ -24,10 +24,7 @@ type RcDecision = Decision<RunConfigurationStatus, RunConfigurationAction>;
 /// The outcome of one [`converge`]: the decision with the registration folded in, and the
 /// failure (reason, retryable) worth counting, if one stopped it. Waiting for the Workspace
 /// is not counted.
-pub struct Converged {
-    pub decision: RcDecision,
-    pub failure: Option<(String, bool)>,
-}
+pub type Converged = super::Converged<RunConfigurationStatus, RunConfigurationAction>;
 
 /// The Workspace runs go to (`name` is spec.workspaceRef, else the target's), when it is
 /// Ready: absent is a failure a person must fix, not Ready is worth waiting for.
@@ -112,13 +109,10 @@ pub async fn converge<S: SecretSource>(
     let (state, written, client) = match observed {
         Ok(o) => o,
         Err(f) => {
-            let failure = f
-                .waiting_for()
-                .is_none()
-                .then(|| (f.reason.clone(), f.retryable()));
             return Converged {
                 decision: failed(&input, &f),
-                failure,
+                failure: f.waiting_for().is_none().then_some(f),
+                release_finalizer: false,
             };
         }
     };
@@ -164,7 +158,7 @@ pub async fn converge<S: SecretSource>(
                     now,
                 );
                 d.requeue_after = None;
-                failure = Some((f.reason.clone(), f.retryable()));
+                failure = Some(f);
             }
         }
     }
@@ -181,6 +175,7 @@ pub async fn converge<S: SecretSource>(
     Converged {
         decision: d,
         failure,
+        release_finalizer: false,
     }
 }
 

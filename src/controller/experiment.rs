@@ -181,7 +181,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
             status: &d.status,
             events: &d.events,
             requeue_after: d.requeue_after,
-            failure: converged.failure.map(|f| (f.reason.clone(), f.retryable())),
+            failure: converged.failure,
             release_finalizer: converged.release_finalizer,
             resync,
             started,

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::context::{MANAGER, Shared};
 use super::duration::jittered;
 use crate::api::FINALIZER;
-use crate::reconcile::Event;
+use crate::reconcile::{ActionFailure, Event};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -145,8 +145,8 @@ pub struct Finish<'a, S> {
     pub status: &'a S,
     pub events: &'a [Event],
     pub requeue_after: Option<Duration>,
-    /// Reason of a failed action, and whether retrying may help.
-    pub failure: Option<(String, bool)>,
+    /// The failed action, if one failed.
+    pub failure: Option<ActionFailure>,
     pub release_finalizer: bool,
     pub resync: Duration,
     pub started: Instant,
@@ -172,9 +172,9 @@ where
         set_finalizer(api, obj, false).await?;
     }
     let uid = obj.uid().unwrap_or_default();
-    let retryable = f.failure.as_ref().is_some_and(|(_, r)| *r);
-    if let Some((reason, _)) = &f.failure {
-        shared.metrics.error(f.kind, reason);
+    let retryable = f.failure.as_ref().is_some_and(ActionFailure::retryable);
+    if let Some(failure) = &f.failure {
+        shared.metrics.error(f.kind, &failure.reason);
     }
     let backoff = shared.backoff(&uid, retryable);
     shared.metrics.reconciled(f.kind, f.started.elapsed());

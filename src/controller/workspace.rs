@@ -72,10 +72,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             Err(f) => Err(f),
         })
     };
-    let failure = observed
-        .as_ref()
-        .and_then(|o| o.as_ref().err())
-        .map(|f| (f.reason.clone(), f.retryable()));
+    let failure = observed.as_ref().and_then(|o| o.as_ref().err()).cloned();
     let d = decide(Input {
         info: &info,
         spec: &ws.spec,

@@ -60,6 +60,28 @@ pub struct ObservedCompute {
     pub node_errors: Vec<ErrorInfo>,
 }
 
+impl ObservedCompute {
+    /// The compute as `spec` declared it, provisioned: what Azure holds after a successful
+    /// reconcile of that spec (`amlops plan` decides against it, without reading Azure).
+    pub fn as_declared(spec: &ComputeTargetSpec) -> Option<Self> {
+        let kind = spec.kind()?;
+        let aml = spec.aml_compute.as_ref();
+        Some(Self {
+            compute_type: kind.type_name().to_string(),
+            provisioning_state: Some("Succeeded".into()),
+            attached_resource_id: attached_resource(spec).map(str::to_string),
+            attached: is_attach(&kind),
+            vm_size: aml.map(|a| a.vm_size.clone()),
+            vm_priority: aml.map(|a| match a.vm_priority {
+                crate::api::VmPriority::Dedicated => "Dedicated".to_string(),
+                crate::api::VmPriority::LowPriority => "LowPriority".to_string(),
+            }),
+            scale: desired_scale(spec),
+            ..Self::default()
+        })
+    }
+}
+
 /// The referenced Workspace, as far as this compute cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkspaceState {

@@ -6,8 +6,10 @@ use super::engine::is_azure_compute;
 use super::manifests::Document;
 use super::store::{self, Change, Key, Store, StoreError};
 use crate::actions::local::LocalBackend;
+use crate::api::conditions;
 use crate::api::{ComputeTarget, RunConfiguration};
 use crate::reconcile::ObjectInfo;
+use crate::reconcile::compute_target::{self, ComputeAction, ObservedCompute, WorkspaceState};
 use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment, plan_registry};
 
 /// Human-readable effects, one per line.
@@ -24,26 +26,7 @@ pub fn effects(
             Ok(ct) if ct.spec.local.is_some() => {
                 vec!["local compute: nothing to create; runs execute on this machine".into()]
             }
-            Ok(ct) => {
-                let kind = ct.spec.kind().map(|k| k.type_name()).unwrap_or("?");
-                let name = ct
-                    .spec
-                    .azure_name
-                    .clone()
-                    .unwrap_or_else(|| doc.key.name.clone());
-                let verb = if ct.spec.aml_compute.is_some() {
-                    "create"
-                } else {
-                    "attach"
-                };
-                match (old, spec_changed) {
-                    (None, _) => vec![format!("Azure: {verb} {kind} compute {name:?}")],
-                    (Some(_), true) => vec![format!(
-                        "Azure: update {kind} compute {name:?} (scale settings in place)"
-                    )],
-                    (Some(_), false) => vec![],
-                }
-            }
+            Ok(ct) => compute_effects(&ct, old, spec_changed),
             Err(e) => vec![format!("unreadable: {e}")],
         },
         "RunConfiguration" => {
@@ -142,6 +125,67 @@ pub fn effects(
         }
         _ => vec![],
     })
+}
+
+/// What the ComputeTarget reconciler decides for `ct`, against Azure as the stored spec left
+/// it (a stored ComputeTarget was reconciled into Azure; a new one is not there yet): the
+/// same decision `apply` executes, so a change the reconciler refuses is shown as refused.
+fn compute_effects(ct: &ComputeTarget, old: Option<&Value>, spec_changed: bool) -> Vec<String> {
+    let stored: Option<ComputeTarget> = old.and_then(|o| serde_json::from_value(o.clone()).ok());
+    let observed = stored
+        .as_ref()
+        .and_then(|s| ObservedCompute::as_declared(&s.spec));
+    let mut info = ObjectInfo::of(ct);
+    info.generation = Some(
+        stored
+            .as_ref()
+            .and_then(|s| s.metadata.generation)
+            .unwrap_or(0)
+            + i64::from(spec_changed),
+    );
+    let d = compute_target::reconcile(compute_target::Input {
+        info: &info,
+        spec: &ct.spec,
+        status: stored.as_ref().and_then(|s| s.status.as_ref()),
+        workspace: WorkspaceState::Ready,
+        observed: observed.as_ref(),
+        operation: None,
+        already_attached_by: None,
+        in_cluster: false,
+        local_jobs: false,
+        kubernetes_compute_enabled: false,
+        retry_after_stall: std::time::Duration::ZERO,
+        now: jiff::Timestamp::now(),
+    });
+    let kind = ct.spec.kind().map(|k| k.type_name()).unwrap_or("?");
+    let name = compute_target::azure_name(&info, &ct.spec);
+    let mut lines: Vec<String> = d
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            ComputeAction::Create if ct.spec.aml_compute.is_some() => {
+                Some(format!("Azure: create {kind} compute {name:?}"))
+            }
+            ComputeAction::Create => Some(format!("Azure: attach {kind} compute {name:?}")),
+            ComputeAction::UpdateScale(s) => Some(format!(
+                "Azure: update {kind} compute {name:?} in place: {}..{} nodes, idle {}s before scale-down",
+                s.min_nodes, s.max_nodes, s.idle_seconds
+            )),
+            ComputeAction::Delete { detach: true } => {
+                Some(format!("Azure: detach {kind} compute {name:?}"))
+            }
+            ComputeAction::Delete { detach: false } => {
+                Some(format!("Azure: delete {kind} compute {name:?}"))
+            }
+            ComputeAction::ReleaseFinalizer => None,
+        })
+        .collect();
+    if let Some(c) = conditions::find(&d.status.conditions, conditions::STALLED)
+        .filter(|_| conditions::is_true(&d.status.conditions, conditions::STALLED))
+    {
+        lines.push(format!("refused: {}: {}", c.reason, c.message));
+    }
+    lines
 }
 
 fn content_changed(doc: &Document, stored: &Value) -> bool {
@@ -275,5 +319,44 @@ fn source_summary(object: &Value) -> String {
         format!("ConfigMap {c}")
     } else {
         "inline files".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cluster(vm_size: &str, max_nodes: i32) -> Value {
+        json!({"apiVersion": "amlops.io/v1alpha1", "kind": "ComputeTarget",
+               "metadata": {"name": "cpu", "namespace": "default", "generation": 1, "uid": "u1"},
+               "spec": {"workspaceRef": {"name": "ml"},
+                        "amlCompute": {"vmSize": vm_size, "minNodes": 0, "maxNodes": max_nodes}}})
+    }
+
+    fn plan(new: &Value, old: Option<&Value>) -> Vec<String> {
+        let ct: ComputeTarget = serde_json::from_value(new.clone()).unwrap();
+        compute_effects(&ct, old, old.is_none_or(|o| o["spec"] != new["spec"]))
+    }
+
+    #[test]
+    fn compute_plans_are_what_the_reconciler_decides() {
+        let stored = cluster("STANDARD_D2_V2", 2);
+        assert_eq!(
+            plan(&stored, None),
+            ["Azure: create AmlCompute compute \"cpu\""]
+        );
+        assert!(plan(&stored, Some(&stored)).is_empty());
+        let scaled = plan(&cluster("STANDARD_D2_V2", 4), Some(&stored));
+        assert_eq!(scaled.len(), 1, "{scaled:?}");
+        assert!(scaled[0].contains("in place: 0..4 nodes"), "{scaled:?}");
+        // The reconciler refuses a new VM size on an existing cluster; plan says so rather
+        // than promising an update.
+        let resized = plan(&cluster("STANDARD_NC6", 2), Some(&stored));
+        assert_eq!(resized.len(), 1, "{resized:?}");
+        assert!(
+            resized[0].starts_with("refused: RecreateRequired"),
+            "{resized:?}"
+        );
     }
 }
