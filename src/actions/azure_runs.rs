@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::experiment::ExperimentDecision;
-use super::run_backend::{RunBackend, Submitted};
+use super::run_backend::{RunBackend, Submitted, planned};
 use super::run_compute::{self, ComputeReadiness, Removal};
 use super::source::RunInputs;
 use super::{code, job, needs_human};
@@ -15,7 +15,6 @@ use crate::azure::WorkspaceClient;
 use crate::azure::error::scrub;
 use crate::reconcile::compute_target::azure_name;
 use crate::reconcile::experiment::{self as decide, ObservedRun};
-use crate::reconcile::run_configuration::plan_environment;
 use crate::reconcile::{ActionFailure, Event, ObjectInfo, mark_progressing};
 
 /// How often to look at a run-based cluster being created or deleted.
@@ -77,18 +76,7 @@ impl<I: RunInputs> RunBackend for AzureRuns<'_, I> {
     ) -> Result<Submitted, ActionFailure> {
         let client = &self.client;
         let info = self.info();
-        let Some(rc) = self.rc else {
-            return Err(needs_human(
-                "RunConfigurationNotFound",
-                "the RunConfiguration disappeared",
-            ));
-        };
-        let plan = plan_environment(&ObjectInfo::of(rc), &rc.spec).ok_or_else(|| {
-            needs_human(
-                "InvalidEnvironment",
-                "the RunConfiguration has no environment",
-            )
-        })?;
+        let (rc, plan) = planned(self.rc)?;
         let workspace = client.workspace();
         let compute = match (&rc.spec.aml_compute, self.target) {
             (Some(run_based), _) => {

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::experiment::ExperimentDecision;
-use super::run_backend::{RunBackend, Submitted};
+use super::run_backend::{RunBackend, Submitted, planned};
 use super::source::RunInputs;
 use super::{needs_human, transient};
 use crate::api::{
@@ -18,7 +18,7 @@ use crate::api::{
 use crate::local::{self, EnvironmentSpec, LocalError, RunCommand, RunRequest};
 use crate::reconcile::ActionFailure;
 use crate::reconcile::experiment::{ObservedRun, RunState};
-use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
+use crate::reconcile::run_configuration::EnvironmentPlan;
 use crate::reconcile::{FailureKind, ObjectInfo};
 use crate::snapshot::{self, Snapshot, SnapshotOptions};
 
@@ -279,18 +279,7 @@ impl<I: RunInputs> RunBackend for LocalRuns<'_, I> {
         run_id: &str,
         _d: &mut ExperimentDecision,
     ) -> Result<Submitted, ActionFailure> {
-        let Some(rc) = self.rc else {
-            return Err(needs_human(
-                "RunConfigurationNotFound",
-                "the RunConfiguration disappeared",
-            ));
-        };
-        let plan = plan_environment(&ObjectInfo::of(rc), &rc.spec).ok_or_else(|| {
-            needs_human(
-                "InvalidEnvironment",
-                "the RunConfiguration has no environment",
-            )
-        })?;
+        let (rc, plan) = planned(self.rc)?;
         let source = self.inputs.source(&self.exp.spec.source).await?;
         let experiment_name = match &self.exp.spec.experiment_name {
             Some(name) => name.clone(),

@@ -15,23 +15,37 @@ use crate::reconcile::compute_target::WorkspaceState;
 use crate::reconcile::experiment::RunConfigurationState;
 use crate::reconcile::run_configuration::{TargetState, workspace_name};
 
+/// A namespaced kind an [`ObjectSource`] reads.
+pub trait Namespaced:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + DeserializeOwned
+    + Clone
+    + Debug
+    + Send
+    + 'static
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + 'static
+{
+}
+
 /// Reads objects of the amlops kinds by namespace and name.
 pub trait ObjectSource {
     type Error;
 
     /// The object, or `None` when there is none by that name.
-    fn get<K>(
+    fn get<K: Namespaced>(
         &self,
         namespace: &str,
         name: &str,
-    ) -> impl Future<Output = Result<Option<K>, Self::Error>> + Send
-    where
-        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + DeserializeOwned
-            + Clone
-            + Debug
-            + Send
-            + 'static;
+    ) -> impl Future<Output = Result<Option<K>, Self::Error>> + Send;
 }
 
 /// What a RunConfiguration's runs go to.

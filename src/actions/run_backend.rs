@@ -6,9 +6,30 @@
 use std::future::Future;
 
 use super::experiment::ExperimentDecision;
-use crate::api::RunStatus;
-use crate::reconcile::ActionFailure;
+use super::needs_human;
+use crate::api::{RunConfiguration, RunStatus};
 use crate::reconcile::experiment::ObservedRun;
+use crate::reconcile::run_configuration::{EnvironmentPlan, plan_environment};
+use crate::reconcile::{ActionFailure, ObjectInfo};
+
+/// The RunConfiguration a submit runs with and its planned environment, or why there is none.
+pub fn planned(
+    rc: Option<&RunConfiguration>,
+) -> Result<(&RunConfiguration, EnvironmentPlan), ActionFailure> {
+    let Some(rc) = rc else {
+        return Err(needs_human(
+            "RunConfigurationNotFound",
+            "the RunConfiguration disappeared",
+        ));
+    };
+    let plan = plan_environment(&ObjectInfo::of(rc), &rc.spec).ok_or_else(|| {
+        needs_human(
+            "InvalidEnvironment",
+            "the RunConfiguration has no environment",
+        )
+    })?;
+    Ok((rc, plan))
+}
 
 /// How one submit ended.
 pub enum Submitted {

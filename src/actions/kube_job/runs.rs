@@ -7,12 +7,11 @@ use std::sync::Arc;
 use super::{JobRun, KubeJobs, MAX_ARCHIVE_BYTES, SourceArchive, archive, manifest};
 use crate::actions::experiment::ExperimentDecision;
 use crate::actions::local::to_api_provenance;
-use crate::actions::run_backend::{RunBackend, Submitted};
+use crate::actions::run_backend::{RunBackend, Submitted, planned};
 use crate::actions::source::RunInputs;
-use crate::actions::{code, needs_human, transient};
+use crate::actions::{code, transient};
 use crate::api::{Experiment, LocalCompute, RunConfiguration, RunStatus};
 use crate::reconcile::experiment::ObservedRun;
-use crate::reconcile::run_configuration::plan_environment;
 use crate::reconcile::{ActionFailure, ObjectInfo};
 
 /// The Job backend for one reconcile of one Experiment.
@@ -39,18 +38,7 @@ impl<I: RunInputs> RunBackend for KubeJobRuns<'_, I> {
         run_id: &str,
         _d: &mut ExperimentDecision,
     ) -> Result<Submitted, ActionFailure> {
-        let Some(rc) = self.rc else {
-            return Err(needs_human(
-                "RunConfigurationNotFound",
-                "the RunConfiguration disappeared",
-            ));
-        };
-        let plan = plan_environment(&ObjectInfo::of(rc), &rc.spec).ok_or_else(|| {
-            needs_human(
-                "InvalidEnvironment",
-                "the RunConfiguration has no environment",
-            )
-        })?;
+        let (rc, plan) = planned(self.rc)?;
         let source = self.inputs.source(&self.exp.spec.source).await?;
         let snapshot = Arc::new(code::take(source, code::snapshot_options(&self.exp.spec)).await?);
         let owner = ObjectInfo::of(self.exp);
