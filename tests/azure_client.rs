@@ -15,7 +15,8 @@ use amlops::azure::models::compute::{
 };
 use amlops::azure::models::environment::{EnvironmentVersion, EnvironmentVersionProperties};
 use amlops::azure::models::job::{
-    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources, JobStatus,
+    CommandJob, CommandJobLimits, Distribution, IdentityConfiguration, JobProperties, JobResource,
+    JobResources, JobStatus, QueueSettings,
 };
 use amlops::azure::rate_limit::RateLimit;
 use amlops::azure::retry::RetryPolicy;
@@ -192,6 +193,16 @@ fn command_job(environment_id: String, tags: &[(&str, &str)]) -> JobResource {
             environment_variables: BTreeMap::from([("EPOCHS".into(), "3".into())]),
             experiment_name: Some("mnist".into()),
             display_name: Some("mnist run".into()),
+            // As a RunConfiguration's identity and queueSettings send them: the fake checks
+            // the body against the spec's IdentityConfiguration and QueueSettings.
+            identity: Some(IdentityConfiguration {
+                identity_type: "Managed".into(),
+                client_id: Some("00000000-0000-0000-0000-000000000001".into()),
+                resource_id: None,
+            }),
+            queue_settings: Some(QueueSettings {
+                job_tier: Some("Spot".into()),
+            }),
             base: ResourceBase {
                 description: None,
                 properties: BTreeMap::from([("amlops.io/git-commit".into(), "abc123".into())]),
@@ -636,6 +647,16 @@ async fn job_lifecycle_outcomes_cancel_and_list_by_tag() {
     assert!(
         c.studio_url()
             .is_some_and(|u| u.starts_with("https://ml.azure.com/"))
+    );
+    assert_eq!(
+        c.identity.as_ref().map(|i| i.identity_type.as_str()),
+        Some("Managed")
+    );
+    assert_eq!(
+        c.queue_settings
+            .as_ref()
+            .and_then(|q| q.job_tier.as_deref()),
+        Some("Spot")
     );
 
     let failing = command_job(env.clone(), &[tag, ("fake.outcome", "Failed")]);

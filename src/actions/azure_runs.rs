@@ -98,6 +98,8 @@ impl<I: RunInputs> RunBackend for AzureRuns<'_, I> {
                 ));
             }
         };
+        // Refused before anything is uploaded.
+        let instance_type = job::instance_type(&rc.spec, self.target.map(|t| &t.spec))?;
         let source = self.inputs.source(&self.exp.spec.source).await?;
         let snapshot = code::take(source, code::snapshot_options(&self.exp.spec)).await?;
         let staged = code::stage(client, Arc::new(snapshot)).await?;
@@ -115,6 +117,7 @@ impl<I: RunInputs> RunBackend for AzureRuns<'_, I> {
             compute_id: workspace.compute_id(&compute),
             snapshot_id: &staged.snapshot_id,
             provenance: staged.provenance.as_ref(),
+            instance_type,
         })?;
         let observed = job::submit(client, run_id, &body).await?;
         if let Some(code::UploadPath::PendingUpload { reason }) = staged.upload_path {

@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 
 use super::{azure_failure, needs_human};
 use crate::api::{
-    Communicator, ErrorInfo, ExperimentSpec, Framework, RunConfigurationSpec, RunStatus,
+    Communicator, ComputeTargetSpec, ErrorInfo, ExperimentSpec, Framework, JobTier,
+    RunConfigurationSpec, RunIdentityType, RunStatus,
 };
 use crate::azure::error::{reason_code, scrub};
 use crate::azure::lro::Started;
 use crate::azure::models::common::{IsoDuration, ResourceBase};
 use crate::azure::models::history::HistoryRun;
 use crate::azure::models::job::{
-    CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources, JobStatus,
+    CommandJob, CommandJobLimits, Distribution, IdentityConfiguration, JobProperties, JobResource,
+    JobResources, JobStatus, QueueSettings,
 };
 use crate::azure::{AzureError, WorkspaceClient};
 use crate::reconcile::ActionFailure;
@@ -42,6 +44,70 @@ pub struct JobInput<'a> {
     pub compute_id: String,
     pub snapshot_id: &'a str,
     pub provenance: Option<&'a GitProvenance>,
+    /// `resources.instanceType` ([`instance_type`]).
+    pub instance_type: Option<String>,
+}
+
+/// The instance type a run asks for: the RunConfiguration's `instanceType`, which must be one
+/// of a `kubernetes` target's `instanceTypes` (when it declares any), else the target's
+/// `defaultInstanceType`. Other computes take none.
+pub fn instance_type(
+    rc: &RunConfigurationSpec,
+    target: Option<&ComputeTargetSpec>,
+) -> Result<Option<String>, ActionFailure> {
+    let kubernetes = target.and_then(|t| t.kubernetes.as_ref());
+    match (&rc.instance_type, kubernetes) {
+        (None, Some(k)) => Ok(k.default_instance_type.clone()),
+        (None, None) => Ok(None),
+        (Some(wanted), None) => Err(needs_human(
+            "InstanceTypeNotSupported",
+            format!(
+                "spec.instanceType {wanted:?} applies to runs on a kubernetes ComputeTarget; this RunConfiguration's target is not one: remove instanceType"
+            ),
+        )),
+        (Some(wanted), Some(k))
+            if !k.instance_types.is_empty() && !k.instance_types.contains_key(wanted) =>
+        {
+            let declared: Vec<&str> = k.instance_types.keys().map(String::as_str).collect();
+            Err(needs_human(
+                "UnknownInstanceType",
+                format!(
+                    "spec.instanceType {wanted:?} is not one of the target's instanceTypes ({}); use one of them or declare it on the ComputeTarget",
+                    declared.join(", ")
+                ),
+            ))
+        }
+        (Some(wanted), Some(_)) => Ok(Some(wanted.clone())),
+    }
+}
+
+/// The job's `identity` for the RunConfiguration's.
+fn identity(rc: &RunConfigurationSpec) -> Option<IdentityConfiguration> {
+    rc.identity.as_ref().map(|i| IdentityConfiguration {
+        identity_type: match i.identity_type {
+            RunIdentityType::AmlToken => "AMLToken",
+            RunIdentityType::UserIdentity => "UserIdentity",
+            RunIdentityType::Managed => "Managed",
+        }
+        .to_string(),
+        client_id: i.client_id.clone(),
+        resource_id: i.resource_id.clone(),
+    })
+}
+
+/// The job's `queueSettings` for the RunConfiguration's.
+fn queue_settings(rc: &RunConfigurationSpec) -> Option<QueueSettings> {
+    rc.queue_settings.as_ref().map(|q| QueueSettings {
+        job_tier: Some(
+            match q.job_tier {
+                JobTier::Spot => "Spot",
+                JobTier::Basic => "Basic",
+                JobTier::Standard => "Standard",
+                JobTier::Premium => "Premium",
+            }
+            .to_string(),
+        ),
+    })
 }
 
 /// POSIX shell quoting: plain words stay as they are, anything else goes in single quotes.
@@ -139,7 +205,7 @@ pub fn build(input: &JobInput<'_>) -> Result<JobResource, ActionFailure> {
         distribution: distribution(rc),
         resources: Some(JobResources {
             instance_count: Some(count(rc.node_count)),
-            instance_type: None,
+            instance_type: input.instance_type.clone(),
             shm_size,
         }),
         limits: rc.max_run_duration_seconds.map(|s| CommandJobLimits {
@@ -155,6 +221,8 @@ pub fn build(input: &JobInput<'_>) -> Result<JobResource, ActionFailure> {
                 .unwrap_or_else(|| input.name.to_string()),
         ),
         display_name: Some(input.name.to_string()),
+        identity: identity(rc),
+        queue_settings: queue_settings(rc),
         base: ResourceBase {
             description: Some(format!(
                 "amlops Experiment {}/{} generation {}",
@@ -511,7 +579,9 @@ mod tests {
         let (e, r, plan) = (
             experiment(),
             rc(
-                json!({"nodeCount": 2, "maxRunDurationSeconds": 600, "environmentVariables": {"A": "1"}}),
+                json!({"nodeCount": 2, "maxRunDurationSeconds": 600, "environmentVariables": {"A": "1"},
+                       "identity": {"type": "Managed", "clientId": "00000000-0000-0000-0000-000000000001"},
+                       "queueSettings": {"jobTier": "Spot"}}),
             ),
             env(),
         );
@@ -534,6 +604,7 @@ mod tests {
             compute_id: "/compute".into(),
             snapshot_id: "snap",
             provenance: Some(&git),
+            instance_type: Some("gpu-small".into()),
         })
         .unwrap();
         let v = serde_json::to_value(&job).unwrap();
@@ -544,6 +615,12 @@ mod tests {
             json!({"jobLimitsType": "Command", "timeout": "PT600S"})
         );
         assert_eq!(p["resources"]["instanceCount"], 2);
+        assert_eq!(p["resources"]["instanceType"], "gpu-small");
+        assert_eq!(
+            p["identity"],
+            json!({"identityType": "Managed", "clientId": "00000000-0000-0000-0000-000000000001"})
+        );
+        assert_eq!(p["queueSettings"], json!({"jobTier": "Spot"}));
         assert_eq!(p["experimentName"], "train");
         assert_eq!(p["tags"]["team"], "vision");
         assert_eq!(p["tags"][UID_TAG], "u-1");
@@ -555,6 +632,47 @@ mod tests {
         let o = observed(&serde_json::from_value(v).unwrap(), None);
         assert_eq!(o.snapshot_id.as_deref(), Some("snap"));
         assert_eq!(o.git.unwrap().commit.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn instance_types_are_checked_against_the_kubernetes_target() {
+        let target: ComputeTargetSpec = serde_json::from_value(json!({
+            "workspaceRef": {"name": "ml"},
+            "kubernetes": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerService/managedClusters/aks",
+                           "instanceTypes": {"cpu-small": {}, "gpu-small": {}}, "defaultInstanceType": "cpu-small"}
+        }))
+        .unwrap();
+        let aml: ComputeTargetSpec = serde_json::from_value(json!({
+            "workspaceRef": {"name": "ml"},
+            "amlCompute": {"vmSize": "STANDARD_D2_V2", "maxNodes": 1}
+        }))
+        .unwrap();
+        let asks = |t: Option<&str>| {
+            let mut r = rc(json!({}));
+            r.instance_type = t.map(str::to_string);
+            r
+        };
+        assert_eq!(
+            instance_type(&asks(None), Some(&target))
+                .unwrap()
+                .as_deref(),
+            Some("cpu-small")
+        );
+        assert_eq!(
+            instance_type(&asks(Some("gpu-small")), Some(&target))
+                .unwrap()
+                .as_deref(),
+            Some("gpu-small")
+        );
+        let unknown = instance_type(&asks(Some("tpu")), Some(&target)).unwrap_err();
+        assert_eq!(unknown.reason, "UnknownInstanceType");
+        assert!(
+            unknown.message.contains("cpu-small, gpu-small"),
+            "{unknown:?}"
+        );
+        assert_eq!(instance_type(&asks(None), Some(&aml)).unwrap(), None);
+        let wrong = instance_type(&asks(Some("gpu-small")), Some(&aml)).unwrap_err();
+        assert_eq!(wrong.reason, "InstanceTypeNotSupported");
     }
 
     #[test]
@@ -682,6 +800,7 @@ mod tests {
             compute_id: String::new(),
             snapshot_id: "",
             provenance: None,
+            instance_type: None,
         })
         .unwrap_err();
         assert_eq!(err.reason, "UnsupportedFramework");

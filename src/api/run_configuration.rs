@@ -94,6 +94,73 @@ pub struct RunConfigurationSpec {
     /// Docker settings of the run's container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<Docker>,
+    /// Azure ML: the identity the run's code acts as (the job's `identity`). Default: Azure
+    /// ML's own default (`AMLToken`). Not used by local runs or Jobs in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<RunIdentity>,
+    /// Azure ML: the job tier (the job's `queueSettings`). Azure ML api-version 2026-07-01 has
+    /// no job priority. Not used by local runs or Jobs in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_settings: Option<QueueSettings>,
+    /// Azure ML: the instance type runs use on a `kubernetes` ComputeTarget (one of its
+    /// `instanceTypes`; default its `defaultInstanceType`), sent as `resources.instanceType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub instance_type: Option<String>,
+}
+
+/// The identity an Azure ML run acts as.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.type == 'Managed' || (!has(self.clientId) && !has(self.resourceId))")
+    .message("clientId and resourceId select a user-assigned managed identity: they need type Managed"))]
+pub struct RunIdentity {
+    /// `AMLToken` (the workspace's token), `UserIdentity` (the submitter's identity) or
+    /// `Managed` (the compute's managed identity).
+    #[serde(rename = "type")]
+    pub identity_type: RunIdentityType,
+    /// With `Managed`: a user-assigned identity by client ID (omit for the system-assigned one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub client_id: Option<String>,
+    /// With `Managed`: a user-assigned identity by ARM resource ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 1024),
+        regex(
+            pattern = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"
+        )
+    )]
+    pub resource_id: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunIdentityType {
+    #[serde(rename = "AMLToken")]
+    AmlToken,
+    UserIdentity,
+    Managed,
+}
+
+/// Where an Azure ML run queues.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSettings {
+    /// `Spot`, `Basic`, `Standard` or `Premium` (serverless and Kubernetes computes).
+    pub job_tier: JobTier,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobTier {
+    Spot,
+    Basic,
+    Standard,
+    Premium,
 }
 
 fn one() -> i32 {

@@ -99,6 +99,12 @@ pub struct CommandJob {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The identity the job's code acts as (`JobBaseProperties.identity`; null: AMLToken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityConfiguration>,
+    /// The job tier (`QueueSettings`; recorded responses answer `{"jobTier": "Null"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_settings: Option<QueueSettings>,
     /// Description, properties, tags.
     #[serde(flatten)]
     pub base: ResourceBase,
@@ -173,6 +179,27 @@ pub struct JobResources {
     pub shm_size: Option<String>,
 }
 
+/// `IdentityConfiguration`, discriminated by `identityType` (`AMLToken`, `UserIdentity`,
+/// `Managed`); the ids select a user-assigned identity of `Managed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityConfiguration {
+    pub identity_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+/// `QueueSettings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSettings {
+    /// `Null`, `Spot`, `Basic`, `Standard` or `Premium`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_tier: Option<String>,
+}
+
 /// The only `jobLimitsType` a command job takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandLimitsType {
@@ -220,6 +247,8 @@ mod tests {
                 environment_variables: BTreeMap::from([("A".into(), "1".into())]),
                 experiment_name: Some("exp".into()),
                 display_name: Some("run 1".into()),
+                identity: None,
+                queue_settings: None,
                 base: ResourceBase {
                     description: None,
                     properties: BTreeMap::from([("git.commit".into(), "abc".into())]),
