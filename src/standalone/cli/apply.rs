@@ -3,6 +3,7 @@
 use super::*;
 
 use super::console::{Console, INTERRUPTED, catch_ctrl_c};
+use crate::standalone::azure::Deadline;
 
 pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let mut store = state.open()?;
@@ -57,9 +58,14 @@ pub(super) fn converge(
         catch_ctrl_c();
     }
     let console = Console::new();
-    let azure = Azure::new()?;
     // A timeout too long for the clock to represent means no deadline.
     let deadline = Instant::now().checked_add(timeout);
+    let azure = Azure::new()?.with_deadline(deadline.map(|at| Deadline {
+        at,
+        timeout,
+        report: Box::new(report(console.bar.clone())),
+        exit_code: EXIT_TIMEOUT,
+    }));
     let mut due: BTreeMap<Key, Instant> =
         keys.iter().map(|k| (k.clone(), Instant::now())).collect();
     let mut outcomes: BTreeMap<Key, Outcome> = BTreeMap::new();
@@ -75,6 +81,7 @@ pub(super) fn converge(
             if due.get(key).is_none_or(|t| *t > Instant::now()) {
                 continue;
             }
+            azure.reconciling(key);
             let mut outcome = engine.reconcile(key, Timestamp::now())?;
             if let Outcome::Progressing(_) = outcome
                 && let Some(why) = blocked(engine.store, key)?
@@ -130,6 +137,14 @@ pub(super) fn converge(
             next.saturating_duration_since(Instant::now())
                 .clamp(Duration::from_millis(50), Duration::from_millis(500)),
         );
+    }
+}
+
+/// Reports a deadline that passed inside an Azure call, as the loop below reports its own.
+fn report(bar: ProgressBar) -> impl Fn(&str) {
+    move |message| {
+        bar.finish_and_clear();
+        eprintln!("error: {message}");
     }
 }
 
