@@ -140,7 +140,7 @@ pub(super) fn converge(
     }
 }
 
-/// Reports a deadline that passed inside an Azure call, as the loop below reports its own.
+/// Reports a deadline that passed inside an Azure call, like `converge` reports its own.
 fn report(bar: ProgressBar) -> impl Fn(&str) {
     move |message| {
         bar.finish_and_clear();
