@@ -533,3 +533,51 @@ async fn a_refused_datastore_falls_back_to_a_whole_upload_and_says_so() {
     );
     fake.shutdown().await;
 }
+
+/// The deadline of `apply --wait --timeout` bounds each Azure call, token requests and their
+/// retries included: with a token endpoint that holds its answers, apply ends with the timeout
+/// exit code soon after the deadline (not after the 60 s HTTP timeout and the credential's
+/// retries), and the store is left readable, with nothing claimed Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_bounds_a_token_request_that_does_not_answer() {
+    let fake = fake_azureml::FakeAzureMl::start(fake_azureml::Options {
+        token_delay: std::time::Duration::from_secs(300),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("azure.yaml"), workspace_and_cluster(&fake)).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        amlops(
+            dir.path(),
+            &ca,
+            &["apply", "-f", "azure.yaml", "--wait", "--timeout", "3s"],
+        )
+    });
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Loose on purpose: what matters is that the deadline ended the wait, not how fast.
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "took {took:?}: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("timed out after 3s while workspace/ml was waiting for an answer"),
+        "{}",
+        text(&out)
+    );
+
+    let out = tokio::task::block_in_place(|| {
+        amlops(dir.path(), &ca, &["get", "amlws", "ml", "-o", "json"])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ws: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(condition(&ws, "Ready")["status"], "True", "{ws:#}");
+    fake.shutdown().await;
+}

@@ -2,6 +2,8 @@
 //! and compute actions as the controller, driven from the standalone store.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -91,10 +93,23 @@ impl SecretSource for StoredSecrets {
     }
 }
 
+/// When a command stops waiting (`apply`/`delete --timeout`), and how it stops then.
+pub struct Deadline {
+    pub at: Instant,
+    /// The whole timeout, for the message.
+    pub timeout: Duration,
+    /// Tells the user what was being waited for, just before the process exits with `exit_code`.
+    pub report: Box<dyn Fn(&str)>,
+    pub exit_code: i32,
+}
+
 /// A runtime and a cached ARM client per Workspace, created on first use.
 pub struct Azure {
     runtime: tokio::runtime::Runtime,
     connector: Connector,
+    deadline: Option<Deadline>,
+    /// The object being reconciled (`experiment/train`), named when the deadline passes.
+    object: Mutex<String>,
 }
 
 impl Azure {
@@ -106,7 +121,23 @@ impl Azure {
         Ok(Self {
             runtime,
             connector: Connector::new(ArmConfig::default(), Frontend::Standalone),
+            deadline: None,
+            object: Mutex::default(),
         })
+    }
+
+    /// Bounds every later Azure call by `deadline` (None: no deadline), retries and token
+    /// requests included: a call still waiting then is dropped and the process exits.
+    pub fn with_deadline(mut self, deadline: Option<Deadline>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Names the object whose reconcile makes the next calls.
+    pub fn reconciling(&self, key: &Key) {
+        if let Ok(mut o) = self.object.lock() {
+            *o = format!("{}/{}", key.kind.to_lowercase(), key.name);
+        }
     }
 
     /// A client for the Workspace `key`/`ws`, authenticated with its credential.
@@ -117,13 +148,35 @@ impl Azure {
         secrets: &StoredSecrets,
     ) -> Result<WorkspaceClient, ActionFailure> {
         let id = format!("{}/{}", key.namespace, key.name);
-        self.runtime
-            .block_on(self.connector.connect(&id, &ws.spec, secrets))
+        self.block_on(self.connector.connect(&id, &ws.spec, secrets))
     }
 
-    /// Runs one shared async step (an `actions::*::converge`) to completion.
+    /// Runs one shared async step (an `actions::*::converge`) until it ends or the deadline
+    /// passes. Ending midway is safe: the store is written only after a step returns, and what
+    /// Azure was asked (a PUT of a deterministic name, a job submit by its run id) is found or
+    /// asked again by the next apply.
     pub fn block_on<F: Future>(&self, step: F) -> F::Output {
-        self.runtime.block_on(step)
+        let Some(deadline) = &self.deadline else {
+            return self.runtime.block_on(step);
+        };
+        let at = tokio::time::Instant::from_std(deadline.at);
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout_at(at, step).await })
+        {
+            Ok(output) => output,
+            Err(_) => {
+                let who = match self.object.lock().map(|o| o.clone()).unwrap_or_default() {
+                    o if o.is_empty() => "waiting".to_string(),
+                    o => format!("{o} was waiting"),
+                };
+                (deadline.report)(&format!(
+                    "timed out after {}s while {who} for an answer from Azure ML or its token endpoint",
+                    deadline.timeout.as_secs()
+                ));
+                std::process::exit(deadline.exit_code)
+            }
+        }
     }
 
     /// Reads the workspace facts (location, storage, studio URL) for the Workspace reconciler.
@@ -134,7 +187,7 @@ impl Azure {
         secrets: &StoredSecrets,
     ) -> Result<crate::reconcile::workspace::WorkspaceFacts, ActionFailure> {
         let client = self.connect(key, ws, secrets)?;
-        self.runtime.block_on(discover(&client))
+        self.block_on(discover(&client))
     }
 
     /// One shared compute reconcile against the Workspace `ws_key`/`ws`.
@@ -146,7 +199,6 @@ impl Azure {
         secrets: &StoredSecrets,
     ) -> Converged {
         let client = self.connect(ws_key, ws, secrets);
-        self.runtime
-            .block_on(converge(Some(client), input, secrets))
+        self.block_on(converge(Some(client), input, secrets))
     }
 }

@@ -270,23 +270,34 @@ fn read_file(file: &Path, namespace: &str) -> Result<Vec<Document>, Vec<String>>
     } else {
         std::fs::read_to_string(file).map_err(|e| vec![format!("{name}: {e}")])?
     };
-    let options = serde_saphyr::options! { with_snippet: false };
-    let values: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(&text, options).map_err(|e| {
-            vec![format!(
-                "{name}: not valid YAML: {}",
-                syntax_error(&text, &e)
-            )]
-        })?;
     let base_dir = if file.as_os_str() == "-" {
         std::env::current_dir().unwrap_or_default()
     } else {
         file.parent().map(Path::to_path_buf).unwrap_or_default()
     };
+    parse(&name, &text, namespace, &base_dir)
+}
+
+/// The documents of one manifest's text, as `validate` and `apply` read a file named `name`
+/// (the name is only for messages; a `localPath` source is relative to `base_dir`).
+pub fn parse(
+    name: &str,
+    text: &str,
+    namespace: &str,
+    base_dir: &Path,
+) -> Result<Vec<Document>, Vec<String>> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            vec![format!(
+                "{name}: not valid YAML: {}",
+                syntax_error(text, &e)
+            )]
+        })?;
     let mut docs = Vec::new();
     let mut problems = Vec::new();
     for (index, value) in values.into_iter().enumerate().filter(|(_, v)| !v.is_null()) {
-        match document(&name, index, value, namespace, &base_dir) {
+        match document(name, index, value, namespace, base_dir) {
             Ok(d) => docs.push(d),
             Err(p) => problems.push(p),
         }

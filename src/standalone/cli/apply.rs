@@ -3,6 +3,7 @@
 use super::*;
 
 use super::console::{Console, INTERRUPTED, catch_interrupts};
+use crate::standalone::azure::Deadline;
 
 pub fn apply(args: &ApplyArgs, state: &StateArgs) -> anyhow::Result<i32> {
     let mut store = state.open()?;
@@ -57,9 +58,14 @@ pub(super) fn converge(
         catch_interrupts();
     }
     let console = Console::new();
-    let azure = Azure::new()?;
     // A timeout too long for the clock to represent means no deadline.
     let deadline = Instant::now().checked_add(timeout);
+    let azure = Azure::new()?.with_deadline(deadline.map(|at| Deadline {
+        at,
+        timeout,
+        report: Box::new(report(console.bar.clone())),
+        exit_code: EXIT_TIMEOUT,
+    }));
     let mut due: BTreeMap<Key, Instant> =
         keys.iter().map(|k| (k.clone(), Instant::now())).collect();
     let mut outcomes: BTreeMap<Key, Outcome> = BTreeMap::new();
@@ -75,6 +81,7 @@ pub(super) fn converge(
             if due.get(key).is_none_or(|t| *t > Instant::now()) {
                 continue;
             }
+            azure.reconciling(key);
             let mut outcome = engine.reconcile(key, Timestamp::now())?;
             if let Outcome::Progressing(_) = outcome
                 && let Some(why) = blocked(engine.store, key)?
@@ -126,6 +133,14 @@ pub(super) fn converge(
     }
 }
 
+/// Reports a deadline that passed inside an Azure call, like `converge` reports its own.
+fn report(bar: ProgressBar) -> impl Fn(&str) {
+    move |message| {
+        bar.finish_and_clear();
+        eprintln!("error: {message}");
+    }
+}
+
 /// Why `key` cannot progress until a human acts: an object it names is missing from the store,
 /// Stalled, or blocked itself. None while it can progress, is deleting, or follows a run that
 /// has not finished (that run does not need its dependencies any more).
@@ -168,6 +183,7 @@ fn cancel_runs(
     keys: &[Key],
 ) -> anyhow::Result<()> {
     for key in keys.iter().filter(|k| k.kind == "Experiment") {
+        azure.reconciling(key);
         let console = Console::new();
         let mut engine = Engine {
             store,

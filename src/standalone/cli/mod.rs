@@ -1,5 +1,6 @@
 //! The standalone commands: apply, get, describe, logs, delete, validate, plan (one file per group).
-//! Exit codes: 0 success, 1 a run failed or an object needs a human, 2 invalid input, 3 timeout.
+//! Exit codes: 0 success, 1 a run failed or an object needs a human, 2 invalid input, 3 timeout,
+//! 130 interrupted (SIGINT or SIGTERM; the runs followed are cancelled first).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,7 +104,8 @@ pub struct ApplyArgs {
     /// Follow Experiments until their runs finish.
     #[arg(long)]
     pub wait: bool,
-    /// Give up after this long (e.g. 90s, 10m) with exit code 3.
+    /// Give up after this long (e.g. 90s, 10m) with exit code 3; bounds every Azure call
+    /// (token requests and retries included), not only the wait for runs.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Start a new run of every applied Experiment even if its spec did not change.

@@ -31,6 +31,9 @@ pub struct Options {
     /// Dedicated-core quota of the subscription in nodes: an AmlCompute PUT asking for more
     /// `maxNodeCount` is refused with 400 `QuotaExceeded`, as Azure does. `None`: unlimited.
     pub max_nodes_quota: Option<i64>,
+    /// Test fault injection, not recorded behaviour: the token endpoint holds every answer this
+    /// long, as a token service that does not answer in time. Zero answers at once.
+    pub token_delay: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             storage: None,
             datastore_secrets_forbidden: false,
             max_nodes_quota: None,
+            token_delay: Duration::ZERO,
         }
     }
 }

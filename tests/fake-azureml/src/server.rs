@@ -139,6 +139,10 @@ impl Shared {
         let (outcome, template) = match (history, token::tenant_of(&req.path)) {
             (Some(answered), _) => answered,
             (None, Some(tenant)) if req.method == "POST" => {
+                // Test fault injection (`Options::token_delay`), not recorded behaviour.
+                if !self.options.token_delay.is_zero() {
+                    tokio::time::sleep(self.options.token_delay).await;
+                }
                 let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
                     .into_owned()
                     .collect();
