@@ -4,8 +4,8 @@
 
 mod controller_support;
 
+use amlops::actions::kube_job::KubeJobs;
 use amlops::actions::kube_job::names::SNAPSHOT_ANNOTATION;
-use amlops::actions::kube_job::{KubeJobs, Submission};
 use amlops::reconcile::experiment::RunState;
 use fake_kube::{FakeKube, RequestRecord};
 use k8s_openapi::ByteString;
@@ -35,7 +35,13 @@ async fn start() -> (FakeKube, String) {
     (kube, uid)
 }
 
-/// A run's two objects as `kube_job::build` makes them (the shape matters here, not the
+/// A run's two objects.
+struct Submission {
+    config_map: ConfigMap,
+    job: Job,
+}
+
+/// A run's two objects as `KubeJobRuns` makes them (the shape matters here, not the
 /// pod spec), owned by the Experiment `uid`.
 fn submission(snapshot: &str, uid: &str) -> Submission {
     let owner = json!([{"apiVersion": "amlops.io/v1alpha1", "kind": "Experiment", "name": "train",

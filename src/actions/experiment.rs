@@ -14,9 +14,6 @@ use crate::reconcile::experiment::{
 };
 use crate::reconcile::{ActionFailure, Decision, Event, ObjectInfo, mark_progressing, record};
 
-pub use super::azure_runs::COMPUTE_RECHECK;
-pub use super::source::RunInputs;
-
 /// How soon to retry after a retryable failure.
 const FAILURE_RETRY: Duration = Duration::from_secs(30);
 
