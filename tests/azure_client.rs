@@ -17,6 +17,7 @@ use amlops::azure::models::environment::{EnvironmentVersion, EnvironmentVersionP
 use amlops::azure::models::job::{
     CommandJob, CommandJobLimits, Distribution, JobProperties, JobResource, JobResources, JobStatus,
 };
+use amlops::azure::budget::{ArmBudget, BudgetLimits};
 use amlops::azure::rate_limit::RateLimit;
 use amlops::azure::retry::RetryPolicy;
 use amlops::azure::{
@@ -71,17 +72,26 @@ fn config(fake: &FakeAzureMl) -> ArmConfig {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
             max_retry_after: Duration::from_secs(5),
+            max_inline_wait: Duration::from_secs(1),
         },
-        rate_limit: RateLimit {
+        budget: ArmBudget::new(every_kind(RateLimit {
             per_second: 1000.0,
             burst: 1000,
-        },
+        })),
         polling: PollOptions {
             default_interval: Duration::from_millis(50),
             min_interval: Duration::from_millis(10),
             max_interval: Duration::from_secs(2),
         },
         ..ArmConfig::default()
+    }
+}
+
+fn every_kind(limit: RateLimit) -> BudgetLimits {
+    BudgetLimits {
+        reads: limit,
+        writes: limit,
+        deletes: limit,
     }
 }
 
@@ -844,10 +854,10 @@ async fn arm_calls_with_default_timings() {
 async fn the_client_side_rate_limit_spaces_requests() {
     let fake = FakeAzureMl::start(fast_options()).await.unwrap();
     let mut cfg = config(&fake);
-    cfg.rate_limit = RateLimit {
+    cfg.budget = ArmBudget::new(every_kind(RateLimit {
         per_second: 20.0,
         burst: 1,
-    };
+    }));
     let (ws, _) = client_with(cfg, &service_principal());
     let start = Instant::now();
     for _ in 0..11 {
