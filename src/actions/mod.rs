@@ -106,7 +106,10 @@ mod tests {
             wait: std::time::Duration::from_millis(2500),
         };
         let f = azure_failure(&held);
-        assert_eq!(f.retry_after(), Some(std::time::Duration::from_millis(2500)));
+        assert_eq!(
+            f.retry_after(),
+            Some(std::time::Duration::from_millis(2500))
+        );
         assert_eq!(f.reason, "ArmRequestBudgetSpent");
         assert!(f.message.contains("writes budget"), "{}", f.message);
     }

@@ -7,11 +7,11 @@
 //! [`AzureError::retry_after`] says when to try again), so a reconcile gives its worker back
 //! and is requeued.
 
+use super::budget::{Access, ArmBudget, subscription_of};
 use super::credential::{CredentialSource, Endpoints, build_credential, token_error};
 use super::error::{AzureError, scrub};
 use super::http::{HttpOptions, build_http_client};
 use super::lro::PollOptions;
-use super::budget::{Access, ArmBudget, subscription_of};
 use super::retry::{RetryPolicy, retry_after};
 use azure_core::credentials::TokenCredential;
 use reqwest::Method;
@@ -434,13 +434,16 @@ impl ArmClient {
         // A bogus header must not park a reconcile for hours.
         let wait = retry_after(&headers, SystemTime::now())
             .map(|w| w.min(self.inner.retry.max_retry_after));
-        self.inner.budget.subscription(subscription_of(url)).observe(
-            Access::of(&request.method),
-            status,
-            &headers,
-            wait,
-            Instant::now(),
-        );
+        self.inner
+            .budget
+            .subscription(subscription_of(url))
+            .observe(
+                Access::of(&request.method),
+                status,
+                &headers,
+                wait,
+                Instant::now(),
+            );
         if (200..300).contains(&status) {
             Ok(ArmResponse {
                 status,

@@ -180,10 +180,7 @@ impl ArmBudget {
     /// requests that name none).
     pub fn subscription(&self, subscription: &str) -> Arc<SubscriptionBudget> {
         let key = subscription.to_ascii_lowercase();
-        let mut all = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut all = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(key)
             .or_insert_with(|| Arc::new(SubscriptionBudget::new(&self.limits, Instant::now())))
             .clone()
@@ -249,7 +246,12 @@ mod tests {
         let now = Instant::now();
         let sub = "00000000-0000-0000-0000-00000000000A";
         for _ in 0..2 {
-            assert!(budget.subscription(sub).acquire(Access::Write, now, NO_WAIT).is_ok());
+            assert!(
+                budget
+                    .subscription(sub)
+                    .acquire(Access::Write, now, NO_WAIT)
+                    .is_ok()
+            );
         }
         let spent = other_client.subscription(&sub.to_lowercase());
         assert!(spent.acquire(Access::Write, now, NO_WAIT).is_err());
@@ -269,7 +271,10 @@ mod tests {
         // the lower of the principal's and the global count wins
         let h = headers(&[
             ("x-ms-ratelimit-remaining-subscription-writes", "1"),
-            ("x-ms-ratelimit-remaining-subscription-global-writes", "2999"),
+            (
+                "x-ms-ratelimit-remaining-subscription-global-writes",
+                "2999",
+            ),
         ]);
         budget.observe(Access::Write, 201, &h, None, now);
         assert_eq!(budget.acquire(Access::Write, now, NO_WAIT), Ok(NO_WAIT));
@@ -308,11 +313,15 @@ mod tests {
         assert_eq!(Access::of(&Method::DELETE), Access::Delete);
         let url = |s: &str| Url::parse(s).unwrap();
         assert_eq!(
-            subscription_of(&url("https://management.azure.com/subscriptions/abc/resourceGroups/rg?api-version=1")),
+            subscription_of(&url(
+                "https://management.azure.com/subscriptions/abc/resourceGroups/rg?api-version=1"
+            )),
             "abc"
         );
         assert_eq!(
-            subscription_of(&url("https://westeurope.api.azureml.ms/history/v1.0/subscriptions/abc/resourceGroups/rg/runs/r")),
+            subscription_of(&url(
+                "https://westeurope.api.azureml.ms/history/v1.0/subscriptions/abc/resourceGroups/rg/runs/r"
+            )),
             "abc"
         );
         assert_eq!(

@@ -107,7 +107,9 @@ pub struct ControllerArgs {
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!("expected a positive number of writes per second, got {text:?}")),
+        _ => Err(format!(
+            "expected a positive number of writes per second, got {text:?}"
+        )),
     }
 }
 

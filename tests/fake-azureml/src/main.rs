@@ -101,6 +101,7 @@ impl Cli {
             storage,
             datastore_secrets_forbidden: self.datastore_secrets_forbidden,
             max_nodes_quota: self.max_nodes_quota,
+            subscription_budget: Default::default(),
         })
     }
 }

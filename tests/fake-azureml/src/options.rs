@@ -4,6 +4,8 @@
 //! there is no knob for it: a client polls at its own default interval.
 
 use std::net::SocketAddr;
+
+use crate::ratelimit::SubscriptionBudget;
 use std::time::Duration;
 
 /// How the fake behaves. `Options::default()` gives realistic but fast timings and no faults.
@@ -31,6 +33,9 @@ pub struct Options {
     /// Dedicated-core quota of the subscription in nodes: an AmlCompute PUT asking for more
     /// `maxNodeCount` is refused with 400 `QuotaExceeded`, as Azure does. `None`: unlimited.
     pub max_nodes_quota: Option<i64>,
+    /// The request budget the `x-ms-ratelimit-remaining-*` headers report (ARM's published
+    /// sizes by default; a smaller one shows a nearly spent subscription). See `ratelimit`.
+    pub subscription_budget: SubscriptionBudget,
 }
 
 impl Default for Options {
@@ -44,6 +49,7 @@ impl Default for Options {
             storage: None,
             datastore_secrets_forbidden: false,
             max_nodes_quota: None,
+            subscription_budget: SubscriptionBudget::default(),
         }
     }
 }
