@@ -7,7 +7,7 @@
 //! [`AzureError::retry_after`] says when to try again), so a reconcile gives its worker back
 //! and is requeued.
 
-use super::budget::{Access, ArmBudget, subscription_of};
+use super::budget::{Access, ArmBudget, SubscriptionBudget, subscription_of};
 use super::credential::{CredentialSource, Endpoints, build_credential, token_error};
 use super::error::{AzureError, scrub};
 use super::http::{HttpOptions, build_http_client};
@@ -382,19 +382,21 @@ impl ArmClient {
         self.send(request).await?.json(request.operation)
     }
 
-    /// Waits for the subscription's budget, briefly, or says how long it would be.
-    async fn take_budget(&self, request: &ArmRequest, url: &Url) -> Result<(), AzureError> {
-        let access = Access::of(&request.method);
-        let budget = self.inner.budget.subscription(subscription_of(url));
-        let max_wait = self.inner.retry.max_inline_wait;
-        match budget.acquire(access, Instant::now(), max_wait) {
+    /// Waits for a token of the subscription's budget, briefly, or says how long it would be.
+    async fn take_budget(
+        &self,
+        budget: &SubscriptionBudget,
+        access: Access,
+        operation: &'static str,
+    ) -> Result<(), AzureError> {
+        match budget.acquire(access, Instant::now(), self.inner.retry.max_inline_wait) {
             Ok(wait) if wait.is_zero() => Ok(()),
             Ok(wait) => {
                 tokio::time::sleep(wait).await;
                 Ok(())
             }
             Err(wait) => Err(AzureError::OverBudget {
-                operation: request.operation,
+                operation,
                 access: access.noun(),
                 wait,
             }),
@@ -402,7 +404,9 @@ impl ArmClient {
     }
 
     async fn attempt(&self, request: &ArmRequest, url: &Url) -> Result<ArmResponse, AzureError> {
-        self.take_budget(request, url).await?;
+        let access = Access::of(&request.method);
+        let budget = self.inner.budget.subscription(subscription_of(url));
+        self.take_budget(&budget, access, request.operation).await?;
         let mut builder = self.inner.http.request(request.method.clone(), url.clone());
         if !request.anonymous {
             builder = builder.header(AUTHORIZATION, self.bearer().await?);
@@ -434,16 +438,7 @@ impl ArmClient {
         // A bogus header must not park a reconcile for hours.
         let wait = retry_after(&headers, SystemTime::now())
             .map(|w| w.min(self.inner.retry.max_retry_after));
-        self.inner
-            .budget
-            .subscription(subscription_of(url))
-            .observe(
-                Access::of(&request.method),
-                status,
-                &headers,
-                wait,
-                Instant::now(),
-            );
+        budget.observe(access, status, &headers, wait, Instant::now());
         if (200..300).contains(&status) {
             Ok(ArmResponse {
                 status,
