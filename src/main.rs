@@ -148,7 +148,11 @@ fn run_controller(args: amlops::controller::ControllerArgs) -> anyhow::Result<i3
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(amlops::controller::run(args))?;
+    let result = runtime.block_on(amlops::controller::run(args));
+    // Blocking work a cut-off reconcile left behind (hashing, an upload) must not hold the
+    // exit: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result?;
     Ok(0)
 }
 

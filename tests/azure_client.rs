@@ -4,6 +4,7 @@
 //! resuming an interrupted poll. The fake validates every request against the spec.
 
 use amlops::azure::arm::{ArmRequest, CallObserver};
+use amlops::azure::budget::{ArmBudget, BudgetLimits};
 use amlops::azure::http::HttpOptions;
 use amlops::azure::lro::PollOptions;
 use amlops::azure::models::code::{CodeVersion, CodeVersionProperties};
@@ -72,17 +73,26 @@ fn config(fake: &FakeAzureMl) -> ArmConfig {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
             max_retry_after: Duration::from_secs(5),
+            max_inline_wait: Duration::from_secs(1),
         },
-        rate_limit: RateLimit {
+        budget: ArmBudget::new(every_kind(RateLimit {
             per_second: 1000.0,
             burst: 1000,
-        },
+        })),
         polling: PollOptions {
             default_interval: Duration::from_millis(50),
             min_interval: Duration::from_millis(10),
             max_interval: Duration::from_secs(2),
         },
         ..ArmConfig::default()
+    }
+}
+
+fn every_kind(limit: RateLimit) -> BudgetLimits {
+    BudgetLimits {
+        reads: limit,
+        writes: limit,
+        deletes: limit,
     }
 }
 
@@ -865,10 +875,10 @@ async fn arm_calls_with_default_timings() {
 async fn the_client_side_rate_limit_spaces_requests() {
     let fake = FakeAzureMl::start(fast_options()).await.unwrap();
     let mut cfg = config(&fake);
-    cfg.rate_limit = RateLimit {
+    cfg.budget = ArmBudget::new(every_kind(RateLimit {
         per_second: 20.0,
         burst: 1,
-    };
+    }));
     let (ws, _) = client_with(cfg, &service_principal());
     let start = Instant::now();
     for _ in 0..11 {
@@ -880,6 +890,99 @@ async fn the_client_side_rate_limit_spaces_requests() {
         "{:?}",
         start.elapsed()
     );
+    fake.shutdown().await;
+}
+
+/// A `Retry-After` longer than a call may wait inside ends the call at once with that wait, and
+/// holds back every client of the same config on that subscription without a request: a 429
+/// never turns into more requests.
+#[tokio::test]
+async fn a_long_retry_after_returns_at_once_and_holds_back_the_whole_subscription() {
+    let fake = FakeAzureMl::start(Options {
+        faults: Faults {
+            throttle_ratio: 1.0,
+            retry_after_secs: 3,
+            ..Faults::default()
+        },
+        ..fast_options()
+    })
+    .await
+    .unwrap();
+    let cfg = config(&fake);
+    let (ws, recorder) = client_with(cfg.clone(), &service_principal());
+    let err = ws.workspace_get().await.unwrap_err();
+    assert_eq!(err.code(), "TooManyRequests", "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    assert_eq!(
+        recorder.count("workspace.get"),
+        1,
+        "no retry inside the call"
+    );
+    let sent = arm_requests(&fake);
+
+    // Another client (another workspace, same subscription, same config): held back unsent.
+    let (other, other_recorder) = client_with(cfg, &service_principal());
+    let err = other.compute_get("cpu").await.unwrap_err();
+    assert_eq!(err.code(), "ArmRequestBudgetSpent", "{err}");
+    assert!(err.retryable());
+    let wait = err.retry_after().unwrap();
+    assert!(
+        wait > Duration::from_secs(1) && wait <= Duration::from_secs(3),
+        "{wait:?}"
+    );
+    assert_eq!(arm_requests(&fake), sent, "{:?}", fake.requests());
+    assert!(other_recorder.calls().is_empty());
+    fake.shutdown().await;
+}
+
+/// The remaining write count ARM reports lowers the client's budget: with the subscription's
+/// writes spent elsewhere, the next write is held back unsent while reads still go.
+#[tokio::test]
+async fn the_remaining_writes_arm_reports_hold_back_the_next_write() {
+    let fake = FakeAzureMl::start(Options {
+        subscription_budget: fake_azureml::SubscriptionBudget {
+            writes: fake_azureml::Bucket {
+                size: 1.0,
+                per_second: 0.01,
+            },
+            ..Default::default()
+        },
+        ..fast_options()
+    })
+    .await
+    .unwrap();
+    let mut cfg = config(&fake);
+    // Without the header this client could send 100 writes at once; one token takes 5 s.
+    cfg.budget = ArmBudget::new(BudgetLimits {
+        writes: RateLimit {
+            per_second: 0.2,
+            burst: 100,
+        },
+        ..*cfg.budget.limits()
+    });
+    let (ws, _) = client_with(cfg, &service_principal());
+    environment(&ws, "h1").await;
+    let puts = fake.count("PUT", "/environments/");
+    let env = EnvironmentVersion {
+        id: None,
+        name: None,
+        properties: EnvironmentVersionProperties {
+            image: Some("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04".into()),
+            ..Default::default()
+        },
+    };
+    let err = ws
+        .environment_version_create_or_update("train-env", "h2", &env)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ArmRequestBudgetSpent", "{err}");
+    assert!(err.retry_after().unwrap() > Duration::from_secs(1), "{err}");
+    assert_eq!(
+        fake.count("PUT", "/environments/"),
+        puts,
+        "held back unsent"
+    );
+    ws.workspace_get().await.unwrap();
     fake.shutdown().await;
 }
 

@@ -60,6 +60,11 @@ fn failed_decision(
     now: jiff::Timestamp,
 ) -> ExperimentDecision {
     let mut d = Decision::new(old.cloned().unwrap_or_default());
+    if let Some(wait) = failure.retry_after() {
+        // Azure asked to wait before looking: nothing was learned, the status stays as it is.
+        d.requeue_after = Some(wait);
+        return d;
+    }
     d.status.observed_generation = info.generation;
     record(
         &mut d.status.conditions,
@@ -191,13 +196,7 @@ pub async fn converge<B: RunBackend>(world: RunWorld<'_, B>) -> ConvergedRun {
             }
         };
         if let Err(f) = result {
-            record(
-                &mut d.status.conditions,
-                &mut d.events,
-                &f,
-                info.generation,
-                now,
-            );
+            record_action_failure(&mut d, &info, &f, now);
             failure = Some(f);
         }
     }
@@ -207,20 +206,34 @@ pub async fn converge<B: RunBackend>(world: RunWorld<'_, B>) -> ConvergedRun {
             Ok(true) => release = false,
             Err(f) => {
                 release = false;
-                record(
-                    &mut d.status.conditions,
-                    &mut d.events,
-                    &f,
-                    info.generation,
-                    now,
-                );
+                record_action_failure(&mut d, &info, &f, now);
                 failure = Some(f);
             }
         }
     }
     ConvergedRun {
         decision: d,
-        failure,
+        // A wait Azure asked for is no failure: `requeue_after` carries it.
+        failure: failure.filter(ActionFailure::is_failure),
         release_finalizer: release,
+    }
+}
+
+/// Records an action that failed; one Azure asked to wait for is tried again after the wait.
+fn record_action_failure(
+    d: &mut ExperimentDecision,
+    info: &ObjectInfo,
+    f: &ActionFailure,
+    now: jiff::Timestamp,
+) {
+    record(
+        &mut d.status.conditions,
+        &mut d.events,
+        f,
+        info.generation,
+        now,
+    );
+    if let Some(wait) = f.retry_after() {
+        d.requeue_after = Some(wait);
     }
 }

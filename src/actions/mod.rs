@@ -36,11 +36,15 @@ pub struct Converged<S, A> {
     pub release_finalizer: bool,
 }
 
-/// An Azure failure as the status sees it: retryable or not, the Azure code as the reason,
-/// and the (already scrubbed) message.
+/// An Azure failure as the status sees it: retryable (after the wait Azure asked for, if it
+/// did) or not, the Azure code as the reason, and the (already scrubbed) message.
 pub fn azure_failure(err: &AzureError) -> ActionFailure {
+    let kind = match err.retry_after() {
+        Some(wait) if err.retryable() => FailureKind::RetryAfter(wait),
+        _ => FailureKind::retryable_if(err.retryable()),
+    };
     ActionFailure {
-        kind: FailureKind::retryable_if(err.retryable()),
+        kind,
         reason: err.code().to_string(),
         message: err.to_string(),
     }
@@ -90,5 +94,32 @@ mod tests {
         let f = azure_failure(&t);
         assert!(f.retryable());
         assert_eq!(f.reason, "Timeout");
+        assert_eq!(f.retry_after(), None);
+    }
+
+    #[test]
+    fn a_wait_azure_asked_for_is_the_retry_time() {
+        let throttled = AzureError::from_response(
+            "job.create",
+            429,
+            br#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow down"}}"#,
+            Some(std::time::Duration::from_secs(17)),
+        );
+        let f = azure_failure(&throttled);
+        assert_eq!(f.retry_after(), Some(std::time::Duration::from_secs(17)));
+        assert!(f.retryable() && !f.is_failure());
+        assert_eq!(f.reason, "SubscriptionRequestsThrottled");
+        let held = AzureError::OverBudget {
+            operation: "job.create",
+            access: "writes",
+            wait: std::time::Duration::from_millis(2500),
+        };
+        let f = azure_failure(&held);
+        assert_eq!(
+            f.retry_after(),
+            Some(std::time::Duration::from_millis(2500))
+        );
+        assert_eq!(f.reason, "ArmRequestBudgetSpent");
+        assert!(f.message.contains("writes budget"), "{}", f.message);
     }
 }

@@ -1,19 +1,24 @@
 //! The ARM client: base URL + api-version, bearer auth, user agent, timeouts, retries
-//! with jittered backoff honouring `Retry-After`, a client-side rate limit, and a hook
-//! that reports every HTTP exchange so the controller can count calls.
+//! with jittered backoff honouring `Retry-After`, the subscription's request budget, and a
+//! hook that reports every HTTP exchange so the controller can count calls.
+//!
+//! A call never waits long: a backoff, `Retry-After` or budget wait over
+//! [`RetryPolicy::max_inline_wait`] returns the error instead (its
+//! [`AzureError::retry_after`] says when to try again), so a reconcile gives its worker back
+//! and is requeued.
 
+use super::budget::{Access, ArmBudget, SubscriptionBudget, subscription_of};
 use super::credential::{CredentialSource, Endpoints, build_credential, token_error};
 use super::error::{AzureError, scrub};
 use super::http::{HttpOptions, build_http_client};
 use super::lro::PollOptions;
-use super::rate_limit::{RateLimit, RateLimiter};
 use super::retry::{RetryPolicy, retry_after};
 use azure_core::credentials::TokenCredential;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 use url::Url;
 
 /// The Azure ML REST API version amlops is written against.
@@ -43,8 +48,8 @@ pub struct ArmConfig {
     pub http: HttpOptions,
     /// Retries of retryable failures.
     pub retry: RetryPolicy,
-    /// Client-side rate limit.
-    pub rate_limit: RateLimit,
+    /// The request budget per subscription; clones of this config share it.
+    pub budget: ArmBudget,
     /// Long-running-operation polling.
     pub polling: PollOptions,
 }
@@ -56,7 +61,7 @@ impl Default for ArmConfig {
             api_version: API_VERSION.to_owned(),
             http: HttpOptions::default(),
             retry: RetryPolicy::default(),
-            rate_limit: RateLimit::default(),
+            budget: ArmBudget::default(),
             polling: PollOptions::default(),
         }
     }
@@ -205,14 +210,14 @@ struct Inner {
     credential: Arc<dyn TokenCredential>,
     scope: String,
     retry: RetryPolicy,
-    limiter: RateLimiter,
+    budget: ArmBudget,
     polling: PollOptions,
     /// Run-history hosts found through discovery, per workspace (they do not move).
     history_hosts: std::sync::Mutex<std::collections::HashMap<String, Url>>,
 }
 
-/// A cheap-to-clone ARM client sharing one HTTP pool, credential (and so one cached
-/// token) and rate limiter.
+/// A cheap-to-clone ARM client sharing one HTTP pool and credential (and so one cached
+/// token); the request budget is shared with every client of the same [`ArmConfig`].
 #[derive(Clone)]
 pub struct ArmClient {
     inner: Arc<Inner>,
@@ -243,7 +248,8 @@ impl ArmClient {
         credential: Arc<dyn TokenCredential>,
     ) -> Result<Self, AzureError> {
         config
-            .rate_limit
+            .budget
+            .limits()
             .validate()
             .map_err(|message| AzureError::Config { message })?;
         let scope = config.endpoints.arm_scope();
@@ -260,7 +266,7 @@ impl ArmClient {
                 credential,
                 scope,
                 retry: config.retry,
-                limiter: RateLimiter::new(config.rate_limit),
+                budget: config.budget,
                 polling: config.polling,
                 history_hosts: Default::default(),
             }),
@@ -353,6 +359,9 @@ impl ArmClient {
                 .inner
                 .retry
                 .delay(retry, err.retry_after(), rand::random::<f64>());
+            if wait > self.inner.retry.max_inline_wait {
+                return Err(err);
+            }
             tracing::debug!(
                 operation = request.operation,
                 code = err.code(),
@@ -373,8 +382,31 @@ impl ArmClient {
         self.send(request).await?.json(request.operation)
     }
 
+    /// Waits for a token of the subscription's budget, briefly, or says how long it would be.
+    async fn take_budget(
+        &self,
+        budget: &SubscriptionBudget,
+        access: Access,
+        operation: &'static str,
+    ) -> Result<(), AzureError> {
+        match budget.acquire(access, Instant::now(), self.inner.retry.max_inline_wait) {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Err(wait) => Err(AzureError::OverBudget {
+                operation,
+                access: access.noun(),
+                wait,
+            }),
+        }
+    }
+
     async fn attempt(&self, request: &ArmRequest, url: &Url) -> Result<ArmResponse, AzureError> {
-        self.inner.limiter.acquire().await;
+        let access = Access::of(&request.method);
+        let budget = self.inner.budget.subscription(subscription_of(url));
+        self.take_budget(&budget, access, request.operation).await?;
         let mut builder = self.inner.http.request(request.method.clone(), url.clone());
         if !request.anonymous {
             builder = builder.header(AUTHORIZATION, self.bearer().await?);
@@ -403,6 +435,10 @@ impl ArmClient {
             }
         };
         self.observe(request.operation, Some(status));
+        // A bogus header must not park a reconcile for hours.
+        let wait = retry_after(&headers, SystemTime::now())
+            .map(|w| w.min(self.inner.retry.max_retry_after));
+        budget.observe(access, status, &headers, wait, Instant::now());
         if (200..300).contains(&status) {
             Ok(ArmResponse {
                 status,
@@ -410,7 +446,6 @@ impl ArmClient {
                 body,
             })
         } else {
-            let wait = retry_after(&headers, SystemTime::now());
             Err(AzureError::from_response(
                 request.operation,
                 status,

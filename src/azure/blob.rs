@@ -43,7 +43,7 @@ pub struct BlobOptions {
     pub single_put_max: u64,
     /// Retries after the first attempt for retryable failures.
     pub max_retries: u32,
-    /// First backoff delay; doubles per retry, capped at 10 s, with jitter.
+    /// First backoff delay; doubles per retry, capped at [`MAX_INLINE_WAIT`], with jitter.
     pub base_delay: Duration,
 }
 
@@ -388,14 +388,15 @@ impl BlobContainer {
                 }
                 Err(e) => (transport(op, blob, e), None),
             };
-            if !error.is_retryable() || attempt >= self.options.max_retries {
+            let wait = retry_after.unwrap_or_else(|| backoff(self.options.base_delay, attempt));
+            if !error.is_retryable()
+                || attempt >= self.options.max_retries
+                || wait > MAX_INLINE_WAIT
+            {
                 return Err(error);
             }
             tracing::debug!(blob, attempt, error = %error, "retrying blob request");
-            tokio::time::sleep(
-                retry_after.unwrap_or_else(|| backoff(self.options.base_delay, attempt)),
-            )
-            .await;
+            tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
@@ -458,10 +459,14 @@ fn block_list_xml(ids: &[String]) -> String {
     xml
 }
 
+/// Longest wait between two attempts: storage asking for longer ends the upload with the error
+/// (retryable), so the reconcile gives its worker back and is requeued.
+pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
+
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let exp = base
         .saturating_mul(1u32 << attempt.min(16))
-        .min(Duration::from_secs(10));
+        .min(MAX_INLINE_WAIT);
     let jitter = rand::random_range(0.5..1.0);
     exp.mul_f64(jitter)
 }
@@ -578,6 +583,6 @@ mod tests {
         let base = Duration::from_millis(100);
         assert!(backoff(base, 0) <= Duration::from_millis(100));
         assert!(backoff(base, 3) >= Duration::from_millis(400));
-        assert!(backoff(base, 30) <= Duration::from_secs(10));
+        assert!(backoff(base, 30) <= MAX_INLINE_WAIT);
     }
 }

@@ -231,6 +231,18 @@ pub enum AzureError {
         /// What was wrong.
         message: String,
     },
+    /// amlops held the request back: the subscription's budget of this kind of request (ARM's
+    /// token bucket, mirrored client-side, or a `Retry-After` ARM gave) has room again only
+    /// after `wait`. Nothing was sent.
+    #[error("{operation}: held back {:.1}s: the subscription's ARM {access} budget is spent", .wait.as_secs_f64())]
+    OverBudget {
+        /// The amlops operation name.
+        operation: &'static str,
+        /// `reads`, `writes` or `deletes`.
+        access: &'static str,
+        /// When the budget has room again.
+        wait: Duration,
+    },
     /// The client was configured wrongly (bad endpoint, unreadable CA file...).
     #[error("invalid Azure client configuration: {message}")]
     Config {
@@ -246,7 +258,7 @@ impl AzureError {
             Self::Api { retryable, .. }
             | Self::OperationFailed { retryable, .. }
             | Self::Authentication { retryable, .. } => *retryable,
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::OverBudget { .. } => true,
             Self::InvalidResponse { .. } | Self::Config { .. } => false,
         }
     }
@@ -258,15 +270,17 @@ impl AzureError {
             Self::Transport { timeout: true, .. } => "Timeout",
             Self::Transport { timeout: false, .. } => "ConnectionFailed",
             Self::Authentication { .. } => "AuthenticationFailed",
+            Self::OverBudget { .. } => "ArmRequestBudgetSpent",
             Self::InvalidResponse { .. } => "InvalidResponse",
             Self::Config { .. } => "InvalidConfiguration",
         }
     }
 
-    /// The wait Azure asked for, if any.
+    /// The wait Azure (or the subscription's request budget) asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } => *retry_after,
+            Self::OverBudget { wait, .. } => Some(*wait),
             _ => None,
         }
     }

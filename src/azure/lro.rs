@@ -180,8 +180,8 @@ impl ArmClient {
 
     /// Polls until the operation ends; `Err` if it failed, was canceled, or polling
     /// itself gave up. The first poll comes after the minimum interval (an operation
-    /// just accepted is never already done). Callers that must bound the wait wrap this
-    /// in a timeout and keep the handle to resume later.
+    /// just accepted is never already done). This holds its caller for the whole operation:
+    /// a reconcile polls once with [`ArmClient::poll`] and requeues instead.
     pub async fn wait(&self, handle: &OperationHandle) -> Result<(), AzureError> {
         tokio::time::sleep(self.polling().min_interval).await;
         loop {

@@ -2,15 +2,19 @@
 //! Knows nothing of Kubernetes.
 //!
 //! Usage: build one [`ArmClient`] per credential (`ArmClient::new(ArmConfig, &CredentialSource)`;
-//! it holds the HTTPS pool, the cached token and the rate limiter, and clones cheaply), wrap it
+//! it holds the HTTPS pool and the cached token, and clones cheaply; clones of one [`ArmConfig`]
+//! share the request budget of each subscription, see [`budget`]), wrap it
 //! in a [`WorkspaceClient`] per workspace, and call the typed operations. Long-running calls
 //! return [`Started::Pending`] with an [`OperationHandle`] that can be persisted and later
-//! passed to `ArmClient::poll` (one GET) or `ArmClient::wait`. Every failure is an
-//! [`AzureError`]: `retryable()` says whether to requeue, `code()` is the condition reason.
+//! passed to `ArmClient::poll` (one GET; a reconcile polls once and requeues) or
+//! `ArmClient::wait` (polls until done: for tools and tests, never a reconcile). Every failure is an
+//! [`AzureError`]: `retryable()` says whether to requeue, `retry_after()` when, `code()` is the
+//! condition reason. No call waits longer than `RetryPolicy::max_inline_wait` inside.
 //! api-version 2026-07-01 has no Azure Batch compute type, so there is no Batch model here.
 
 pub mod arm;
 pub mod blob;
+pub mod budget;
 pub mod credential;
 pub mod error;
 pub mod http;

@@ -14,8 +14,12 @@ pub struct RetryPolicy {
     /// Upper bound of the exponential part.
     pub max_delay: Duration,
     /// Upper bound for a server-requested `Retry-After`, so a bogus header cannot park a
-    /// reconcile for hours; the controller requeues afterwards anyway.
+    /// reconcile for hours.
     pub max_retry_after: Duration,
+    /// Longest wait spent inside one call (a backoff, a `Retry-After`, the request budget): a
+    /// longer one ends the call with the error, whose `retry_after` a caller requeues on,
+    /// rather than holding a reconcile worker while nothing happens.
+    pub max_inline_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -25,6 +29,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            max_inline_wait: Duration::from_secs(1),
         }
     }
 }
@@ -78,6 +83,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(60),
+            max_inline_wait: Duration::from_secs(1),
         }
     }
 

@@ -172,11 +172,14 @@ where
         set_finalizer(api, obj, false).await?;
     }
     let uid = obj.uid().unwrap_or_default();
-    let retryable = f.failure.as_ref().is_some_and(ActionFailure::retryable);
-    if let Some(failure) = &f.failure {
+    // Waiting for another object or for Azure's Retry-After is progress with a known time,
+    // not a failure with the controller's own backoff.
+    let failed = f.failure.as_ref().filter(|x| x.is_failure());
+    if let Some(failure) = failed {
         shared.metrics.error(f.kind, &failure.reason);
     }
-    let backoff = shared.backoff(&uid, retryable);
+    let backoff = shared.backoff(&uid, failed.is_some_and(ActionFailure::retryable));
+    let asked = f.failure.as_ref().and_then(ActionFailure::retry_after);
     shared.metrics.reconciled(f.kind, f.started.elapsed());
     if f.release_finalizer {
         return Ok(Action::await_change());
@@ -184,7 +187,7 @@ where
     let now = jiff::Timestamp::now().as_nanosecond().to_le_bytes();
     let resync = || jittered(f.resync, &[uid.as_bytes(), &now].concat());
     Ok(Action::requeue(
-        backoff.or(f.requeue_after).unwrap_or_else(resync),
+        backoff.or(asked).or(f.requeue_after).unwrap_or_else(resync),
     ))
 }
 

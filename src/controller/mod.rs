@@ -29,6 +29,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::azure::ArmConfig;
+use crate::azure::budget::{ArmBudget, BudgetLimits};
+use crate::azure::rate_limit::RateLimit;
+
 pub use context::Settings;
 pub use metrics::Metrics;
 use scope::Scope;
@@ -89,6 +93,24 @@ pub struct ControllerArgs {
     /// Experiment's namespace.
     #[arg(long, env = "AMLOPS_DISABLE_LOCAL_JOBS")]
     pub disable_local_jobs: bool,
+    /// ARM writes (PUT, PATCH, POST) per second per Azure subscription, shared by every
+    /// controller: the refill rate of ARM's write token bucket. Lower it to leave room for other
+    /// tools using the same service principal.
+    #[arg(long, env = "AMLOPS_ARM_WRITES_PER_SECOND", default_value_t = BudgetLimits::default().writes.per_second, value_parser = positive_rate)]
+    pub arm_writes_per_second: f64,
+    /// ARM writes allowed back to back per Azure subscription after a quiet period: the size of
+    /// ARM's write token bucket.
+    #[arg(long, env = "AMLOPS_ARM_WRITE_BURST", default_value_t = BudgetLimits::default().writes.burst, value_parser = clap::value_parser!(u32).range(1..))]
+    pub arm_write_burst: u32,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "expected a positive number of writes per second, got {text:?}"
+        )),
+    }
 }
 
 impl ControllerArgs {
@@ -104,7 +126,16 @@ impl ControllerArgs {
             resync_period: self.resync_period,
             enable_kubernetes_compute: self.enable_kubernetes_compute,
             local_jobs: !self.disable_local_jobs,
-            arm: crate::azure::ArmConfig::default(),
+            arm: ArmConfig {
+                budget: ArmBudget::new(BudgetLimits {
+                    writes: RateLimit {
+                        per_second: self.arm_writes_per_second,
+                        burst: self.arm_write_burst,
+                    },
+                    ..BudgetLimits::default()
+                }),
+                ..ArmConfig::default()
+            },
             instance: std::env::var("HOSTNAME").ok(),
         }
     }
@@ -221,11 +252,33 @@ pub async fn run_controllers(
         tasks.spawn(run_configuration::run(shared.clone(), scope.clone()));
         tasks.spawn(experiment::run(shared.clone(), scope));
     }
-    while let Some(done) = tasks.join_next().await {
-        done.context("a controller task panicked")?;
+    // Each controller stops taking work at shutdown and waits for its reconciles in flight;
+    // those still running after the grace are cut off.
+    let cut_off = async {
+        scope::shutdown_future(shutdown).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(cut_off);
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => done.context("a controller task panicked")?,
+                None => return Ok(()),
+            },
+            () = &mut cut_off => {
+                tracing::info!(grace = ?SHUTDOWN_GRACE, "cutting off the reconciles still in flight");
+                tasks.shutdown().await;
+                return Ok(());
+            }
+        }
     }
-    Ok(())
 }
+
+/// How long reconciles in flight at shutdown may take to finish before they are cut off. Cutting
+/// one off is safe: Azure names are deterministic, so the next leader adopts a run this one
+/// submitted instead of submitting it again. With [`leader::RELEASE_TIMEOUT`] it keeps the exit
+/// under 2 s, well inside a pod's 30 s termination grace.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +305,8 @@ mod tests {
             "--log-format=json",
             "--enable-kubernetes-compute",
             "--disable-local-jobs",
+            "--arm-writes-per-second=2.5",
+            "--arm-write-burst=50",
         ])
         .unwrap();
         let a = cli.args;
@@ -265,6 +320,15 @@ mod tests {
         assert_eq!(a.log_format, LogFormat::Json);
         assert!(s.enable_kubernetes_compute);
         assert!(!s.local_jobs);
+        let budget = s.arm.budget.limits();
+        assert_eq!(
+            budget.writes,
+            RateLimit {
+                per_second: 2.5,
+                burst: 50
+            }
+        );
+        assert_eq!(budget.reads, BudgetLimits::default().reads);
         let off = Cli::try_parse_from(["amlops", "--no-leader-election"])
             .unwrap()
             .args;
@@ -279,6 +343,19 @@ mod tests {
         );
         assert_eq!(off.resync_period, Duration::from_secs(3600));
         assert_eq!(off.concurrency, 4);
+        assert_eq!(
+            off.settings().arm.budget.limits(),
+            &BudgetLimits::default(),
+            "ARM's published limits by default"
+        );
         assert!(Cli::try_parse_from(["amlops", "--resync-period=soon"]).is_err());
+        for bad in [
+            "--arm-writes-per-second=0",
+            "--arm-writes-per-second=-1",
+            "--arm-writes-per-second=NaN",
+            "--arm-write-burst=0",
+        ] {
+            assert!(Cli::try_parse_from(["amlops", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -77,6 +77,9 @@ pub struct ActionFailure {
 pub enum FailureKind {
     /// A later attempt may get past it.
     Retryable,
+    /// Azure asked to wait this long first (`Retry-After`, or the subscription's request budget
+    /// is spent): flow control, not a problem. The frontend looks again after the wait.
+    RetryAfter(Duration),
     /// Retrying will not fix it: a person must act.
     NeedsHuman,
     /// An object this one needs is not Ready yet (e.g. `Workspace "ml"`): looked at again when
@@ -105,6 +108,20 @@ impl ActionFailure {
             FailureKind::WaitingFor(what) => Some(what),
             _ => None,
         }
+    }
+
+    /// How long Azure asked to wait before the next attempt, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            FailureKind::RetryAfter(wait) => Some(wait),
+            _ => None,
+        }
+    }
+
+    /// Whether a frontend counts this as a failed reconcile (error metrics, its own backoff):
+    /// waiting for another object or for Azure's `Retry-After` is progress with a known time.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.kind, FailureKind::Retryable | FailureKind::NeedsHuman)
     }
 }
 
@@ -216,8 +233,8 @@ pub fn refusal_hold(
 pub const WAITING_FOR_WORKSPACE: &str = "WaitingForWorkspace";
 
 /// Records a failed action in a status (see [`record_failure`]) and tells a person once: the
-/// Warning event goes out only when the Ready reason changes. Waiting for the Workspace is
-/// progress, not a failure.
+/// Warning event goes out only when the Ready reason changes. Waiting for the Workspace, or for
+/// Azure's `Retry-After`, is progress, not a failure.
 pub fn record(
     conds: &mut Vec<crate::api::Condition>,
     events: &mut Vec<Event>,
@@ -227,7 +244,7 @@ pub fn record(
 ) {
     use crate::api::conditions::{self, READY};
     let known = conditions::find(conds, READY).is_some_and(|c| c.reason == failure.reason);
-    if failure.waiting_for().is_some() {
+    if !failure.is_failure() {
         mark_progressing(conds, &failure.reason, &failure.message, generation, now);
         return;
     }

@@ -21,6 +21,9 @@ pub const AMLOPS: &str = "amlops.io/v1alpha1";
 pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
 /// The service principal's client secret: must never show up in any object.
 pub const SP_SECRET: &str = "sp-client-secret-value-7f3a";
+/// The leader-election Lease of [`Env::start_leading`].
+pub const LEASE: &str = "amlops-controller";
+pub const LEASE_NAMESPACE: &str = "amlops-system";
 
 pub struct Env {
     pub kube: FakeKube,
@@ -45,18 +48,45 @@ impl Env {
 
     /// With `local_jobs` false, as the operator runs with `--disable-local-jobs`.
     pub async fn start_with(options: fake_azureml::Options, local_jobs: bool) -> Env {
+        let mut env = Self::without_controllers(options, local_jobs).await;
+        env.start_controllers();
+        env
+    }
+
+    /// As [`Env::start`], with the controllers running only while holding the leader-election
+    /// Lease `LEASE` in `LEASE_NAMESPACE` as `identity`, the way the operator's pod runs them.
+    pub async fn start_leading(options: fake_azureml::Options, identity: &str) -> Env {
+        let mut env = Self::without_controllers(options, true).await;
+        let (tx, rx) = watch::channel(false);
+        let lease = amlops::controller::leader::Lease {
+            name: LEASE.into(),
+            namespace: LEASE_NAMESPACE.into(),
+            identity: identity.into(),
+        };
+        let (client, settings, metrics) = (env.client(), env.settings(), env.metrics.clone());
+        let task = tokio::spawn(amlops::controller::leader::run_as_leader(
+            client,
+            lease,
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            rx,
+            tx.clone(),
+            move |client, rx| run_controllers(client, settings, metrics, rx),
+        ));
+        env.controllers = Some((tx, task));
+        env
+    }
+
+    async fn without_controllers(options: fake_azureml::Options, local_jobs: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kube = FakeKube::start().await.unwrap();
         let azure = FakeAzureMl::start(options).await.unwrap();
-        let mut env = Env {
+        Env {
             kube,
             azure,
             metrics: Arc::new(Metrics::default()),
             controllers: None,
             local_jobs,
-        };
-        env.start_controllers();
-        env
+        }
     }
 
     pub fn client(&self) -> kube::Client {

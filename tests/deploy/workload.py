@@ -9,7 +9,7 @@ KNOWN_FLAGS = {
     "--namespaces", "--concurrency", "--resync-period", "--metrics-addr",
     "--leader-election", "--no-leader-election", "--leader-election-namespace",
     "--lease-name", "--log-level", "--log-format", "--enable-kubernetes-compute",
-    "--disable-local-jobs",
+    "--disable-local-jobs", "--arm-writes-per-second", "--arm-write-burst",
 }
 WI_CLIENT_ID = "azure.workload.identity/client-id"
 WI_USE = "azure.workload.identity/use"

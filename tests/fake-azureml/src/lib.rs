@@ -14,6 +14,7 @@ mod faults;
 mod history;
 pub mod lifecycle;
 pub mod options;
+mod ratelimit;
 mod record;
 mod reply;
 mod server;
@@ -26,6 +27,7 @@ mod token;
 pub use history::LOG_FILES;
 pub use lifecycle::JobOutcome;
 pub use options::{Faults, Options, StorageBackend};
+pub use ratelimit::{Bucket, SubscriptionBudget};
 pub use record::RequestRecord;
 /// The rustls the TLS material is built for (test servers wrap their streams with it).
 pub use rustls;
@@ -124,6 +126,12 @@ impl FakeAzureMl {
     /// Requests with `method` whose path contains `path_contains` (case-insensitive).
     pub fn count(&self, method: &str, path_contains: &str) -> usize {
         self.shared.count(method, path_contains)
+    }
+
+    /// ARM and run-history requests that arrived, answered or not: unlike [`Self::requests`]
+    /// (logged once answered) it shows a request held by a slow fault while it is held.
+    pub fn requests_arrived(&self) -> u64 {
+        self.shared.seq.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Names of the resources PUT under `/{collection}/` (e.g. `jobs`, `computes`), in order.

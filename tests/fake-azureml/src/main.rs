@@ -102,6 +102,7 @@ impl Cli {
             datastore_secrets_forbidden: self.datastore_secrets_forbidden,
             max_nodes_quota: self.max_nodes_quota,
             token_delay: Duration::ZERO,
+            subscription_budget: Default::default(),
         })
     }
 }

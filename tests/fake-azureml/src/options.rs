@@ -4,6 +4,8 @@
 //! there is no knob for it: a client polls at its own default interval.
 
 use std::net::SocketAddr;
+
+use crate::ratelimit::SubscriptionBudget;
 use std::time::Duration;
 
 /// How the fake behaves. `Options::default()` gives realistic but fast timings and no faults.
@@ -34,6 +36,9 @@ pub struct Options {
     /// Test fault injection, not recorded behaviour: the token endpoint holds every answer this
     /// long, as a token service that does not answer in time. Zero answers at once.
     pub token_delay: Duration,
+    /// The request budget the `x-ms-ratelimit-remaining-*` headers report (ARM's published
+    /// sizes by default; a smaller one shows a nearly spent subscription). See `ratelimit`.
+    pub subscription_budget: SubscriptionBudget,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             datastore_secrets_forbidden: false,
             max_nodes_quota: None,
             token_delay: Duration::ZERO,
+            subscription_budget: SubscriptionBudget::default(),
         }
     }
 }

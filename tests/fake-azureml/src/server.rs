@@ -46,6 +46,8 @@ pub struct Shared {
     /// Bytes of each run log blob written so far (see `history::publish_logs`); the async lock
     /// also serializes those writes.
     pub written_logs: tokio::sync::Mutex<HashMap<String, usize>>,
+    /// What is left of each subscription's request budget (reported, never enforced).
+    pub budgets: Mutex<crate::ratelimit::Budgets>,
 }
 
 /// One request, read fully.
@@ -72,6 +74,7 @@ impl Shared {
                 .timeout(Duration::from_secs(30))
                 .build()?,
             written_logs: tokio::sync::Mutex::default(),
+            budgets: Mutex::default(),
         })
     }
 

@@ -76,7 +76,18 @@ pub async fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
     if let Some(fault) = injected_fault(shared).await {
         return (fault, template);
     }
-    (Outcome::Reply(handle_arm(shared, req).await), template)
+    let reply = handle_arm(shared, req).await;
+    let reply = match shared.budgets.lock() {
+        Ok(mut budgets) => budgets.count(
+            &shared.options.subscription_budget,
+            &req.method,
+            &req.path,
+            reply,
+            Instant::now(),
+        ),
+        Err(_) => lock_poisoned(),
+    };
+    (Outcome::Reply(reply), template)
 }
 
 /// The fault chosen for the next request (ARM or run history), if any; a slow fault only delays.
