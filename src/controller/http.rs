@@ -1,5 +1,5 @@
 //! The metrics and health endpoints: `/metrics`, `/healthz` (the process serves), `/readyz`
-//! (the process is connected and either leads or stands by).
+//! (the process is connected and either stands by or leads with its caches synced).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::metrics::Metrics;
+use super::objects::caches_synced;
 
 #[derive(Clone)]
 pub struct Health {
@@ -37,10 +38,12 @@ async fn metrics(State(h): State<Health>) -> ([(axum::http::HeaderName, &'static
 }
 
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
+    if !h.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if !caches_synced(&h.metrics) {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 
