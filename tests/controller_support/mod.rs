@@ -136,6 +136,33 @@ impl Env {
         self.kube.create(json!({"apiVersion": AMLOPS, "kind": "ComputeTarget", "metadata": {"name": name, "namespace": NS}, "spec": spec})).unwrap();
     }
 
+    /// Creates an amlops object of `kind` in the test namespace, as `kubectl create` would.
+    pub fn create(&self, kind: &str, name: &str, spec: Value) {
+        self.kube
+            .create(json!({"apiVersion": AMLOPS, "kind": kind, "metadata": {"name": name, "namespace": NS}, "spec": spec}))
+            .unwrap();
+    }
+
+    /// Reconciles of `kind` the controllers finished so far (their metrics).
+    pub fn reconciles(&self, kind: &str) -> u64 {
+        let prefix = format!("amlops_reconciles_total{{kind=\"{kind}\"}} ");
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Kubernetes API requests with `verb` on `resource` (e.g. `get`, `secrets`) so far.
+    pub fn kube_calls(&self, verb: &str, resource: &str) -> usize {
+        self.kube
+            .requests()
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == resource)
+            .count()
+    }
+
     pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
         self.kube.get(AMLOPS, kind, NS, name)
     }
