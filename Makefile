@@ -26,6 +26,7 @@ lint:
 bench:
 	$(CARGO) bench --bench reconcile
 	$(CARGO) bench --bench snapshot
+	$(CARGO) bench --bench fleet
 
 IMAGE ?= ghcr.io/amlops/amlops
 image:

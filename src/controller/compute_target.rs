@@ -144,19 +144,15 @@ fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
 
 /// Runs the ComputeTarget controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let caches = Caches::of(&shared, &scope);
-    if !caches.wait_synced(&scope).await {
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
         return;
-    }
-    let main = watches::changed(caches.compute_targets.subscribe().await, relevant_change);
-    let workspaces = watches::changed(
-        caches.workspaces.subscribe().await,
-        readiness_of::<Workspace>,
-    );
-    let secrets = watches::changed(
-        caches.secret_versions.subscribe().await,
-        predicates::resource_version,
-    );
+    };
+    let main = caches.compute_targets.changes(relevant_change).await;
+    let workspaces = caches.workspaces.changes(readiness_of::<Workspace>).await;
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
     let reader = caches.compute_targets.store().clone();
     let (by_ws, by_secret) = (reader.clone(), reader.clone());
     let ctx = Arc::new(Ctx {

@@ -198,23 +198,22 @@ fn error_policy(_: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Action {
 
 /// Runs the Experiment controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let caches = Caches::of(&shared, &scope);
-    if !caches.wait_synced(&scope).await {
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
         return;
-    }
+    };
     let (reader, writer) = reflector::store();
     let main = watches::own(scope.api::<Experiment>(&shared.client), writer);
-    let run_configurations = watches::changed(
-        caches.run_configurations.subscribe().await,
-        readiness_of::<RunConfiguration>,
-    );
+    let run_configurations = caches
+        .run_configurations
+        .changes(readiness_of::<RunConfiguration>)
+        .await;
     // The source's ConfigMap and the git credential's Secret: a run waiting for one of them
     // is submitted as soon as it appears.
     let config_maps = watches::versions(scope.api::<PartialObjectMeta<ConfigMap>>(&shared.client));
-    let secrets = watches::changed(
-        caches.secret_versions.subscribe().await,
-        predicates::resource_version,
-    );
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
     let (by_rc, by_cm, by_secret) = (reader.clone(), reader.clone(), reader.clone());
     let controller = Controller::for_stream(main, reader)
         .with_config(

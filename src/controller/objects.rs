@@ -97,6 +97,14 @@ impl Caches {
         caches
     }
 
+    /// The caches of `scope` once every store holds its first full list, so no reconcile
+    /// judges a reference missing that is merely not listed yet; `None` when the scope shuts
+    /// down first.
+    pub async fn synced(shared: &Arc<Shared>, scope: &Scope) -> Option<Arc<Caches>> {
+        let caches = Caches::of(shared, scope);
+        caches.wait_synced(scope).await.then_some(caches)
+    }
+
     /// Whether every store holds its first full list.
     pub fn is_synced(&self) -> bool {
         self.workspaces.is_synced()
@@ -105,8 +113,7 @@ impl Caches {
             && self.secret_versions.is_synced()
     }
 
-    /// Waits until every store holds its first full list, so no reconcile judges a reference
-    /// missing that is merely not listed yet. False when the scope shuts down first.
+    /// Waits until every store holds its first full list; false when the scope shuts down first.
     pub async fn wait_synced(&self, scope: &Scope) -> bool {
         let synced = async {
             let (a, b, c, d) = futures::join!(

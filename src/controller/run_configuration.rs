@@ -117,24 +117,20 @@ fn error_policy(_: Arc<RunConfiguration>, err: &Error, ctx: Arc<Ctx>) -> Action 
 
 /// Runs the RunConfiguration controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let caches = Caches::of(&shared, &scope);
-    if !caches.wait_synced(&scope).await {
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
         return;
-    }
-    let main = watches::changed(caches.run_configurations.subscribe().await, relevant_change);
-    let targets = watches::changed(
-        caches.compute_targets.subscribe().await,
-        readiness_of::<ComputeTarget>,
-    );
-    let workspaces = watches::changed(
-        caches.workspaces.subscribe().await,
-        readiness_of::<Workspace>,
-    );
+    };
+    let main = caches.run_configurations.changes(relevant_change).await;
+    let targets = caches
+        .compute_targets
+        .changes(readiness_of::<ComputeTarget>)
+        .await;
+    let workspaces = caches.workspaces.changes(readiness_of::<Workspace>).await;
     // The registry password's Secret: a missing one is retried when it appears.
-    let secrets = watches::changed(
-        caches.secret_versions.subscribe().await,
-        predicates::resource_version,
-    );
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
     let reader = caches.run_configurations.store().clone();
     let (by_target, by_ws, by_secret) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_shared_stream(main, reader)

@@ -65,9 +65,8 @@ where
         .collect()
 }
 
-/// Passes an object on only when `key` (a hash of what matters to the subscriber, e.g.
-/// readiness) differs from the last one passed for the same uid.
-pub fn changed<K: Resource + Send + Sync>(
+/// Passes an object on only when `key` of it differs from the last one passed for its uid.
+fn changed<K: Resource + Send + Sync>(
     objects: impl Stream<Item = Arc<K>> + Send,
     key: fn(&K) -> Option<u64>,
 ) -> impl Stream<Item = Arc<K>> + Send {
@@ -130,7 +129,7 @@ where
 
     /// The objects cached now, then every object as it changes. Nothing is missed between the
     /// two: the watch cannot move on while a subscriber joins.
-    pub async fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+    async fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let current = {
             let mut subscribers = self.subscribers.lock().await;
@@ -140,6 +139,15 @@ where
         let changes =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
         futures::stream::iter(current).chain(changes)
+    }
+
+    /// The objects cached now, then each as it changes, passed on only when `key` of it (a hash
+    /// of what matters to the subscriber, e.g. readiness) differs from the last one passed.
+    pub async fn changes(
+        &self,
+        key: fn(&K) -> Option<u64>,
+    ) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        changed(self.subscribe().await, key)
     }
 
     /// Whether the first list has completed (and the store holds every object).

@@ -14,7 +14,6 @@ use super::duration;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, relevant_change};
 use super::objects::Caches;
 use super::scope::{Scope, shutdown_future};
-use super::watches;
 use crate::actions::workspace::discover;
 use crate::api::Workspace;
 use crate::reconcile::workspace::{Input, reconcile as decide};
@@ -126,15 +125,14 @@ fn users_of_secret(
 
 /// Runs the Workspace controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let caches = Caches::of(&shared, &scope);
-    if !caches.wait_synced(&scope).await {
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
         return;
-    }
-    let main = watches::changed(caches.workspaces.subscribe().await, relevant_change);
-    let secrets = watches::changed(
-        caches.secret_versions.subscribe().await,
-        predicates::resource_version,
-    );
+    };
+    let main = caches.workspaces.changes(relevant_change).await;
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
     let store = caches.workspaces.store().clone();
     let by_secret = store.clone();
     Controller::for_shared_stream(main, store)

@@ -45,18 +45,23 @@ impl Env {
 
     /// With `local_jobs` false, as the operator runs with `--disable-local-jobs`.
     pub async fn start_with(options: fake_azureml::Options, local_jobs: bool) -> Env {
+        let mut env = Self::without_controllers(options, local_jobs).await;
+        env.start_controllers();
+        env
+    }
+
+    /// The fake API server and Azure ML only; whoever uses it starts the controllers.
+    pub async fn without_controllers(options: fake_azureml::Options, local_jobs: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kube = FakeKube::start().await.unwrap();
         let azure = FakeAzureMl::start(options).await.unwrap();
-        let mut env = Env {
+        Env {
             kube,
             azure,
             metrics: Arc::new(Metrics::default()),
             controllers: None,
             local_jobs,
-        };
-        env.start_controllers();
-        env
+        }
     }
 
     pub fn client(&self) -> kube::Client {
@@ -64,7 +69,8 @@ impl Env {
         kube::Client::try_from(config).unwrap()
     }
 
-    fn settings(&self) -> Settings {
+    /// The controllers' settings: the test namespace, and the fake's CA with fast LRO polling.
+    pub fn settings(&self) -> Settings {
         Settings {
             namespaces: vec![NS.to_string()],
             concurrency: 4,
