@@ -26,6 +26,7 @@ lint:
 bench:
 	$(CARGO) bench --bench reconcile
 	$(CARGO) bench --bench snapshot
+	$(CARGO) bench --bench fleet
 
 ## Fuzzing (cargo-fuzz + libFuzzer, `cargo install cargo-fuzz`): each target in fuzz/ runs for
 ## FUZZ_SECONDS; a crash (panic, hang over 20 s, out of memory) fails and leaves its input in

@@ -4,19 +4,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
+use kube::runtime::{Controller, predicates};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
-use super::objects::KubeObjects;
+use super::kube_io::{
+    Error, Finish, api_error_requeue, finish, has_finalizer, relevant_change, set_finalizer,
+};
+use super::objects::Caches;
 use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
-use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::compute::{Converged, converge};
@@ -29,7 +28,7 @@ pub const KIND: &str = "ComputeTarget";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
-    pub store: Store<ComputeTarget>,
+    pub caches: Arc<Caches>,
 }
 
 /// The earliest other ComputeTarget of the same workspace that attaches the same resource.
@@ -89,16 +88,12 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         set_finalizer(&api, ct.as_ref(), true).await?;
     }
     let ws: Option<Workspace> = match &ct.spec.workspace_ref {
-        Some(r) => {
-            KubeObjects(shared.client.clone())
-                .get(&info.namespace, &r.name)
-                .await?
-        }
+        Some(r) => ctx.caches.get(&info.namespace, &r.name).await?,
         None => None,
     };
     let workspace = workspace_state(ws.as_ref());
     let now = jiff::Timestamp::now();
-    let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
+    let secrets = ctx.caches.secrets(&info.namespace);
     let old = ct.status.as_ref();
     let resync = resync_period(shared, ws.as_ref());
     let input = Input {
@@ -108,7 +103,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         workspace: workspace.clone(),
         observed: None,
         operation: None,
-        already_attached_by: already_attached_by(&ctx.store, &ct),
+        already_attached_by: already_attached_by(ctx.caches.compute_targets.store(), &ct),
         in_cluster: true,
         local_jobs: shared.settings.local_jobs,
         kubernetes_compute_enabled: shared.settings.enable_kubernetes_compute,
@@ -116,7 +111,7 @@ async fn reconcile(ct: Arc<ComputeTarget>, ctx: Arc<Ctx>) -> Result<Action, Erro
         now,
     };
     let client = match (ws.as_ref(), needs_azure(&info, &ct.spec, &workspace)) {
-        (Some(ws), true) => Some(connect(shared, ws).await),
+        (Some(ws), true) => Some(connect(shared, &ctx.caches, ws).await),
         _ => None,
     };
     let Converged {
@@ -149,23 +144,26 @@ fn error_policy(_: Arc<ComputeTarget>, err: &Error, ctx: Arc<Ctx>) -> Action {
 
 /// Runs the ComputeTarget controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let (reader, writer) = reflector::store();
-    let main = watches::own(scope.api::<ComputeTarget>(&shared.client), writer);
-    let workspaces = watches::changes(
-        scope.api::<Workspace>(&shared.client),
-        readiness_of::<Workspace>,
-    );
-    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
+        return;
+    };
+    let main = caches.compute_targets.changes(relevant_change).await;
+    let workspaces = caches.workspaces.changes(readiness_of::<Workspace>).await;
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
+    let reader = caches.compute_targets.store().clone();
     let (by_ws, by_secret) = (reader.clone(), reader.clone());
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
-        store: reader.clone(),
+        caches,
     });
-    Controller::for_stream(main, reader)
+    Controller::for_shared_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
-        .watches_stream(workspaces, move |ws| {
+        .watches_shared_stream(workspaces, move |ws| {
             let name = ws.name_any();
             watches::users(&by_ws, ws.namespace(), |ct| {
                 ct.spec
@@ -174,7 +172,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
                     .is_some_and(|r| r.name == name)
             })
         })
-        .watches_stream(secrets, move |s| {
+        .watches_shared_stream(secrets, move |s| {
             let name = s.name_any();
             watches::users(&by_secret, s.namespace(), |ct| {
                 secret_refs(&ct.spec).iter().any(|r| r.name == name)

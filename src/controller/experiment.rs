@@ -8,16 +8,16 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::{reflector, watcher};
+use kube::runtime::{predicates, reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::kube_io::{Error, Finish, api_error_requeue, finish, has_finalizer, set_finalizer};
-use super::objects::KubeObjects;
+use super::objects::Caches;
 use super::readiness::readiness_of;
 use super::run_configuration::workspace_client;
 use super::scope::{Scope, shutdown_future};
@@ -38,9 +38,11 @@ pub const KIND: &str = "Experiment";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
+    pub caches: Arc<Caches>,
 }
 
-/// Secrets and ConfigMaps read from the API server.
+/// Secrets (cached, see [`super::secrets`]) and ConfigMaps (a GET when a run is submitted)
+/// from the API server.
 struct KubeRunInputs {
     client: kube::Client,
     namespace: String,
@@ -120,12 +122,12 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         set_finalizer(&api, exp.as_ref(), true).await?;
     }
     let now = jiff::Timestamp::now();
-    let objects = KubeObjects(shared.client.clone());
+    let objects = ctx.caches.as_ref();
     let rc: Option<RunConfiguration> = objects
         .get(&info.namespace, &exp.spec.run_configuration_ref.name)
         .await?;
     let resolved = match &rc {
-        Some(rc) => Some(resolve(&objects, &info.namespace, rc).await?),
+        Some(rc) => Some(resolve(objects, &info.namespace, rc).await?),
         None => None,
     };
     let old = exp.status.as_ref();
@@ -134,7 +136,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
     let inputs = KubeRunInputs {
         client: shared.client.clone(),
         namespace: info.namespace.clone(),
-        secrets: KubeSecrets::new(shared.client.clone(), &info.namespace),
+        secrets: objects.secrets(&info.namespace),
     };
     let resync = resync_period(shared, resolved.as_ref().and_then(|r| r.workspace.as_ref()));
     let target = resolved.as_ref().and_then(|r| r.target.as_ref());
@@ -154,7 +156,7 @@ async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Action, Error>
         }
         _ => {
             let client = match &resolved {
-                Some(r) if reads => Some(workspace_client(shared, r).await),
+                Some(r) if reads => Some(workspace_client(shared, objects, r).await),
                 _ => None,
             };
             let backend = client.map(|c| {
@@ -196,22 +198,28 @@ fn error_policy(_: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Action {
 
 /// Runs the Experiment controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
+        return;
+    };
     let (reader, writer) = reflector::store();
     let main = watches::own(scope.api::<Experiment>(&shared.client), writer);
-    let run_configurations = watches::changes(
-        scope.api::<RunConfiguration>(&shared.client),
-        readiness_of::<RunConfiguration>,
-    );
+    let run_configurations = caches
+        .run_configurations
+        .changes(readiness_of::<RunConfiguration>)
+        .await;
     // The source's ConfigMap and the git credential's Secret: a run waiting for one of them
     // is submitted as soon as it appears.
     let config_maps = watches::versions(scope.api::<PartialObjectMeta<ConfigMap>>(&shared.client));
-    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
     let (by_rc, by_cm, by_secret) = (reader.clone(), reader.clone(), reader.clone());
     let controller = Controller::for_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
-        .watches_stream(run_configurations, move |rc| {
+        .watches_shared_stream(run_configurations, move |rc| {
             let name = rc.name_any();
             watches::users(&by_rc, rc.namespace(), |e| {
                 e.spec.run_configuration_ref.name == name
@@ -227,7 +235,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
                     .is_some_and(|c| c.name == name)
             })
         })
-        .watches_stream(secrets, move |secret| {
+        .watches_shared_stream(secrets, move |secret| {
             let name = secret.name_any();
             watches::users(&by_secret, secret.namespace(), |e| {
                 e.spec
@@ -253,6 +261,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
             error_policy,
             Arc::new(Ctx {
                 shared: shared.clone(),
+                caches,
             }),
         )
         .for_each(|_| futures::future::ready(()))

@@ -1,5 +1,5 @@
 //! The metrics and health endpoints: `/metrics`, `/healthz` (the process serves), `/readyz`
-//! (the process is connected and either leads or stands by).
+//! (the process is connected and either stands by or leads with its caches synced).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::metrics::Metrics;
+use super::objects::caches_synced;
 
 #[derive(Clone)]
 pub struct Health {
@@ -37,10 +38,12 @@ async fn metrics(State(h): State<Health>) -> ([(axum::http::HeaderName, &'static
 }
 
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
+    if !h.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if !caches_synced(&h.metrics) {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 
@@ -62,6 +65,9 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::context::{Settings, Shared};
+    use crate::controller::objects::Caches;
+    use crate::controller::scope::Scope;
 
     /// The endpoints over real HTTP, as the kubelet and Prometheus reach them.
     #[tokio::test]
@@ -100,5 +106,61 @@ mod tests {
             "OpenMetrics text ends with # EOF"
         );
         server.abort();
+    }
+
+    /// The controllers of a scope against `url`, reporting to their own metrics.
+    fn controllers(url: &str) -> (Arc<Shared>, Scope, tokio::sync::watch::Sender<bool>) {
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let settings = Settings {
+            namespaces: vec!["ml".into()],
+            concurrency: 1,
+            resync_period: std::time::Duration::from_secs(3600),
+            enable_kubernetes_compute: false,
+            local_jobs: false,
+            arm: crate::azure::ArmConfig::default(),
+            instance: None,
+        };
+        let shared = Arc::new(Shared::new(client, settings, Arc::new(Metrics::default())));
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let scope = Scope {
+            namespace: Some("ml".into()),
+            shutdown,
+        };
+        (shared, scope, stop)
+    }
+
+    /// A leader is ready only once the caches its controllers read have their first list.
+    #[tokio::test]
+    async fn readyz_waits_for_the_caches_of_the_controllers() {
+        let readyz_of = |shared: &Shared| {
+            readyz(State(Health {
+                metrics: shared.metrics.clone(),
+                ready: Arc::new(AtomicBool::new(true)),
+            }))
+        };
+        // An API server that takes connections and never answers: nothing is ever listed.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (shared, scope, _stop) =
+            controllers(&format!("http://{}", silent.local_addr().unwrap()));
+        assert_eq!(readyz_of(&shared).await.0, 200, "no controllers yet");
+        let caches = Caches::of(&shared, &scope);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            readyz_of(&shared).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+        );
+
+        let kube = fake_kube::FakeKube::start().await.unwrap();
+        let (listed, scope, _stop) = controllers(&kube.url());
+        let listed_caches = Caches::of(&listed, &scope);
+        assert!(listed_caches.wait_synced(&scope).await);
+        assert_eq!(readyz_of(&listed).await, (StatusCode::OK, "ready"));
+        assert_eq!(
+            readyz_of(&shared).await.0,
+            503,
+            "each controller set has its own caches"
+        );
+        drop(caches);
+        assert_eq!(readyz_of(&shared).await.0, 200, "its controllers stopped");
     }
 }

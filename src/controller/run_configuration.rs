@@ -9,19 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector;
+use kube::runtime::{Controller, predicates};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
-use super::kube_io::{Error, Finish, api_error_requeue, finish};
-use super::objects::KubeObjects;
+use super::kube_io::{Error, Finish, api_error_requeue, finish, relevant_change};
+use super::objects::Caches;
 use super::readiness::readiness_of;
 use super::scope::{Scope, shutdown_future};
-use super::secrets::KubeSecrets;
 use super::watches;
 use super::workspace::{connect, resync_period};
 use crate::actions::objects::{LocalTargets, Resolved, resolve, target_state};
@@ -37,18 +33,20 @@ pub const KIND: &str = "RunConfiguration";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
+    pub caches: Arc<Caches>,
 }
 
 /// Connects when the Workspace is Ready; otherwise why not, as a status-ready failure.
 pub async fn workspace_client(
     shared: &Shared,
+    caches: &Caches,
     resolved: &Resolved,
 ) -> Result<WorkspaceClient, ActionFailure> {
     let ws = require_workspace(
         resolved.workspace_name.as_deref(),
         resolved.workspace.as_ref(),
     )?;
-    connect(shared, ws).await
+    connect(shared, caches, ws).await
 }
 
 async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -60,7 +58,7 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
         return Ok(Action::await_change());
     }
     let now = jiff::Timestamp::now();
-    let resolved = resolve(&KubeObjects(shared.client.clone()), &info.namespace, &rc).await?;
+    let resolved = resolve(ctx.caches.as_ref(), &info.namespace, &rc).await?;
     let local = match shared.settings.local_jobs {
         true => LocalTargets::Allowed,
         false => LocalTargets::Disabled,
@@ -84,8 +82,8 @@ async fn reconcile(rc: Arc<RunConfiguration>, ctx: Arc<Ctx>) -> Result<Action, E
     let needs_azure = !info.paused && !in_jobs && !matches!(target, TargetState::Unusable { .. });
     let (d, failure) = match (&plan, needs_azure) {
         (Some(plan), true) => {
-            let client = workspace_client(shared, &resolved).await;
-            let secrets = KubeSecrets::new(shared.client.clone(), &info.namespace);
+            let client = workspace_client(shared, &ctx.caches, &resolved).await;
+            let secrets = ctx.caches.secrets(&info.namespace);
             let converged =
                 run_configuration::converge(client, plan, input_of(old), &secrets).await;
             (converged.decision, converged.failure)
@@ -119,30 +117,33 @@ fn error_policy(_: Arc<RunConfiguration>, err: &Error, ctx: Arc<Ctx>) -> Action 
 
 /// Runs the RunConfiguration controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let (reader, writer) = reflector::store();
-    let main = watches::own(scope.api::<RunConfiguration>(&shared.client), writer);
-    let targets = watches::changes(
-        scope.api::<ComputeTarget>(&shared.client),
-        readiness_of::<ComputeTarget>,
-    );
-    let workspaces = watches::changes(
-        scope.api::<Workspace>(&shared.client),
-        readiness_of::<Workspace>,
-    );
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
+        return;
+    };
+    let main = caches.run_configurations.changes(relevant_change).await;
+    let targets = caches
+        .compute_targets
+        .changes(readiness_of::<ComputeTarget>)
+        .await;
+    let workspaces = caches.workspaces.changes(readiness_of::<Workspace>).await;
     // The registry password's Secret: a missing one is retried when it appears.
-    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
+    let reader = caches.run_configurations.store().clone();
     let (by_target, by_ws, by_secret) = (reader.clone(), reader.clone(), reader.clone());
-    Controller::for_stream(main, reader)
+    Controller::for_shared_stream(main, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
-        .watches_stream(targets, move |ct| {
+        .watches_shared_stream(targets, move |ct| {
             let name = ct.name_any();
             watches::users(&by_target, ct.namespace(), |rc| {
                 rc.spec.target_ref.as_ref().is_some_and(|r| r.name == name)
             })
         })
-        .watches_stream(workspaces, move |ws| {
+        .watches_shared_stream(workspaces, move |ws| {
             let name = ws.name_any();
             watches::users(&by_ws, ws.namespace(), |rc| {
                 rc.spec
@@ -151,7 +152,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
                     .is_some_and(|r| r.name == name)
             })
         })
-        .watches_stream(secrets, move |secret| {
+        .watches_shared_stream(secrets, move |secret| {
             let name = secret.name_any();
             watches::users(&by_secret, secret.namespace(), |rc| {
                 rc.spec
@@ -167,6 +168,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
             error_policy,
             Arc::new(Ctx {
                 shared: shared.clone(),
+                caches,
             }),
         )
         .for_each(|_| futures::future::ready(()))

@@ -4,19 +4,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, reflector};
+use kube::runtime::{Controller, predicates};
 use kube::{Api, ResourceExt};
 
 use super::context::Shared;
 use super::duration;
-use super::kube_io::{Error, Finish, api_error_requeue, finish};
+use super::kube_io::{Error, Finish, api_error_requeue, finish, relevant_change};
+use super::objects::Caches;
 use super::scope::{Scope, shutdown_future};
-use super::secrets::KubeSecrets;
-use super::watches;
 use crate::actions::workspace::discover;
 use crate::api::Workspace;
 use crate::reconcile::workspace::{Input, reconcile as decide};
@@ -26,6 +23,7 @@ pub const KIND: &str = "Workspace";
 
 pub struct Ctx {
     pub shared: Arc<Shared>,
+    pub caches: Arc<Caches>,
 }
 
 /// The resync period of a Workspace and of the objects that use it (the operator's default
@@ -39,17 +37,14 @@ pub fn resync_period(shared: &Shared, ws: Option<&Workspace>) -> std::time::Dura
 /// Connects to Azure for `ws` (credential from its Secret when referenced).
 pub async fn connect(
     shared: &Shared,
+    caches: &Caches,
     ws: &Workspace,
 ) -> Result<crate::azure::WorkspaceClient, ActionFailure> {
     let ns = ws.namespace().unwrap_or_default();
     let key = format!("{ns}/{}", ws.name_any());
     shared
         .connector
-        .connect(
-            &key,
-            &ws.spec,
-            &KubeSecrets::new(shared.client.clone(), &ns),
-        )
+        .connect(&key, &ws.spec, &caches.secrets(&ns))
         .await
 }
 
@@ -67,7 +62,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let observed = if info.paused {
         None
     } else {
-        Some(match connect(shared, &ws).await {
+        Some(match connect(shared, &ctx.caches, &ws).await {
             Ok(client) => discover(&client).await,
             Err(f) => Err(f),
         })
@@ -127,17 +122,22 @@ fn users_of_secret(
 
 /// Runs the Workspace controller for one scope until shutdown.
 pub async fn run(shared: Arc<Shared>, scope: Scope) {
-    let api: Api<Workspace> = scope.api(&shared.client);
-    let (reader, writer) = reflector::store();
-    let main = watches::own(api, writer);
-    let secrets = watches::versions(scope.api::<PartialObjectMeta<Secret>>(&shared.client));
-    let store = reader.clone();
-    Controller::for_stream(main, reader)
+    let Some(caches) = Caches::synced(&shared, &scope).await else {
+        return;
+    };
+    let main = caches.workspaces.changes(relevant_change).await;
+    let secrets = caches
+        .secret_versions
+        .changes(predicates::resource_version)
+        .await;
+    let store = caches.workspaces.store().clone();
+    let by_secret = store.clone();
+    Controller::for_shared_stream(main, store)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(shared.settings.concurrency),
         )
-        .watches_stream(secrets, move |s| {
-            users_of_secret(&store, &s.name_any(), s.namespace())
+        .watches_shared_stream(secrets, move |s| {
+            users_of_secret(&by_secret, &s.name_any(), s.namespace())
         })
         .graceful_shutdown_on(shutdown_future(scope.shutdown.clone()))
         .run(
@@ -145,6 +145,7 @@ pub async fn run(shared: Arc<Shared>, scope: Scope) {
             error_policy,
             Arc::new(Ctx {
                 shared: shared.clone(),
+                caches,
             }),
         )
         .for_each(|_| futures::future::ready(()))

@@ -76,7 +76,8 @@ impl Env {
         env
     }
 
-    async fn without_controllers(options: fake_azureml::Options, local_jobs: bool) -> Env {
+    /// The fake API server and Azure ML only; whoever uses it starts the controllers.
+    pub async fn without_controllers(options: fake_azureml::Options, local_jobs: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kube = FakeKube::start().await.unwrap();
         let azure = FakeAzureMl::start(options).await.unwrap();
@@ -94,7 +95,8 @@ impl Env {
         kube::Client::try_from(config).unwrap()
     }
 
-    fn settings(&self) -> Settings {
+    /// The controllers' settings: the test namespace, and the fake's CA with fast LRO polling.
+    pub fn settings(&self) -> Settings {
         Settings {
             namespaces: vec![NS.to_string()],
             concurrency: 4,
@@ -164,6 +166,33 @@ impl Env {
 
     pub fn compute_target(&self, name: &str, spec: Value) {
         self.kube.create(json!({"apiVersion": AMLOPS, "kind": "ComputeTarget", "metadata": {"name": name, "namespace": NS}, "spec": spec})).unwrap();
+    }
+
+    /// Creates an amlops object of `kind` in the test namespace, as `kubectl create` would.
+    pub fn create(&self, kind: &str, name: &str, spec: Value) {
+        self.kube
+            .create(json!({"apiVersion": AMLOPS, "kind": kind, "metadata": {"name": name, "namespace": NS}, "spec": spec}))
+            .unwrap();
+    }
+
+    /// Reconciles of `kind` the controllers finished so far (their metrics).
+    pub fn reconciles(&self, kind: &str) -> u64 {
+        let prefix = format!("amlops_reconciles_total{{kind=\"{kind}\"}} ");
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Kubernetes API requests with `verb` on `resource` (e.g. `get`, `secrets`) so far.
+    pub fn kube_calls(&self, verb: &str, resource: &str) -> usize {
+        self.kube
+            .requests()
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == resource)
+            .count()
     }
 
     pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
