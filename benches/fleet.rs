@@ -4,19 +4,21 @@
 //!
 //! The objects are in the API server when the controllers start, so they meet all N at once.
 //! Prints the time until every Experiment is Succeeded, Experiments/s, ARM writes/s (the
-//! busiest 1-s window and the mean), apiserver requests per Experiment, peak RSS above the
-//! baseline measured before the controllers started, CPU seconds; then the steady state:
-//! ARM and apiserver requests per minute.
+//! busiest 1-s window and the mean), Azure and apiserver requests per Experiment, peak RSS
+//! above the baseline measured before the controllers started, the controllers' peak heap,
+//! CPU seconds; then the steady state: ARM and apiserver requests per minute.
 //!
-//! The controllers run with the operator's defaults (ARM client, LRO polling, run polling),
-//! the fake's CA, and `--concurrency 16` as in issue 14's measurement.
+//! The controllers run on their own runtime with the operator's defaults (ARM client, LRO
+//! and run polling), the fake's CA, and `--concurrency 16` as in issue 14's measurement.
 //!
 //! Environment: `AMLOPS_FLEET` (N, default 1000), `AMLOPS_FLEET_STEADY_SECS` (default 60),
-//! `AMLOPS_FLEET_CONCURRENCY` (default 16), `AMLOPS_FLEET_TIMEOUT_SECS` (give up waiting for
+//! `AMLOPS_FLEET_CONCURRENCY` (default 16), `AMLOPS_FLEET_TIMEOUT_SECS` (stop waiting for
 //! Succeeded, default 7200).
 
 #[path = "../tests/controller_support/mod.rs"]
 mod controller_support;
+#[path = "fleet/usage.rs"]
+mod usage;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -27,9 +29,10 @@ use amlops::controller::{Settings, run_controllers};
 use controller_support::{AMLOPS, Env, NS, aml, has_reason};
 use fake_azureml::azurite::Azurite;
 use serde_json::json;
+use usage::{CONTROLLER_THREAD, CountingAllocator, Usage};
 
-/// Threads of the controllers' runtime: their CPU time is told apart from the fakes'.
-const CONTROLLER_THREAD: &str = "amlops-ctl";
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -38,11 +41,20 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+struct Run {
+    n: u64,
+    steady: Duration,
+    concurrency: u16,
+    timeout: Duration,
+}
+
 fn main() {
-    let n = env_number("AMLOPS_FLEET", 1000);
-    let steady = Duration::from_secs(env_number("AMLOPS_FLEET_STEADY_SECS", 60));
-    let concurrency = env_number("AMLOPS_FLEET_CONCURRENCY", 16) as u16;
-    let timeout = Duration::from_secs(env_number("AMLOPS_FLEET_TIMEOUT_SECS", 7200));
+    let run = Run {
+        n: env_number("AMLOPS_FLEET", 1000),
+        steady: Duration::from_secs(env_number("AMLOPS_FLEET_STEADY_SECS", 60)),
+        concurrency: env_number("AMLOPS_FLEET_CONCURRENCY", 16) as u16,
+        timeout: Duration::from_secs(env_number("AMLOPS_FLEET_TIMEOUT_SECS", 7200)),
+    };
     // Azurite panics with an install hint when it is missing; the benchmark then says why it
     // cannot run (inline sources are uploaded to blob storage before a job is submitted).
     let Ok(azurite) = std::panic::catch_unwind(Azurite::start) else {
@@ -61,38 +73,31 @@ fn main() {
     let controllers = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(CONTROLLER_THREAD)
+        .on_thread_start(usage::controller_thread_started)
         // Idle blocking threads would exit and take their CPU time with them.
         .thread_keep_alive(Duration::from_secs(24 * 3600))
         .enable_all()
         .build()
         .expect("the controllers' runtime");
-    fakes.block_on(fleet(
-        &azurite,
-        controllers.handle(),
-        Run {
-            n,
-            steady,
-            concurrency,
-            timeout,
-        },
-    ));
+    fakes.block_on(fleet(&azurite, controllers.handle(), &run));
     controllers.shutdown_background();
 }
 
-struct Run {
-    n: u64,
-    steady: Duration,
-    concurrency: u16,
-    timeout: Duration,
-}
-
-async fn fleet(azurite: &Azurite, controllers: &tokio::runtime::Handle, run: Run) {
+async fn fleet(azurite: &Azurite, controllers: &tokio::runtime::Handle, run: &Run) {
     let options = fake_azureml::Options {
         storage: Some(azurite.storage_backend()),
         ..fake_azureml::Options::default()
     };
     let env = Env::without_controllers(options.clone(), true).await;
+    let applying = Instant::now();
     apply(&env, run.n);
+    println!(
+        "fleet: {} Experiments (inline sources) on 1 AmlCompute, concurrency {}, fake job phases {:?} each; applied in {:.1} s",
+        run.n,
+        run.concurrency,
+        options.job_phase_delay,
+        applying.elapsed().as_secs_f64()
+    );
     let settings = Settings {
         concurrency: run.concurrency,
         instance: Some("fleet".into()),
@@ -106,10 +111,6 @@ async fn fleet(azurite: &Azurite, controllers: &tokio::runtime::Handle, run: Run
         },
         ..env.settings()
     };
-    println!(
-        "fleet: {} Experiments (inline sources) on 1 AmlCompute, concurrency {}, fake job phases {:?} each",
-        run.n, run.concurrency, options.job_phase_delay
-    );
     let baseline = Usage::now();
     let started = Instant::now();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -138,32 +139,19 @@ async fn fleet(azurite: &Azurite, controllers: &tokio::runtime::Handle, run: Run
             }
         }
     }
-    let elapsed = started.elapsed();
-    let usage = Usage::now();
-    let done = run.n - pending.len() as u64;
-    let kube_calls = env.kube.requests();
-    report_burst(
-        &run,
-        done,
-        elapsed,
-        &windows,
-        &baseline,
-        &usage,
-        &kube_calls,
-    );
-
-    let before = (arm_requests(&env), kube_calls.len());
-    tokio::time::sleep(run.steady).await;
-    let minutes = run.steady.as_secs_f64() / 60.0;
-    let arm = arm_requests(&env);
-    let kube_steady = env.kube.requests().len() - before.1;
-    println!(
-        "steady state over {:?}: {:.1} ARM requests/min ({:.1} writes/min), {:.1} apiserver requests/min",
-        run.steady,
-        (arm.all - before.0.all) as f64 / minutes,
-        (arm.writes - before.0.writes) as f64 / minutes,
-        kube_steady as f64 / minutes,
-    );
+    let burst = Burst {
+        done: run.n - pending.len() as u64,
+        elapsed: started.elapsed(),
+        usage: Usage::now(),
+        azure: azure_requests(&env),
+        kube_calls: env.kube.requests(),
+    };
+    burst.report(run, &windows, &baseline);
+    if burst.done == run.n {
+        steady_state(&env, run.steady, &burst).await;
+    } else {
+        println!("steady state: not measured (the Experiments did not all finish)");
+    }
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 }
@@ -196,27 +184,31 @@ fn apply(env: &Env, n: u64) {
     }
 }
 
-/// ARM requests (paths under `/subscriptions/`; run history and token requests are not ARM).
+/// Requests to the fake Azure ML: ARM (paths under `/subscriptions/`) and run history
+/// (discovery included); token requests are neither.
 #[derive(Clone, Copy, Default)]
-struct ArmCount {
-    all: u64,
-    writes: u64,
+struct AzureCount {
+    arm: u64,
+    arm_writes: u64,
+    history: u64,
 }
 
-fn arm_requests(env: &Env) -> ArmCount {
-    env.azure
-        .counters()
-        .into_iter()
-        .filter_map(|(key, n)| {
-            let (method, template) = key.split_once(' ')?;
-            template
-                .starts_with("/subscriptions/")
-                .then_some((method != "GET", n))
-        })
-        .fold(ArmCount::default(), |c, (write, n)| ArmCount {
-            all: c.all + n,
-            writes: c.writes + if write { n } else { 0 },
-        })
+fn azure_requests(env: &Env) -> AzureCount {
+    let mut c = AzureCount::default();
+    for (key, n) in env.azure.counters() {
+        let Some((method, template)) = key.split_once(' ') else {
+            continue;
+        };
+        if template.starts_with("/subscriptions/") {
+            c.arm += n;
+            if method != "GET" {
+                c.arm_writes += n;
+            }
+        } else if template.starts_with("/history/") || template == "/discovery" {
+            c.history += n;
+        }
+    }
+    c
 }
 
 /// ARM writes per 1-s window.
@@ -228,7 +220,7 @@ struct Windows {
 
 impl Windows {
     fn new(env: &Env) -> Self {
-        let now = arm_requests(env).writes;
+        let now = azure_requests(env).arm_writes;
         Windows {
             first: now,
             last: now,
@@ -237,132 +229,99 @@ impl Windows {
     }
 
     fn sample(&mut self, env: &Env) {
-        let now = arm_requests(env).writes;
+        let now = azure_requests(env).arm_writes;
         self.max = self.max.max(now - self.last);
         self.last = now;
     }
 }
 
-/// Peak RSS and CPU time of this process, and the CPU time of the controllers' threads.
-struct Usage {
-    peak_rss_kib: u64,
-    cpu: Duration,
-    controller_cpu: Duration,
-}
-
-impl Usage {
-    fn now() -> Self {
-        Usage {
-            peak_rss_kib: peak_rss_kib(),
-            cpu: process_cpu(),
-            controller_cpu: threads_cpu(CONTROLLER_THREAD),
-        }
-    }
-}
-
-/// VmHWM of /proc/self/status.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// User + system time of the live threads named `prefix`… (fields 14 and 15 of
-/// /proc/self/task/*/stat, in clock ticks).
-fn threads_cpu(prefix: &str) -> Duration {
-    // SAFETY: sysconf reads a constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let total: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
-            if !comm.starts_with(prefix) {
-                return None;
-            }
-            // After "pid (comm)": state is field 3, utime 14, stime 15.
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
-        .sum();
-    Duration::from_secs_f64(total as f64 / ticks)
-}
-
-fn report_burst(
-    run: &Run,
+/// From the controllers' start until every Experiment Succeeded (or the timeout).
+struct Burst {
     done: u64,
     elapsed: Duration,
-    windows: &Windows,
-    baseline: &Usage,
-    usage: &Usage,
-    kube_calls: &[fake_kube::RequestRecord],
-) {
-    let secs = elapsed.as_secs_f64();
-    if done < run.n {
+    usage: Usage,
+    azure: AzureCount,
+    kube_calls: Vec<fake_kube::RequestRecord>,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Burst {
+    fn report(&self, run: &Run, windows: &Windows, baseline: &Usage) {
+        let secs = self.elapsed.as_secs_f64();
+        if self.done < run.n {
+            println!(
+                "stopped after {secs:.0} s: {} of {} Experiments Succeeded",
+                self.done, run.n
+            );
+        } else {
+            println!("all {} Experiments Succeeded after {secs:.1} s", run.n);
+        }
+        let per_exp = |count: f64| count / run.n.max(1) as f64;
+        println!("  {:.2} Experiments/s", self.done as f64 / secs);
         println!(
-            "gave up after {secs:.0} s: {done} of {} Experiments Succeeded",
-            run.n
+            "  ARM writes/s: max {} (busiest 1-s window), mean {:.2}",
+            windows.max,
+            (windows.last - windows.first) as f64 / secs
         );
-    } else {
-        println!("all {} Experiments Succeeded after {secs:.1} s", run.n);
+        println!(
+            "  Azure requests per Experiment: ARM {:.2} ({:.2} writes), run history {:.2}",
+            per_exp(self.azure.arm as f64),
+            per_exp(self.azure.arm_writes as f64),
+            per_exp(self.azure.history as f64)
+        );
+        let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
+        for c in &self.kube_calls {
+            *by_call
+                .entry(format!("{} {}", c.verb, c.resource))
+                .or_default() += 1;
+        }
+        let mut by_call: Vec<(String, usize)> = by_call.into_iter().collect();
+        by_call.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let top: Vec<String> = by_call
+            .iter()
+            .take(6)
+            .map(|(call, count)| format!("{call} {:.2}", per_exp(*count as f64)))
+            .collect();
+        let gets: usize = by_call
+            .iter()
+            .filter(|(call, _)| call.starts_with("get "))
+            .map(|(_, n)| n)
+            .sum();
+        println!(
+            "  apiserver requests per Experiment: {:.2} ({}; GETs of any kind {gets} in all)",
+            per_exp(self.kube_calls.len() as f64),
+            top.join(", ")
+        );
+        let u = &self.usage;
+        println!(
+            "  memory: controllers' heap peak {:.1} MiB ({:.1} MiB at the end); process peak RSS {:.1} MiB above the baseline of {:.1} MiB (the fakes with {} objects), fakes included",
+            u.controller_peak_heap as f64 / MIB,
+            u.controller_heap as f64 / MIB,
+            u.peak_rss_kib.saturating_sub(baseline.peak_rss_kib) as f64 / 1024.0,
+            baseline.peak_rss_kib as f64 / 1024.0,
+            run.n + 3
+        );
+        println!(
+            "  CPU: {:.1} s on the controllers' threads, {:.1} s for the whole process (fakes included)",
+            (u.controller_cpu - baseline.controller_cpu).as_secs_f64(),
+            (u.cpu - baseline.cpu).as_secs_f64()
+        );
     }
-    println!("  {:.2} Experiments/s", done as f64 / secs);
+}
+
+/// Requests per minute while nothing changes.
+async fn steady_state(env: &Env, period: Duration, burst: &Burst) {
+    tokio::time::sleep(period).await;
+    let minutes = period.as_secs_f64() / 60.0;
+    let azure = azure_requests(env);
+    let kube = env.kube.requests().len() - burst.kube_calls.len();
     println!(
-        "  ARM writes/s: max {} (busiest 1-s window), mean {:.2}",
-        windows.max,
-        (windows.last - windows.first) as f64 / secs
-    );
-    let per_exp = |count: usize| count as f64 / run.n.max(1) as f64;
-    let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
-    for c in kube_calls {
-        *by_call
-            .entry(format!("{} {}", c.verb, c.resource))
-            .or_default() += 1;
-    }
-    let mut by_call: Vec<(String, usize)> = by_call.into_iter().collect();
-    by_call.sort_by_key(|c| std::cmp::Reverse(c.1));
-    let top: Vec<String> = by_call
-        .iter()
-        .take(6)
-        .map(|(call, count)| format!("{call} {:.2}", per_exp(*count)))
-        .collect();
-    println!(
-        "  apiserver requests per Experiment: {:.2} ({})",
-        per_exp(kube_calls.len()),
-        top.join(", ")
-    );
-    println!(
-        "  peak RSS above the baseline: {:.1} MiB (process peak {:.1} MiB, baseline {:.1} MiB with the fakes and the {} objects loaded)",
-        usage.peak_rss_kib.saturating_sub(baseline.peak_rss_kib) as f64 / 1024.0,
-        usage.peak_rss_kib as f64 / 1024.0,
-        baseline.peak_rss_kib as f64 / 1024.0,
-        run.n + 3
-    );
-    println!(
-        "  CPU: {:.1} s on the controllers' threads, {:.1} s for the whole process (fakes included)",
-        (usage.controller_cpu - baseline.controller_cpu).as_secs_f64(),
-        (usage.cpu - baseline.cpu).as_secs_f64()
+        "steady state over {:?}: {:.1} ARM requests/min ({:.1} writes/min), {:.1} run-history requests/min, {:.1} apiserver requests/min",
+        period,
+        (azure.arm - burst.azure.arm) as f64 / minutes,
+        (azure.arm_writes - burst.azure.arm_writes) as f64 / minutes,
+        (azure.history - burst.azure.history) as f64 / minutes,
+        kube as f64 / minutes,
     );
 }
